@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building (`build`) or testing (`test`) ecapture needs, when it
+# is missing. Debian/Ubuntu packages through apt-get (as root); the Rust
+# toolchain itself must already be there (rustup).
+set -euo pipefail
+what=${1:-build}
+
+# command -> Debian package
+declare -A need=(
+  [clang]=clang [llvm-strip]=llvm [make]=make [pkg-config]=pkg-config
+  # libbpf-sys builds libelf from source: autotools, flex, bison, gawk
+  [autoreconf]=autoconf [automake]=automake [autopoint]=autopoint [libtoolize]=libtool
+  [flex]=flex [bison]=bison [gawk]=gawk [cc]=gcc
+)
+if [ "$what" = test ]; then
+  need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool )
+fi
+
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+command -v cargo >/dev/null 2>&1 || { echo "deps: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "deps: missing packages: ${missing[*]} (install them, e.g. sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || true
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

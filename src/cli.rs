@@ -1,0 +1,353 @@
+//! The command line: eCapture's flags parsed with pico-args into a validated
+//! `Config`. No I/O happens here besides reading the arguments, so every rule
+//! is unit-tested; checks that need the system (root, pids, files) are in
+//! `main`/`run`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_MAPSIZE_PAGES: usize = 1024;
+pub const DEFAULT_CAPTURE_CAP: u32 = 2 << 20;
+const MIN_CAPTURE_CAP: u32 = 4096;
+const MAX_CAPTURE_CAP: u32 = 64 << 20;
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Help,
+    Version,
+    Run(Config),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Module {
+    /// OpenSSL (and, later, BoringSSL): `tls`, alias `openssl`.
+    Tls,
+}
+
+/// A validated configuration for one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub module: Module,
+    pub debug: bool,
+    pub hex: bool,
+    /// Perf buffer pages per CPU, a power of two.
+    pub mapsize_pages: usize,
+    /// 0 = every process.
+    pub pid: u32,
+    /// 0 = every user.
+    pub uid: u32,
+    /// Text output shows at most this many payload bytes per event; 0 = all.
+    pub tsize: usize,
+    /// Bytes captured per SSL call; beyond it the event is marked truncated.
+    pub capture_cap: u32,
+    pub libssl: Option<PathBuf>,
+    /// `--ssl_version`, e.g. "openssl 3.0.2"; checked by the tls module.
+    pub ssl_version: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            module: Module::Tls,
+            debug: false,
+            hex: false,
+            mapsize_pages: DEFAULT_MAPSIZE_PAGES,
+            pid: 0,
+            uid: 0,
+            tsize: 0,
+            capture_cap: DEFAULT_CAPTURE_CAP,
+            libssl: None,
+            ssl_version: None,
+        }
+    }
+}
+
+pub const HELP: &str = "\
+ecapture — capture TLS plaintext with eBPF uprobes, no CA certificate, no proxy
+
+USAGE:
+    ecapture [FLAGS] <MODULE> [MODULE FLAGS]
+
+MODULES:
+    tls, openssl     OpenSSL/BoringSSL: SSL_read/SSL_write[_ex] of every process
+                     (coming later: gnutls, nss, gotls, bash, zsh, mysqld, postgres)
+
+GLOBAL FLAGS:
+    -d, --debug              debug logging (RUST_LOG works too)
+        --hex                print payloads as a hex dump
+        --mapsize N          perf buffer per CPU, in 4 KiB pages [default: 1024]
+    -p, --pid N              capture only this process (0 = all) [default: 0]
+    -u, --uid N              capture only this user (0 = all) [default: 0]
+    -t, --tsize N            show at most N payload bytes per event (0 = all)
+        --maxpayload SIZE    bytes captured per SSL call, K/M suffixes allowed;
+                             larger calls are marked truncated [default: 2M]
+    -b, --btf N              0 auto, 1 CO-RE (2, non-CO-RE, is not supported)
+    -l, --logaddr ADDR       runtime logs to a file, tcp:// or ws://   (not yet supported)
+        --eventaddr ADDR     events to a file, tcp:// or ws://        (not yet supported)
+        --ecaptureq URL      eCaptureQ WebSocket server                (not yet supported)
+        --eventroratesize MB rotate the event file at this size       (not yet supported)
+        --eventroratetime S  rotate the event file every S seconds    (not yet supported)
+    -v, --version            print the version
+    -h, --help               print this help
+
+TLS FLAGS:
+        --libssl PATH        libssl.so (or a binary with OpenSSL linked in) to
+                             hook [default: libssl mapped by running processes,
+                             and the system's]
+        --ssl_version VER    override version detection, e.g. \"openssl 3.0.2\"
+    -m, --model MODE         text (keylog, key, pcap, pcapng: not yet supported)
+    -k, --keylogfile PATH    (not yet supported)
+    -w, --pcapfile PATH      (not yet supported)
+    -i, --ifname NAME        (not yet supported)
+        --cgroup_path PATH   (not yet supported)
+
+OUTPUT:
+    Events go to stdout: a header line
+      <time> PID:<pid>, Comm:<comm>, TID:<tid>, FD:<fd>, <READ|WRITE>, Src:<ip>:<port>, Dest:<ip>:<port>, <TLS version>, Length:<n>
+    then the payload (text as is, binary as a hex dump). Src/Dest follow the
+    data: for WRITE, Src is this host's end. Logs go to stderr.
+
+EXAMPLES:
+    sudo ecapture tls                          # every process using the system's OpenSSL
+    sudo ecapture tls --pid 1234               # one process
+    sudo ecapture tls --libssl /opt/app/lib/libssl.so.3 --hex
+    sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
+";
+
+/// Parses the arguments after the program name.
+pub fn parse(args: Vec<OsString>) -> Result<Command> {
+    let mut p = pico_args::Arguments::from_vec(args);
+    if p.contains(["-h", "--help"]) {
+        return Ok(Command::Help);
+    }
+    if p.contains(["-v", "--version"]) {
+        return Ok(Command::Version);
+    }
+
+    let mut c = Config { debug: p.contains(["-d", "--debug"]), hex: p.contains("--hex"), ..Config::default() };
+
+    if let Some(n) = opt(&mut p, "--mapsize", None, |s| parse_uint(s, "a number of pages"))? {
+        if n == 0 || n > 65536 {
+            return Err(Error::usage(format!("invalid value '{n}' for --mapsize: expected 1 to 65536 pages")));
+        }
+        c.mapsize_pages = (n as usize).next_power_of_two();
+    }
+    if let Some(n) = opt(&mut p, "--pid", Some("-p"), |s| parse_uint(s, "a process id"))? {
+        c.pid = u32::try_from(n).map_err(|_| Error::usage(format!("invalid value '{n}' for --pid: too large")))?;
+    }
+    if let Some(n) = opt(&mut p, "--uid", Some("-u"), |s| parse_uint(s, "a user id"))? {
+        c.uid = u32::try_from(n).map_err(|_| Error::usage(format!("invalid value '{n}' for --uid: too large")))?;
+    }
+    if let Some(n) = opt(&mut p, "--tsize", Some("-t"), |s| parse_uint(s, "a number of bytes"))? {
+        c.tsize = n as usize;
+    }
+    if let Some(n) = opt(&mut p, "--maxpayload", None, parse_size)? {
+        if !(MIN_CAPTURE_CAP as u64..=MAX_CAPTURE_CAP as u64).contains(&n) {
+            return Err(Error::usage(format!("invalid value '{n}' for --maxpayload: expected 4K to 64M")));
+        }
+        c.capture_cap = n as u32;
+    }
+    match opt(&mut p, "--btf", Some("-b"), |s| parse_uint(s, "0, 1 or 2"))? {
+        None | Some(0) | Some(1) => {}
+        Some(2) => {
+            return Err(Error::usage(
+                "--btf 2 (non-CO-RE) is not supported: ecapture needs the kernel's BTF (/sys/kernel/btf/vmlinux)",
+            ))
+        }
+        Some(n) => return Err(Error::usage(format!("invalid value '{n}' for --btf: expected 0, 1 or 2"))),
+    }
+
+    // Flags whose behaviour comes later: refuse them rather than ignore them.
+    for (long, short) in [
+        ("--logaddr", Some("-l")),
+        ("--eventaddr", None),
+        ("--ecaptureq", None),
+        ("--eventroratesize", None),
+        ("--eventroratetime", None),
+        ("--keylogfile", Some("-k")),
+        ("--pcapfile", Some("-w")),
+        ("--ifname", Some("-i")),
+        ("--cgroup_path", None),
+    ] {
+        if opt(&mut p, long, short, |s| Ok(s.to_string()))?.is_some() {
+            return Err(Error::usage(format!("{long} is not yet supported by this version of ecapture")));
+        }
+    }
+    if let Some(m) = opt(&mut p, "--model", Some("-m"), |s| Ok(s.to_string()))? {
+        match m.as_str() {
+            "text" => {}
+            "keylog" | "key" | "pcap" | "pcapng" => {
+                return Err(Error::usage(format!("--model {m} is not yet supported by this version of ecapture")))
+            }
+            _ => {
+                return Err(Error::usage(format!(
+                    "invalid value '{m}' for --model: expected text, keylog, key, pcap or pcapng"
+                )))
+            }
+        }
+    }
+    c.libssl = opt(&mut p, "--libssl", None, |s| Ok(PathBuf::from(s)))?;
+    if c.libssl.as_ref().is_some_and(|l| l.as_os_str().is_empty()) {
+        return Err(Error::usage("invalid value '' for --libssl: expected a path"));
+    }
+    c.ssl_version = opt(&mut p, "--ssl_version", None, |s| Ok(s.to_string()))?;
+
+    let rest = p.finish();
+    let mut module = None;
+    for a in rest {
+        let a = a.to_string_lossy().into_owned();
+        if a.starts_with('-') && a.len() > 1 {
+            return Err(Error::usage(format!("unknown flag '{a}' (see ecapture --help)")));
+        }
+        if module.is_some() {
+            return Err(Error::usage(format!("unexpected argument '{a}' (see ecapture --help)")));
+        }
+        module = Some(a);
+    }
+    c.module = match module.as_deref() {
+        Some("tls") | Some("openssl") => Module::Tls,
+        Some(m @ ("gnutls" | "nss" | "nspr" | "gotls" | "bash" | "zsh" | "mysqld" | "postgres")) => {
+            return Err(Error::usage(format!("module '{m}' is not yet supported by this version of ecapture")))
+        }
+        Some(m) => return Err(Error::usage(format!("unknown module '{m}': expected tls (see ecapture --help)"))),
+        None => return Err(Error::usage("no module given: try 'ecapture tls' (see ecapture --help)")),
+    };
+    Ok(Command::Run(c))
+}
+
+/// Reads an optional flag value, turning pico-args' errors into ours.
+fn opt<T>(
+    p: &mut pico_args::Arguments,
+    long: &'static str,
+    short: Option<&'static str>,
+    f: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Result<Option<T>> {
+    let keys: pico_args::Keys = match short {
+        Some(s) => [s, long].into(),
+        None => long.into(),
+    };
+    let raw: Option<String> = match p.opt_value_from_str(keys) {
+        Ok(v) => v,
+        Err(pico_args::Error::OptionWithoutAValue(_)) => return Err(Error::usage(format!("{long} needs a value"))),
+        Err(pico_args::Error::NonUtf8Argument) => {
+            return Err(Error::usage(format!("invalid value for {long}: not valid UTF-8")))
+        }
+        Err(e) => return Err(Error::usage(format!("{long}: {e}"))),
+    };
+    raw.map(|s| f(&s).map_err(|why| Error::usage(format!("invalid value '{s}' for {long}: {why}")))).transpose()
+}
+
+fn parse_uint(s: &str, what: &str) -> std::result::Result<u64, String> {
+    s.parse::<u64>().map_err(|_| format!("expected {what}"))
+}
+
+/// "4096", "64K", "4M", "1MiB" → bytes.
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.trim_end_matches("iB").trim_end_matches('B') {
+        x if x.ends_with(['k', 'K']) => (&x[..x.len() - 1], 1u64 << 10),
+        x if x.ends_with(['m', 'M']) => (&x[..x.len() - 1], 1u64 << 20),
+        x => (x, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| "expected a size in bytes, e.g. 1048576, 512K or 4M".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Command> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    fn cfg(args: &[&str]) -> Config {
+        match run(args) {
+            Ok(Command::Run(c)) => c,
+            other => panic!("expected a config for {args:?}, got {other:?}"),
+        }
+    }
+
+    fn err(args: &[&str]) -> String {
+        match run(args) {
+            Err(e) => {
+                assert_eq!(e.exit_code(), 2, "usage errors exit 2: {e}");
+                e.to_string()
+            }
+            Ok(c) => panic!("expected an error for {args:?}, got {c:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(cfg(&["tls"]), Config::default());
+        assert_eq!(cfg(&["openssl"]).module, Module::Tls);
+    }
+
+    #[test]
+    fn flags_in_every_spelling_and_position() {
+        let c = cfg(&["-p", "42", "tls", "--uid=1000", "--hex", "-t", "64", "-d", "--mapsize", "1000"]);
+        assert_eq!((c.pid, c.uid, c.tsize, c.hex, c.debug), (42, 1000, 64, true, true));
+        assert_eq!(c.mapsize_pages, 1024, "rounded up to a power of two");
+        assert_eq!(cfg(&["tls", "--pid=7"]).pid, 7);
+        assert_eq!(cfg(&["tls", "--libssl", "/x/libssl.so.3"]).libssl, Some(PathBuf::from("/x/libssl.so.3")));
+        assert_eq!(cfg(&["tls", "--ssl_version=openssl 3.0.2"]).ssl_version.as_deref(), Some("openssl 3.0.2"));
+        assert_eq!(cfg(&["tls", "-m", "text", "-b", "1"]).module, Module::Tls);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(cfg(&["tls", "--maxpayload", "1M"]).capture_cap, 1 << 20);
+        assert_eq!(cfg(&["tls", "--maxpayload", "512K"]).capture_cap, 512 << 10);
+        assert_eq!(cfg(&["tls", "--maxpayload", "8MiB"]).capture_cap, 8 << 20);
+        assert_eq!(cfg(&["tls", "--maxpayload", "65536"]).capture_cap, 65536);
+        assert!(err(&["tls", "--maxpayload", "1"]).contains("4K to 64M"));
+        assert!(err(&["tls", "--maxpayload", "lots"]).contains("expected a size"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(run(&["--help"]).unwrap(), Command::Help);
+        assert_eq!(run(&["tls", "-h"]).unwrap(), Command::Help);
+        assert_eq!(run(&["-v"]).unwrap(), Command::Version);
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_usage_error() {
+        assert_eq!(err(&["tls", "--pid", "abc"]), "invalid value 'abc' for --pid: expected a process id");
+        assert_eq!(err(&["tls", "--pid"]), "--pid needs a value");
+        assert_eq!(err(&["tls", "--frobnicate"]), "unknown flag '--frobnicate' (see ecapture --help)");
+        assert!(err(&[]).starts_with("no module given"));
+        assert!(err(&["quic"]).starts_with("unknown module 'quic'"));
+        assert!(err(&["tls", "extra"]).starts_with("unexpected argument 'extra'"));
+        assert!(err(&["gotls"]).contains("not yet supported"));
+        assert!(err(&["tls", "--mapsize", "0"]).contains("1 to 65536"));
+        assert!(err(&["tls", "-b", "2"]).contains("BTF"));
+        assert!(err(&["tls", "-b", "9"]).contains("expected 0, 1 or 2"));
+        assert!(err(&["tls", "-m", "xml"]).contains("expected text"));
+        assert!(err(&["tls", "--libssl="]).contains("--libssl"));
+    }
+
+    #[test]
+    fn later_features_say_not_yet_supported() {
+        for args in [
+            &["tls", "--ecaptureq", "ws://127.0.0.1:28257/"][..],
+            &["tls", "--eventaddr", "/tmp/x"],
+            &["tls", "-l", "/tmp/x"],
+            &["tls", "--eventroratesize", "1"],
+            &["tls", "--eventroratetime", "1"],
+            &["tls", "-m", "pcap"],
+            &["tls", "-k", "keys.log"],
+            &["tls", "-w", "x.pcapng"],
+            &["tls", "-i", "eth0"],
+            &["tls", "--cgroup_path", "/sys/fs/cgroup"],
+        ] {
+            assert!(err(args).contains("not yet supported"), "{args:?}");
+        }
+    }
+}

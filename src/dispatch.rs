@@ -1,0 +1,141 @@
+//! The dispatcher thread: decodes perf records, reassembles calls, turns
+//! them into events and writes their text form. It ends when every reader
+//! has gone (the channel disconnects), after emitting what is still pending.
+
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, tick, Receiver};
+
+use crate::assemble::chunks::{Call, Reassembler};
+use crate::bpf::reader::Record;
+use crate::event::{ChunkHdr, TlsEvent};
+use crate::format::text::TextFormat;
+use crate::stats::Stats;
+use crate::sys::os::StopNotifier;
+use crate::time::WallClock;
+
+/// A call whose remaining chunks have not come for this long is emitted
+/// with the rest marked missing. Chunks of one call are sent back to back,
+/// so only a loss (or a badly stalled reader) makes this fire.
+const PARTIAL_MAX_AGE: Duration = Duration::from_secs(1);
+/// Bound on calls being reassembled at once.
+const MAX_PARTIALS: usize = 1024;
+
+pub struct Dispatcher {
+    pub rx: Receiver<Record>,
+    pub clock: WallClock,
+    pub format: TextFormat,
+    pub out: Box<dyn Write + Send>,
+    pub stats: Arc<Stats>,
+    /// Asks main to stop when the output goes away.
+    pub stop: StopNotifier,
+}
+
+impl Dispatcher {
+    pub fn run(self) {
+        let Dispatcher { rx, clock, format, out, stats, stop } = self;
+        let mut sink = Output { out: BufWriter::with_capacity(64 << 10, out), broken: false, stop };
+        let mut reasm = Reassembler::new(MAX_PARTIALS);
+        let started = Instant::now();
+        let now = || started.elapsed().as_nanos() as u64;
+        let ticker = tick(Duration::from_millis(100));
+        let mut calls = Vec::new();
+        loop {
+            select! {
+                recv(rx) -> msg => match msg {
+                    Ok(rec) => match ChunkHdr::parse(&rec.data) {
+                        Ok((hdr, data)) => reasm.push(hdr, data, now(), &mut calls),
+                        Err(e) => {
+                            Stats::add(&stats.malformed, 1);
+                            log::debug!("malformed record from CPU {}: {e}", rec.cpu);
+                        }
+                    },
+                    Err(_) => break,
+                },
+                recv(ticker) -> _ => reasm.expire(now(), PARTIAL_MAX_AGE.as_nanos() as u64, &mut calls),
+            }
+            emit(&mut calls, &clock, &format, &mut sink, &stats, &reasm);
+            // Batch writes while records keep coming; flush once caught up.
+            if rx.is_empty() {
+                sink.flush();
+            }
+        }
+        reasm.flush(&mut calls);
+        emit(&mut calls, &clock, &format, &mut sink, &stats, &reasm);
+        sink.flush();
+    }
+}
+
+fn emit(calls: &mut Vec<Call>, clock: &WallClock, format: &TextFormat, sink: &mut Output, stats: &Stats, reasm: &Reassembler) {
+    for call in calls.drain(..) {
+        let ev = to_event(call, clock);
+        Stats::add(&stats.events, 1);
+        Stats::add(&stats.bytes, ev.payload.len() as u64);
+        if ev.truncated() {
+            Stats::add(&stats.truncated, 1);
+        }
+        sink.write(|w| format.write(w, &ev));
+    }
+    let r = reasm.stats();
+    stats.incomplete.store(r.incomplete_calls, std::sync::atomic::Ordering::Relaxed);
+    stats.missing_bytes.store(r.missing_bytes, std::sync::atomic::Ordering::Relaxed);
+    stats.stray_chunks.store(r.stray_chunks, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn to_event(call: Call, clock: &WallClock) -> TlsEvent {
+    let h = &call.hdr;
+    TlsEvent {
+        timestamp_ns: clock.to_wall(h.ts_ns),
+        pid: h.pid,
+        tid: h.tid,
+        uid: h.uid,
+        comm: h.comm(),
+        fd: h.fd,
+        direction: h.direction(),
+        tls_version: h.tls_version,
+        endpoints: h.endpoints(),
+        total_len: h.total_len,
+        lib_idx: h.lib_idx,
+        missing: call.missing,
+        payload: call.payload,
+    }
+}
+
+/// Where text goes. A write error (a closed pipe, a full disk) ends
+/// output: capture stops cleanly instead of failing on every event.
+struct Output {
+    out: BufWriter<Box<dyn Write + Send>>,
+    broken: bool,
+    stop: StopNotifier,
+}
+
+impl Output {
+    fn write(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
+        if self.broken {
+            return;
+        }
+        if let Err(e) = f(&mut self.out) {
+            self.fail(e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.broken {
+            if let Err(e) = self.out.flush() {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.broken = true;
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            log::info!("output closed; stopping");
+        } else {
+            log::error!("cannot write events: {e}; stopping");
+        }
+        self.stop.request();
+    }
+}

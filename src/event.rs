@@ -1,0 +1,331 @@
+//! Decoding of the perf records the BPF side sends (`bpf/events.h`) and the
+//! owned event type the rest of the pipeline works with. Records are decoded
+//! with size-checked copies; a record that does not fit is an error, counted
+//! by the caller, never a panic.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Range;
+
+/// `CHUNK_DATA_SIZE` of events.h.
+pub const CHUNK_DATA_SIZE: usize = 32768;
+/// `sizeof(struct tls_chunk_hdr)`.
+pub const CHUNK_HDR_SIZE: usize = 112;
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Read => "READ",
+            Direction::Write => "WRITE",
+        }
+    }
+}
+
+/// The header of one chunk record (`struct tls_chunk_hdr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkHdr {
+    pub ts_ns: u64,
+    pub call_id: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub fd: i32,
+    pub total_len: u32,
+    pub captured_len: u32,
+    pub chunk_off: u32,
+    pub chunk_len: u32,
+    pub tls_version: u32,
+    pub lib_idx: u32,
+    pub family: u16,
+    pub lport: u16,
+    pub rport: u16,
+    pub dir: u8,
+    pub flags: u8,
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+    pub comm: [u8; 16],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the header, or than the payload the header announces.
+    Short { len: usize, need: usize },
+    /// Offsets or lengths that cannot belong to a real call.
+    Inconsistent(&'static str),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Short { len, need } => write!(f, "record of {len} bytes, need {need}"),
+            DecodeError::Inconsistent(why) => write!(f, "inconsistent record: {why}"),
+        }
+    }
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_ne_bytes([b[off], b[off + 1]])
+}
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_ne_bytes(a)
+}
+fn arr16(b: &[u8], off: usize) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[off..off + 16]);
+    a
+}
+
+impl ChunkHdr {
+    /// Splits a perf record into its header and payload bytes. The perf
+    /// buffer pads records to 8 bytes, so trailing bytes are allowed.
+    pub fn parse(rec: &[u8]) -> Result<(ChunkHdr, &[u8]), DecodeError> {
+        if rec.len() < CHUNK_HDR_SIZE {
+            return Err(DecodeError::Short { len: rec.len(), need: CHUNK_HDR_SIZE });
+        }
+        let h = ChunkHdr {
+            ts_ns: u64_at(rec, 0),
+            call_id: u64_at(rec, 8),
+            pid: u32_at(rec, 16),
+            tid: u32_at(rec, 20),
+            uid: u32_at(rec, 24),
+            fd: u32_at(rec, 28) as i32,
+            total_len: u32_at(rec, 32),
+            captured_len: u32_at(rec, 36),
+            chunk_off: u32_at(rec, 40),
+            chunk_len: u32_at(rec, 44),
+            tls_version: u32_at(rec, 48),
+            lib_idx: u32_at(rec, 52),
+            family: u16_at(rec, 56),
+            lport: u16_at(rec, 58),
+            rport: u16_at(rec, 60),
+            dir: rec[62],
+            flags: rec[63],
+            laddr: arr16(rec, 64),
+            raddr: arr16(rec, 80),
+            comm: arr16(rec, 96),
+        };
+        let need = CHUNK_HDR_SIZE + h.chunk_len as usize;
+        if rec.len() < need {
+            return Err(DecodeError::Short { len: rec.len(), need });
+        }
+        if h.chunk_len as usize > CHUNK_DATA_SIZE {
+            return Err(DecodeError::Inconsistent("chunk longer than CHUNK_DATA_SIZE"));
+        }
+        if h.captured_len > h.total_len {
+            return Err(DecodeError::Inconsistent("captured more than transferred"));
+        }
+        if h.chunk_off as u64 + h.chunk_len as u64 > h.captured_len as u64 {
+            return Err(DecodeError::Inconsistent("chunk beyond the captured length"));
+        }
+        if h.dir > 1 {
+            return Err(DecodeError::Inconsistent("unknown direction"));
+        }
+        Ok((h, &rec[CHUNK_HDR_SIZE..need]))
+    }
+
+    pub fn direction(&self) -> Direction {
+        if self.dir == 1 {
+            Direction::Write
+        } else {
+            Direction::Read
+        }
+    }
+
+    /// (local, remote) socket addresses; None when the fd was not a socket
+    /// or the family is not IP.
+    pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
+        let ip = |a: &[u8; 16]| -> Option<IpAddr> {
+            match self.family {
+                AF_INET => Some(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))),
+                AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*a))),
+                _ => None,
+            }
+        };
+        Some((SocketAddr::new(ip(&self.laddr)?, self.lport), SocketAddr::new(ip(&self.raddr)?, self.rport)))
+    }
+
+    pub fn comm(&self) -> String {
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(self.comm.len());
+        String::from_utf8_lossy(&self.comm[..end]).into_owned()
+    }
+}
+
+/// One SSL_read/SSL_write call, reassembled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsEvent {
+    /// Wall clock, ns since the Unix epoch.
+    pub timestamp_ns: i64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub comm: String,
+    pub fd: i32,
+    pub direction: Direction,
+    /// The SSL's protocol version (0x0304 = TLS 1.3), 0 when unknown.
+    pub tls_version: u32,
+    /// (local, remote); None when unknown.
+    pub endpoints: Option<(SocketAddr, SocketAddr)>,
+    /// Bytes the call transferred (may exceed `payload.len()` when truncated).
+    pub total_len: u32,
+    /// The captured bytes, `captured_len` long; ranges in `missing` were lost
+    /// on the way and hold zeros.
+    pub payload: Vec<u8>,
+    pub missing: Vec<Range<u32>>,
+    pub lib_idx: u32,
+}
+
+impl TlsEvent {
+    pub fn truncated(&self) -> bool {
+        (self.payload.len() as u64) < self.total_len as u64
+    }
+
+    /// Data-flow source and destination: for a write, this host's end first.
+    pub fn src_dst(&self) -> (SocketAddr, SocketAddr) {
+        let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+        match (self.endpoints, self.direction) {
+            (Some((l, r)), Direction::Write) => (l, r),
+            (Some((l, r)), Direction::Read) => (r, l),
+            (None, _) => (unknown, unknown),
+        }
+    }
+}
+
+/// Human name of an SSL/TLS protocol version number.
+pub fn tls_version_name(v: u32) -> String {
+    match v {
+        0x0300 => "SSL3.0".into(),
+        0x0301 => "TLS1.0".into(),
+        0x0302 => "TLS1.1".into(),
+        0x0303 => "TLS1.2".into(),
+        0x0304 => "TLS1.3".into(),
+        0xfeff => "DTLS1.0".into(),
+        0xfefd => "DTLS1.2".into(),
+        0xfefc => "DTLS1.3".into(),
+        0 => "TLS?".into(),
+        v => format!("TLS?(0x{v:04x})"),
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// Builds a record the way the BPF side lays it out.
+    pub fn record(h: &ChunkHdr, data: &[u8]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(CHUNK_HDR_SIZE + data.len());
+        b.extend_from_slice(&h.ts_ns.to_ne_bytes());
+        b.extend_from_slice(&h.call_id.to_ne_bytes());
+        for v in [h.pid, h.tid, h.uid, h.fd as u32, h.total_len, h.captured_len, h.chunk_off, h.chunk_len] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        b.extend_from_slice(&h.tls_version.to_ne_bytes());
+        b.extend_from_slice(&h.lib_idx.to_ne_bytes());
+        for v in [h.family, h.lport, h.rport] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        b.push(h.dir);
+        b.push(h.flags);
+        b.extend_from_slice(&h.laddr);
+        b.extend_from_slice(&h.raddr);
+        b.extend_from_slice(&h.comm);
+        assert_eq!(b.len(), CHUNK_HDR_SIZE);
+        b.extend_from_slice(data);
+        b
+    }
+
+    pub fn hdr(call_id: u64, captured: u32, off: u32, len: u32) -> ChunkHdr {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"curl");
+        ChunkHdr {
+            ts_ns: 1_000,
+            call_id,
+            pid: 100,
+            tid: 101,
+            uid: 0,
+            fd: 5,
+            total_len: captured,
+            captured_len: captured,
+            chunk_off: off,
+            chunk_len: len,
+            tls_version: 0x0304,
+            lib_idx: 0,
+            family: AF_INET,
+            lport: 54321,
+            rport: 443,
+            dir: 1,
+            flags: 0,
+            laddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            raddr: [127, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            comm,
+        }
+    }
+
+    #[test]
+    fn header_size_matches_events_h() {
+        // events.h: 2*u64 + 12*u32 + 3*u16 + 2*u8 + 2*16 + 16 = 112 bytes.
+        let r = record(&hdr(1, 3, 0, 3), b"abc");
+        assert_eq!(r.len(), CHUNK_HDR_SIZE + 3);
+    }
+
+    #[test]
+    fn round_trip_with_perf_padding() {
+        let h = hdr(7, 5, 0, 5);
+        let mut r = record(&h, b"hello");
+        r.extend_from_slice(&[0, 0, 0]); // perf pads to 8 bytes
+        let (got, data) = ChunkHdr::parse(&r).unwrap();
+        assert_eq!(got, h);
+        assert_eq!(data, b"hello");
+        assert_eq!(got.comm(), "curl");
+        assert_eq!(got.direction(), Direction::Write);
+        let (l, r) = got.endpoints().unwrap();
+        assert_eq!((l.to_string(), r.to_string()), ("127.0.0.1:54321".into(), "127.0.0.2:443".into()));
+    }
+
+    #[test]
+    fn ipv6_and_unknown_family() {
+        let mut h = hdr(1, 1, 0, 1);
+        h.family = AF_INET6;
+        h.laddr = Ipv6Addr::LOCALHOST.octets();
+        h.raddr = Ipv6Addr::LOCALHOST.octets();
+        assert_eq!(h.endpoints().unwrap().1.to_string(), "[::1]:443");
+        h.family = 0;
+        assert_eq!(h.endpoints(), None);
+    }
+
+    #[test]
+    fn short_and_inconsistent_records_are_errors() {
+        assert!(matches!(ChunkHdr::parse(&[0u8; 10]), Err(DecodeError::Short { .. })));
+        let r = record(&hdr(1, 10, 0, 10), b"abc"); // announces 10, carries 3
+        assert!(matches!(ChunkHdr::parse(&r), Err(DecodeError::Short { .. })));
+        let r = record(&hdr(1, 2, 0, 3), b"abc"); // chunk beyond captured
+        assert!(matches!(ChunkHdr::parse(&r), Err(DecodeError::Inconsistent(_))));
+        let mut h = hdr(1, 3, 0, 3);
+        h.total_len = 2;
+        assert!(matches!(ChunkHdr::parse(&record(&h, b"abc")), Err(DecodeError::Inconsistent(_))));
+        let mut h = hdr(1, 3, 0, 3);
+        h.dir = 9;
+        assert!(matches!(ChunkHdr::parse(&record(&h, b"abc")), Err(DecodeError::Inconsistent(_))));
+    }
+
+    #[test]
+    fn version_names() {
+        assert_eq!(tls_version_name(0x0303), "TLS1.2");
+        assert_eq!(tls_version_name(0x0304), "TLS1.3");
+        assert_eq!(tls_version_name(0), "TLS?");
+        assert_eq!(tls_version_name(0x1234), "TLS?(0x1234)");
+    }
+}

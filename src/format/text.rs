@@ -1,0 +1,212 @@
+//! The text form of an event (SPEC §5.1): one header line, the payload
+//! (as is when it is printable text, else a hex dump), notes on anything
+//! not shown or lost, and a blank line.
+//!
+//! Header: `<time> PID:<pid>, Comm:<comm>, TID:<tid>, FD:<fd>, <READ|WRITE>,
+//! Src:<ip>:<port>, Dest:<ip>:<port>, <TLS version>, Length:<n>` where Src
+//! and Dest follow the data (for a WRITE, Src is this host's end) and n is
+//! the number of payload bytes captured. When the payload is printed as text,
+//! exactly n bytes follow the header line.
+
+use std::io::{self, Write};
+use std::ops::Range;
+
+use super::hex;
+use crate::event::{tls_version_name, TlsEvent};
+use crate::time::rfc3339;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextFormat {
+    /// Always print a hex dump.
+    pub hex: bool,
+    /// Show at most this many payload bytes; 0 = all.
+    pub tsize: usize,
+}
+
+/// Text that reads well on a terminal: valid UTF-8 without control
+/// characters other than tab, CR and LF.
+pub fn is_printable(data: &[u8]) -> bool {
+    match std::str::from_utf8(data) {
+        Ok(s) => s.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')),
+        Err(_) => false,
+    }
+}
+
+/// The present parts of `0..len`, given sorted, disjoint missing ranges.
+fn present(len: usize, missing: &[Range<u32>]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for m in missing {
+        let (s, e) = ((m.start as usize).min(len), (m.end as usize).min(len));
+        if s > at {
+            out.push(at..s);
+        }
+        at = at.max(e);
+    }
+    if at < len {
+        out.push(at..len);
+    }
+    out
+}
+
+impl TextFormat {
+    pub fn header(&self, ev: &TlsEvent) -> String {
+        let (src, dst) = ev.src_dst();
+        format!(
+            "{} PID:{}, Comm:{}, TID:{}, FD:{}, {}, Src:{}, Dest:{}, {}, Length:{}",
+            rfc3339(ev.timestamp_ns),
+            ev.pid,
+            ev.comm,
+            ev.tid,
+            ev.fd,
+            ev.direction.as_str(),
+            src,
+            dst,
+            tls_version_name(ev.tls_version),
+            ev.payload.len()
+        )
+    }
+
+    pub fn write(&self, w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
+        w.write_all(self.header(ev).as_bytes())?;
+        w.write_all(b"\n")?;
+
+        let len = ev.payload.len();
+        let shown = if self.tsize > 0 { len.min(self.tsize) } else { len };
+        let parts = present(shown, &ev.missing);
+        let as_text = !self.hex && parts.iter().all(|r| is_printable(&ev.payload[r.clone()]));
+        let mut at = 0usize;
+        let mut ends_with_newline = true;
+        for r in &parts {
+            if r.start > at {
+                if !ends_with_newline {
+                    w.write_all(b"\n")?;
+                }
+                writeln!(w, "[ecapture: bytes {at}..{} lost in transit]", r.start)?;
+            }
+            let data = &ev.payload[r.clone()];
+            if as_text {
+                w.write_all(data)?;
+                ends_with_newline = data.last().is_none_or(|&b| b == b'\n');
+            } else {
+                hex::dump(w, data, r.start)?;
+                ends_with_newline = true;
+            }
+            at = r.end;
+        }
+        if !ends_with_newline {
+            w.write_all(b"\n")?;
+        }
+        if at < shown {
+            writeln!(w, "[ecapture: bytes {at}..{shown} lost in transit]")?;
+        }
+        if shown < len {
+            writeln!(w, "[ecapture: showing {shown} of {len} bytes (-t/--tsize)]")?;
+        }
+        if ev.truncated() {
+            writeln!(
+                w,
+                "[ecapture: the call transferred {} bytes; captured the first {len} (--maxpayload)]",
+                ev.total_len
+            )?;
+        }
+        w.write_all(b"\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Direction;
+    use std::net::SocketAddr;
+
+    fn ev(payload: &[u8]) -> TlsEvent {
+        TlsEvent {
+            timestamp_ns: 1_796_045_418_123_456_789,
+            pid: 4242,
+            tid: 4243,
+            uid: 0,
+            comm: "curl".into(),
+            fd: 5,
+            direction: Direction::Write,
+            tls_version: 0x0304,
+            endpoints: Some(("127.0.0.1:54321".parse().unwrap(), "127.0.0.1:8443".parse().unwrap())),
+            total_len: payload.len() as u32,
+            payload: payload.to_vec(),
+            missing: vec![],
+            lib_idx: 0,
+        }
+    }
+
+    fn render(f: TextFormat, e: &TlsEvent) -> String {
+        let mut v = Vec::new();
+        f.write(&mut v, e).unwrap();
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn text_payload_follows_header_exactly() {
+        let e = ev(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            render(TextFormat::default(), &e),
+            "2026-11-30T13:30:18.123456Z PID:4242, Comm:curl, TID:4243, FD:5, WRITE, \
+             Src:127.0.0.1:54321, Dest:127.0.0.1:8443, TLS1.3, Length:27\n\
+             GET / HTTP/1.1\r\nHost: x\r\n\r\n\n"
+        );
+    }
+
+    #[test]
+    fn read_swaps_src_and_dest_and_ipv6_is_bracketed() {
+        let mut e = ev(b"hi");
+        e.direction = Direction::Read;
+        e.endpoints = Some(("[::1]:40000".parse::<SocketAddr>().unwrap(), "[::1]:443".parse().unwrap()));
+        let h = TextFormat::default().header(&e);
+        assert!(h.contains("READ, Src:[::1]:443, Dest:[::1]:40000, TLS1.3, Length:2"), "{h}");
+        e.endpoints = None;
+        assert!(TextFormat::default().header(&e).contains("Src:0.0.0.0:0, Dest:0.0.0.0:0"));
+    }
+
+    #[test]
+    fn binary_and_forced_hex() {
+        let out = render(TextFormat::default(), &ev(&[0x16, 0x03, 0x01, 0x00]));
+        assert!(out.contains("Length:4\n00000000  16 03 01 00  "), "{out}");
+        assert!(out.ends_with("|....|\n\n"), "{out}");
+        let out = render(TextFormat { hex: true, tsize: 0 }, &ev(b"hello"));
+        assert!(out.contains("\n00000000  68 65 6c 6c 6f"), "{out}");
+        assert!(out.contains("|hello|\n\n"));
+    }
+
+    #[test]
+    fn tsize_truncates_and_says_so() {
+        let out = render(TextFormat { hex: false, tsize: 4 }, &ev(b"abcdefgh"));
+        assert!(out.ends_with("Length:8\nabcd\n[ecapture: showing 4 of 8 bytes (-t/--tsize)]\n\n"), "{out}");
+    }
+
+    #[test]
+    fn cap_truncation_and_lost_bytes_are_reported() {
+        let mut e = ev(b"abcdefgh");
+        e.total_len = 100;
+        e.missing = vec![2..4];
+        e.payload[2] = 0;
+        e.payload[3] = 0;
+        let out = render(TextFormat::default(), &e);
+        assert!(out.contains("Length:8\nab\n[ecapture: bytes 2..4 lost in transit]\nefgh\n"), "{out}");
+        assert!(out.contains("transferred 100 bytes; captured the first 8"), "{out}");
+    }
+
+    #[test]
+    fn printable_rules() {
+        assert!(is_printable(b"line\r\n\ttabbed \xc3\xa9"));
+        assert!(!is_printable(b"\x00abc"));
+        assert!(!is_printable(b"\xff\xfe"));
+        assert!(!is_printable(b"\x1b[31m"));
+        assert!(is_printable(b""));
+    }
+
+    #[test]
+    fn present_ranges() {
+        assert_eq!(present(10, &[]), vec![0..10]);
+        assert_eq!(present(10, &[0..2, 5..7]), vec![2..5, 7..10]);
+        assert_eq!(present(6, &[4..10]), vec![0..4]);
+    }
+}

@@ -1,0 +1,50 @@
+//! ecapture: capture TLS plaintext with eBPF uprobes. `main` parses the
+//! command line, runs the chosen module and alone decides the exit status:
+//! 0 on a clean stop, 2 for bad usage, 1 for a runtime failure, with one
+//! line on stderr saying why.
+#![deny(unsafe_code)]
+
+mod assemble;
+mod bpf;
+mod cli;
+mod dispatch;
+mod error;
+mod event;
+mod format;
+mod logging;
+mod pipeline;
+mod stats;
+mod sys;
+mod time;
+mod tls;
+
+use cli::Command;
+
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let code = match cli::parse(args) {
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            0
+        }
+        Ok(Command::Version) => {
+            println!("ecapture {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Command::Run(cfg)) => {
+            logging::init(cfg.debug);
+            match pipeline::run(&cfg) {
+                Ok(_) => 0,
+                Err(e) => {
+                    eprintln!("ecapture: {e}");
+                    e.exit_code()
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("ecapture: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,126 @@
+//! Counters shared by the pipeline's threads: what was captured and every
+//! way data was lost. Readers and the dispatcher add with relaxed atomics;
+//! the main thread reads snapshots for the periodic loss warning and the
+//! shutdown summary.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::bpf::loader::BpfFailures;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Perf records received.
+    pub records: AtomicU64,
+    /// Records the kernel dropped because a perf ring was full.
+    pub kernel_lost: AtomicU64,
+    /// Records dropped because the dispatcher's channel was full.
+    pub channel_full: AtomicU64,
+    /// Records that did not decode.
+    pub malformed: AtomicU64,
+    /// Events emitted, and their captured payload bytes.
+    pub events: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Events whose call moved more than the capture cap.
+    pub truncated: AtomicU64,
+    /// Events with holes, and the bytes in them.
+    pub incomplete: AtomicU64,
+    pub missing_bytes: AtomicU64,
+    /// Chunks that arrived after their call was emitted.
+    pub stray_chunks: AtomicU64,
+}
+
+/// A copy of the counters at one moment, with the BPF side's failures.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub records: u64,
+    pub kernel_lost: u64,
+    pub channel_full: u64,
+    pub malformed: u64,
+    pub events: u64,
+    pub bytes: u64,
+    pub truncated: u64,
+    pub incomplete: u64,
+    pub missing_bytes: u64,
+    pub stray_chunks: u64,
+    pub bpf: BpfFailures,
+}
+
+impl Stats {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    pub fn snapshot(&self, bpf: BpfFailures) -> Snapshot {
+        Snapshot {
+            records: self.records.load(Relaxed),
+            kernel_lost: self.kernel_lost.load(Relaxed),
+            channel_full: self.channel_full.load(Relaxed),
+            malformed: self.malformed.load(Relaxed),
+            events: self.events.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            truncated: self.truncated.load(Relaxed),
+            incomplete: self.incomplete.load(Relaxed),
+            missing_bytes: self.missing_bytes.load(Relaxed),
+            stray_chunks: self.stray_chunks.load(Relaxed),
+            bpf,
+        }
+    }
+}
+
+impl Snapshot {
+    /// Records (chunks or whole calls) lost anywhere between the BPF
+    /// program and the dispatcher.
+    pub fn lost(&self) -> u64 {
+        self.kernel_lost + self.channel_full + self.malformed + self.bpf.total()
+    }
+
+    fn losses(&self) -> String {
+        format!(
+            "lost {} (kernel {}, channel {}, bpf {}, malformed {}); {} incomplete ({} bytes missing), {} truncated",
+            self.lost(),
+            self.kernel_lost,
+            self.channel_full,
+            self.bpf.total(),
+            self.malformed,
+            self.incomplete,
+            self.missing_bytes,
+            self.truncated
+        )
+    }
+
+    /// The one-line shutdown summary.
+    pub fn summary(&self) -> String {
+        format!("{} events, {} bytes captured; {}", self.events, self.bytes, self.losses())
+    }
+
+    /// A warning line when something was lost since `prev`, else None.
+    pub fn loss_report(&self, prev: &Snapshot) -> Option<String> {
+        let changed = self.lost() != prev.lost()
+            || self.incomplete != prev.incomplete
+            || self.truncated != prev.truncated;
+        changed.then(|| format!("so far: {}", self.summary()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_and_reports() {
+        let s = Stats::default();
+        Stats::add(&s.events, 3);
+        Stats::add(&s.bytes, 300);
+        let a = s.snapshot(BpfFailures::default());
+        assert_eq!(
+            a.summary(),
+            "3 events, 300 bytes captured; lost 0 (kernel 0, channel 0, bpf 0, malformed 0); \
+             0 incomplete (0 bytes missing), 0 truncated"
+        );
+        assert_eq!(a.loss_report(&a), None);
+        Stats::add(&s.kernel_lost, 2);
+        let b = s.snapshot(BpfFailures { slot_busy: 1, ..Default::default() });
+        assert_eq!(b.lost(), 3);
+        assert!(b.loss_report(&a).unwrap().contains("lost 3 (kernel 2, channel 0, bpf 1"));
+    }
+}

@@ -1,0 +1,186 @@
+//! The few operating-system calls std does not offer: a self-pipe for
+//! SIGINT/SIGTERM, an eventfd to wake reader threads, poll(2), clocks and the
+//! effective uid. All `unsafe` libc use is here, behind safe functions.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Write end of the stop pipe, for the signal handler (async-signal-safe use only).
+static STOP_PIPE_W: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = STOP_PIPE_W.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; b is a valid one-byte buffer.
+        // A full pipe means a stop is already pending, so the result is moot.
+        unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    }
+}
+
+/// Why the process should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// SIGINT or SIGTERM, with its number.
+    Signal(i32),
+    /// Asked by a part of the program (e.g. stdout went away).
+    Internal,
+}
+
+/// Delivers SIGINT/SIGTERM (and internal stop requests) to one waiting thread
+/// through a pipe, so no work happens in signal context.
+pub struct StopSignal {
+    read: OwnedFd,
+    write: std::sync::Arc<OwnedFd>,
+}
+
+/// Lets any thread ask the main thread to stop.
+#[derive(Clone)]
+pub struct StopNotifier {
+    write: std::sync::Arc<OwnedFd>,
+}
+
+impl StopNotifier {
+    pub fn request(&self) {
+        let b = 0u8;
+        // SAFETY: the fd is open while self lives; b is a one-byte buffer. A
+        // full pipe means a stop is already pending.
+        unsafe { libc::write(self.write.as_raw_fd(), (&b as *const u8).cast(), 1) };
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+impl StopSignal {
+    /// Installs the SIGINT/SIGTERM handlers. Call once, before starting threads.
+    pub fn install() -> io::Result<StopSignal> {
+        let (read, write) = pipe()?;
+        STOP_PIPE_W.store(write.as_raw_fd(), Ordering::SeqCst);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: a zeroed sigaction is a valid starting point; the handler
+            // only calls write(2), which is async-signal-safe.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                if libc::sigaction(sig, &sa, std::ptr::null_mut()) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(StopSignal { read, write: std::sync::Arc::new(write) })
+    }
+
+    pub fn notifier(&self) -> StopNotifier {
+        StopNotifier { write: std::sync::Arc::clone(&self.write) }
+    }
+
+    /// Blocks until a signal arrives or a stop is requested.
+    pub fn wait(&self) -> io::Result<StopReason> {
+        loop {
+            poll_readable(&[self.read.as_raw_fd()], -1)?;
+            let mut b = 0u8;
+            // SAFETY: the fd is open; b is a one-byte buffer.
+            let n = unsafe { libc::read(self.read.as_raw_fd(), (&mut b as *mut u8).cast(), 1) };
+            if n == 1 {
+                return Ok(if b == 0 { StopReason::Internal } else { StopReason::Signal(b as i32) });
+            }
+            let err = io::Error::last_os_error();
+            if n < 0 && err.kind() != io::ErrorKind::WouldBlock && err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        STOP_PIPE_W.store(-1, Ordering::SeqCst);
+    }
+}
+
+/// An eventfd: once signalled it stays readable, waking every poller.
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just created and is owned by nobody else.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: the fd is open; an eventfd write takes exactly 8 bytes.
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Waits until one of `fds` is readable (or hung up), or `timeout_ms`
+/// passes (-1: no timeout). Returns which fds are ready.
+pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    loop {
+        // SAFETY: pfds is a valid array of pfds.len() pollfd structs.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+        if rc >= 0 {
+            return Ok(pfds.iter().map(|p| p.revents != 0).collect());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec; both clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns().
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC) as u64
+}
+
+/// CLOCK_REALTIME in ns since the Unix epoch.
+pub fn realtime_ns() -> i64 {
+    clock_ns(libc::CLOCK_REALTIME) as i64
+}
+
+/// The effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+impl StopSignal {
+    /// Like `wait`, but gives up after `timeout_ms` and returns None.
+    pub fn wait_timeout(&self, timeout_ms: i32) -> io::Result<Option<StopReason>> {
+        if poll_readable(&[self.read.as_raw_fd()], timeout_ms)?[0] {
+            self.wait().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}

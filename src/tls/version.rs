@@ -1,0 +1,186 @@
+//! TLS library versions and the struct offsets each needs (SPEC appendix A).
+//! OpenSSL's `SSL` and `BIO` structs are private and move between releases;
+//! the BPF side reads the protocol version and (as a fallback) the socket fd
+//! through these offsets.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    OpenSsl,
+    BoringSsl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SslVersion {
+    pub flavor: Flavor,
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+    /// 1.x letter releases: b'w' in "1.1.1w".
+    pub letter: Option<u8>,
+}
+
+impl fmt::Display for SslVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.flavor {
+            Flavor::BoringSsl => f.write_str("BoringSSL"),
+            Flavor::OpenSsl => {
+                write!(f, "OpenSSL {}.{}.{}", self.major, self.minor, self.patch)?;
+                if let Some(l) = self.letter {
+                    write!(f, "{}", l as char)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Offsets into `SSL` (or `SSL_CONNECTION` from 3.2) and `BIO`, in bytes;
+/// the layout of `struct lib_offsets` in bpf/events.h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub ssl_version: u32,
+    pub ssl_rbio: u32,
+    pub ssl_wbio: u32,
+    pub bio_num: u32,
+    pub bio_method: u32,
+}
+
+impl SslVersion {
+    fn openssl(major: u32, minor: u32, patch: u32, letter: Option<u8>) -> SslVersion {
+        SslVersion { flavor: Flavor::OpenSsl, major, minor, patch, letter }
+    }
+
+    pub const BORINGSSL: SslVersion =
+        SslVersion { flavor: Flavor::BoringSsl, major: 0, minor: 0, patch: 0, letter: None };
+
+    /// Parses "3.0.19", "1.1.1w", "OpenSSL 3.0.2", "openssl 1.1.1w" or
+    /// "boringssl" (case-insensitive); what `--ssl_version` accepts.
+    pub fn parse(s: &str) -> Option<SslVersion> {
+        let s = s.trim();
+        let lower = s.to_ascii_lowercase();
+        if lower == "boringssl" || lower.starts_with("boringssl ") {
+            return Some(Self::BORINGSSL);
+        }
+        let v = lower.strip_prefix("openssl").map(str::trim_start).unwrap_or(&lower);
+        let (nums, letter) = match v.as_bytes().last() {
+            Some(c) if c.is_ascii_lowercase() => (&v[..v.len() - 1], Some(*c)),
+            _ => (v, None),
+        };
+        let mut it = nums.split('.').map(|p| p.parse::<u32>().ok());
+        let (major, minor, patch) = (it.next()??, it.next()??, it.next()??);
+        if it.next().is_some() || major == 0 || major > 9 {
+            return None;
+        }
+        Some(Self::openssl(major, minor, patch, letter))
+    }
+
+    /// Finds the version marker in a library's bytes: `OpenSSL x.y.z`
+    /// (as in "OpenSSL 3.0.19 27 Jan 2026") or BoringSSL's name.
+    pub fn find_in(data: &[u8]) -> Option<SslVersion> {
+        const MARK: &[u8] = b"OpenSSL ";
+        let mut i = 0;
+        while let Some(pos) = find(&data[i..], MARK) {
+            let start = i + pos + MARK.len();
+            let end = data[start..]
+                .iter()
+                .position(|&b| !(b.is_ascii_alphanumeric() || b == b'.'))
+                .map_or(data.len(), |p| start + p);
+            if let Some(v) = std::str::from_utf8(&data[start..end]).ok().and_then(Self::parse) {
+                if data[start].is_ascii_digit() {
+                    return Some(v);
+                }
+            }
+            i = start;
+        }
+        find(data, b"BoringSSL").map(|_| Self::BORINGSSL)
+    }
+
+    fn at_least(&self, major: u32, minor: u32, patch: u32) -> bool {
+        (self.major, self.minor, self.patch) >= (major, minor, patch)
+    }
+
+    /// The offsets for this version; `exact` is false when the version is
+    /// outside the table and the nearest known layout is used.
+    pub fn offsets(&self) -> (Offsets, bool) {
+        let o = |ssl_version, ssl_rbio, ssl_wbio, bio_num, bio_method| Offsets {
+            ssl_version,
+            ssl_rbio,
+            ssl_wbio,
+            bio_num,
+            bio_method,
+        };
+        if self.flavor == Flavor::BoringSsl {
+            return (o(0x10, 0x18, 0x20, 0x20, 0x0), true);
+        }
+        let (maj, min, pat) = (self.major, self.minor, self.patch);
+        match (maj, min) {
+            (1, 0) | (1, 1) if !(min == 1 && pat >= 1) => (o(0x0, 0x10, 0x18, 0x28, 0x0), true),
+            (1, 1) => (o(0x0, 0x10, 0x18, 0x30, 0x0), true),
+            (3, 0) | (3, 1) => (o(0x0, 0x10, 0x18, 0x38, 0x8), true),
+            (3, 2) if pat <= 3 => (o(0x40, 0x48, 0x50, 0x38, 0x8), true),
+            (3, 3) if pat <= 2 => (o(0x40, 0x48, 0x50, 0x38, 0x8), true),
+            (3, 4) if pat == 0 => (o(0x40, 0x48, 0x50, 0x38, 0x8), true),
+            _ if self.at_least(3, 2, 0) && (maj, min) <= (4, 0) => (o(0x48, 0x50, 0x58, 0x38, 0x8), true),
+            _ if maj >= 4 => (o(0x48, 0x50, 0x58, 0x38, 0x8), false),
+            _ => (o(0x0, 0x10, 0x18, 0x28, 0x0), false),
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_forms() {
+        assert_eq!(SslVersion::parse("openssl 3.0.2").unwrap().to_string(), "OpenSSL 3.0.2");
+        assert_eq!(SslVersion::parse("OpenSSL 1.1.1w").unwrap().to_string(), "OpenSSL 1.1.1w");
+        assert_eq!(SslVersion::parse("3.5.0").unwrap().minor, 5);
+        assert_eq!(SslVersion::parse("BoringSSL").unwrap().flavor, Flavor::BoringSsl);
+        for bad in ["", "openssl", "openssl 3", "openssl 3.0", "gnutls 3.7.9", "3.0.2.1", "0.9.8"] {
+            assert_eq!(SslVersion::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn find_marker_in_library_bytes() {
+        let lib = b"\x00\x01OpenSSL_add_all\x00OpenSSL 3.0.19 27 Jan 2026\x00more";
+        assert_eq!(SslVersion::find_in(lib).unwrap().to_string(), "OpenSSL 3.0.19");
+        let lib = b"junk OpenSSL 1.1.1w  11 Sep 2023\x00";
+        assert_eq!(SslVersion::find_in(lib).unwrap().to_string(), "OpenSSL 1.1.1w");
+        assert_eq!(SslVersion::find_in(b"x BoringSSL y").unwrap().flavor, Flavor::BoringSsl);
+        assert_eq!(SslVersion::find_in(b"OpenSSL is great"), None);
+        assert_eq!(SslVersion::find_in(b""), None);
+    }
+
+    #[test]
+    fn offsets_follow_appendix_a() {
+        let off = |s: &str| SslVersion::parse(s).unwrap().offsets();
+        let v = |s: &str| {
+            let (o, _) = off(s);
+            (o.ssl_version, o.ssl_rbio, o.ssl_wbio, o.bio_num, o.bio_method)
+        };
+        assert_eq!(v("1.0.2u"), (0, 0x10, 0x18, 0x28, 0));
+        assert_eq!(v("1.1.0l"), (0, 0x10, 0x18, 0x28, 0));
+        assert_eq!(v("1.1.1w"), (0, 0x10, 0x18, 0x30, 0));
+        assert_eq!(v("3.0.19"), (0, 0x10, 0x18, 0x38, 8));
+        assert_eq!(v("3.1.4"), (0, 0x10, 0x18, 0x38, 8));
+        assert_eq!(v("3.2.3"), (0x40, 0x48, 0x50, 0x38, 8));
+        assert_eq!(v("3.2.4"), (0x48, 0x50, 0x58, 0x38, 8));
+        assert_eq!(v("3.3.2"), (0x40, 0x48, 0x50, 0x38, 8));
+        assert_eq!(v("3.3.3"), (0x48, 0x50, 0x58, 0x38, 8));
+        assert_eq!(v("3.4.0"), (0x40, 0x48, 0x50, 0x38, 8));
+        assert_eq!(v("3.4.1"), (0x48, 0x50, 0x58, 0x38, 8));
+        assert_eq!(v("3.5.0"), (0x48, 0x50, 0x58, 0x38, 8));
+        assert_eq!(v("4.0.0"), (0x48, 0x50, 0x58, 0x38, 8));
+        assert!(off("3.0.19").1 && off("4.0.0").1);
+        assert!(!off("4.1.0").1, "beyond the table: nearest layout, not exact");
+        assert_eq!(SslVersion::BORINGSSL.offsets().0.ssl_version, 0x10);
+    }
+}
