@@ -1,0 +1,47 @@
+//! The command line as a user meets it: help, version, and bad input that
+//! ends with one clear line and exit status 2 — no root needed.
+
+mod util;
+
+use std::process::{Command, Stdio};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(util::bin()).args(args).stdin(Stdio::null()).output().expect("run ecapture");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_and_version() {
+    let (code, out, err) = run(&["--help"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out.contains("USAGE:") && out.contains("EXAMPLES:") && out.contains("--libssl"));
+    let (code, out, _) = run(&["-v"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("ecapture "), "{out}");
+}
+
+#[test]
+fn usage_errors_are_one_line_exit_2() {
+    for (args, want) in [
+        (&["tls", "--nope"][..], "ecapture: unknown flag '--nope' (see ecapture --help)"),
+        (&["tls", "--pid", "x"], "ecapture: invalid value 'x' for --pid: expected a process id"),
+        (&["tls", "-u"], "ecapture: --uid needs a value"),
+        (&[], "ecapture: no module given: try 'ecapture tls' (see ecapture --help)"),
+        (&["ssh"], "ecapture: unknown module 'ssh': expected tls (see ecapture --help)"),
+        (&["tls", "--ecaptureq", "ws://127.0.0.1:28257/"], "ecapture: --ecaptureq is not yet supported by this version of ecapture"),
+        (&["tls", "--mapsize", "0"], "ecapture: invalid value '0' for --mapsize: expected 1 to 65536 pages"),
+        (
+            &["tls", "--ssl_version", "wolfssl 5"],
+            "ecapture: invalid value 'wolfssl 5' for --ssl_version: expected e.g. \"openssl 3.0.2\", \"openssl 1.1.1w\" or \"boringssl\"",
+        ),
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(out, "", "{args:?}");
+        assert_eq!(err, format!("{want}\n"), "{args:?}");
+    }
+}

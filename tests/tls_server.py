@@ -1,0 +1,54 @@
+"""A small TLS server for ecapture's end-to-end tests, on Python's ssl module
+(which calls OpenSSL's SSL_read_ex/SSL_write_ex).
+
+    tls_server.py HOST CERT KEY
+
+Binds HOST on an ephemeral port and prints "READY <port>" once listening.
+Each connection sends one HTTP/1.1 request (with an optional Content-Length
+body) and gets "hello from <path>, N body bytes" back.
+"""
+import socket
+import ssl
+import sys
+import threading
+
+host, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((host, 0))
+srv.listen(64)
+print("READY", srv.getsockname()[1], flush=True)
+
+
+def handle(conn):
+    try:
+        with ctx.wrap_socket(conn, server_side=True) as t:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = t.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(body) < length:
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+            path = head.split(b" ")[1]
+            reply = b"hello from %s, %d body bytes" % (path, len(body))
+            t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(reply), reply))
+    except (OSError, ssl.SSLError):
+        pass
+
+
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()

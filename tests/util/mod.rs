@@ -1,0 +1,525 @@
+//! Shared helpers of the end-to-end tests: the ecapture binary under test,
+//! real TLS peers (openssl s_server, curl, Python's ssl), a parser for the
+//! text output, and the root/BPF gate that skips loudly or, in CI
+//! (ECAPTURE_E2E=1), fails.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should take milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The binary under test: $ECAPTURE_BIN, else the one cargo built.
+pub fn bin() -> PathBuf {
+    std::env::var_os("ECAPTURE_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ecapture")))
+}
+
+/// Whether the e2e tests can run here; when they cannot, says so loudly and
+/// returns false, or panics when ECAPTURE_E2E=1 makes them mandatory.
+pub fn e2e_enabled(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let reason = if !root {
+        Some("not running as root")
+    } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        Some("kernel has no BTF (/sys/kernel/btf/vmlinux)")
+    } else if !Path::new("/sys/bus/event_source/devices/uprobe").exists() {
+        Some("kernel has no uprobes")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(why) if std::env::var_os("ECAPTURE_E2E").is_some_and(|v| v == "1") => {
+            panic!("{test}: end-to-end tests are mandatory here (ECAPTURE_E2E=1) but cannot run: {why}")
+        }
+        Some(why) => {
+            eprintln!("\n*** SKIPPED {test}: {why}; end-to-end tests need root and BPF (set ECAPTURE_E2E=1 to make this a failure) ***\n");
+            false
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "ecapture-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port the kernel just handed out on loopback, free again.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
+}
+
+/// A self-signed certificate and key for localhost.
+pub fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl req");
+    assert!(st.success(), "openssl req failed");
+    (cert, key)
+}
+
+/// Kills and reaps a child on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `openssl s_server` on `accept` (e.g. "127.0.0.1:1234" or "[::1]:1234"),
+/// returned once it prints ACCEPT. `www` answers HTTP GETs with a status
+/// page; otherwise received data is echoed to its (discarded) stdout.
+pub fn s_server(dir: &Path, accept: &str, www: bool) -> Proc {
+    let (cert, key) = make_cert(dir);
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-accept", accept, "-cert"]).arg(cert).arg("-key").arg(key);
+    if www {
+        cmd.arg("-www");
+    }
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn openssl s_server");
+    let out = child.stdout.take().expect("s_server stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        let mut told = false;
+        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            if !told && line.trim() == "ACCEPT" {
+                let _ = tx.send(());
+                told = true;
+            }
+            line.clear();
+        }
+    });
+    rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("openssl s_server on {accept} did not start"));
+    Proc(child)
+}
+
+/// The test TLS server of tests/tls_server.py (Python's ssl: SSL_read_ex /
+/// SSL_write_ex) on `host` ("127.0.0.1" or "::1"); returns it and its port
+/// once it listens.
+pub fn py_server(dir: &Path, host: &str) -> (Proc, u16) {
+    let (cert, key) = make_cert(dir);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_server.py");
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(host)
+        .arg(cert)
+        .arg(key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run /usr/bin/python3 tests/tls_server.py");
+    let mut line = String::new();
+    let out = child.stdout.take().expect("stdout");
+    BufReader::new(out).read_line(&mut line).expect("read READY line");
+    let port = line
+        .strip_prefix("READY ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("tls_server.py did not start: {line:?}"));
+    (Proc(child), port)
+}
+
+/// Runs curl against `url` (certificate not checked) and returns its pid
+/// and exit status.
+pub fn curl(url: &str, extra: &[&str]) -> (u32, ExitStatus) {
+    let mut child = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "--max-time", "10"])
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn curl");
+    let pid = child.id();
+    let st = child.wait().expect("wait curl");
+    (pid, st)
+}
+
+/// One event of ecapture's text output.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub time: String,
+    pub pid: u32,
+    pub comm: String,
+    pub tid: u32,
+    pub fd: i32,
+    pub dir: String,
+    pub src: String,
+    pub dst: String,
+    pub version: String,
+    pub length: usize,
+    /// The payload bytes (text as printed, or decoded from the hex dump).
+    pub payload: Vec<u8>,
+    /// `[ecapture: ...]` note lines after the payload.
+    pub notes: Vec<String>,
+}
+
+fn parse_header(line: &str) -> Option<Event> {
+    let (time, rest) = line.split_once(' ')?;
+    let mut ev = Event {
+        time: time.to_string(),
+        pid: 0,
+        comm: String::new(),
+        tid: 0,
+        fd: 0,
+        dir: String::new(),
+        src: String::new(),
+        dst: String::new(),
+        version: String::new(),
+        length: 0,
+        payload: Vec::new(),
+        notes: Vec::new(),
+    };
+    let fields: Vec<&str> = rest.split(", ").collect();
+    if fields.len() != 9 {
+        return None;
+    }
+    ev.pid = fields[0].strip_prefix("PID:")?.parse().ok()?;
+    ev.comm = fields[1].strip_prefix("Comm:")?.to_string();
+    ev.tid = fields[2].strip_prefix("TID:")?.parse().ok()?;
+    ev.fd = fields[3].strip_prefix("FD:")?.parse().ok()?;
+    ev.dir = fields[4].to_string();
+    ev.src = fields[5].strip_prefix("Src:")?.to_string();
+    ev.dst = fields[6].strip_prefix("Dest:")?.to_string();
+    ev.version = fields[7].to_string();
+    ev.length = fields[8].strip_prefix("Length:")?.parse().ok()?;
+    Some(ev)
+}
+
+/// One hex dump row: "00000010  48 6f 73 74 ...  |Host|".
+fn parse_hex_row(line: &str) -> Option<Vec<u8>> {
+    let (off, rest) = line.split_once("  ")?;
+    if off.len() != 8 || !off.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let hex = rest.split(" |").next()?;
+    hex.split_whitespace().map(|h| u8::from_str_radix(h, 16).ok()).collect()
+}
+
+fn line_at(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let nl = buf[at..].iter().position(|&b| b == b'\n')?;
+    Some((&buf[at..at + nl], at + nl + 1))
+}
+
+/// Parses one event at the start of `buf`: Some((event, bytes used)) when
+/// complete, None when more output is needed. Payloads are text (exactly
+/// Length bytes) or a hex dump; notes and blank lines follow.
+pub fn parse_event(buf: &[u8]) -> Option<(Event, usize)> {
+    let (hline, mut at) = line_at(buf, 0)?;
+    let Some(mut ev) = std::str::from_utf8(hline).ok().and_then(parse_header) else {
+        // Not a header: surfaced as an UNPARSED event, which fails the test.
+        let mut bad = parse_header("- PID:0, Comm:, TID:0, FD:0, UNPARSED, Src:, Dest:, ?, Length:0").expect("template");
+        bad.notes.push(String::from_utf8_lossy(hline).into_owned());
+        return Some((bad, at));
+    };
+    // A hex dump: rows of at most Length bytes in all (fewer with -t),
+    // followed by a blank line or a note.
+    let mut hex = Vec::new();
+    let mut hat = at;
+    while let Some((l, next)) = line_at(buf, hat) {
+        match std::str::from_utf8(l).ok().and_then(parse_hex_row) {
+            Some(row) => {
+                hex.extend(row);
+                hat = next;
+            }
+            None => break,
+        }
+    }
+    let after = buf.get(hat).copied();
+    if !hex.is_empty() && hex.len() <= ev.length && matches!(after, Some(b'\n') | Some(b'[')) {
+        ev.payload = hex;
+        at = hat;
+    } else {
+        if buf.len() < at + ev.length {
+            return None;
+        }
+        ev.payload = buf[at..at + ev.length].to_vec();
+        at += ev.length;
+        // Text not ending in a newline gets one.
+        if ev.payload.last() != Some(&b'\n') {
+            match buf.get(at) {
+                None => return None,
+                Some(b'\n') => at += 1,
+                Some(_) => panic!("no newline after a text payload of pid {}", ev.pid),
+            }
+        }
+    }
+    // Notes, then the blank line that ends every event.
+    loop {
+        match buf.get(at) {
+            None => return None,
+            Some(b'\n') => return Some((ev, at + 1)),
+            Some(b'[') => {
+                let (l, next) = line_at(buf, at)?;
+                ev.notes.push(String::from_utf8_lossy(l).into_owned());
+                at = next;
+            }
+            Some(_) => panic!("unexpected text after the payload of pid {}", ev.pid),
+        }
+    }
+}
+
+/// A poisoned lock (a panicking test thread) must not hide the real failure.
+fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Shared {
+    events: VecDeque<Event>,
+    all: Vec<Event>,
+    stderr: Vec<String>,
+    stdout_closed: bool,
+    stderr_closed: bool,
+}
+
+/// A running ecapture with its output parsed as it comes.
+pub struct Ecapture {
+    child: Option<Child>,
+    shared: Arc<(Mutex<Shared>, Condvar)>,
+    pub started: Instant,
+}
+
+impl Ecapture {
+    /// Starts `ecapture <args>` and waits for "probes attached".
+    pub fn start(args: &[&str]) -> Ecapture {
+        Self::start_env(args, &[])
+    }
+
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Ecapture {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("spawn ecapture");
+        let shared = Arc::new((
+            Mutex::new(Shared {
+                events: VecDeque::new(),
+                all: Vec::new(),
+                stderr: Vec::new(),
+                stdout_closed: false,
+                stderr_closed: false,
+            }),
+            Condvar::new(),
+        ));
+        let mut out = child.stdout.take().expect("stdout");
+        let s = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut chunk = vec![0u8; 1 << 16];
+            let mut eof = false;
+            while !eof {
+                match out.read(&mut chunk) {
+                    Ok(0) | Err(_) => eof = true,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                let mut used = 0;
+                let mut parsed = Vec::new();
+                while let Some((ev, n)) = parse_event(&buf[used..]) {
+                    parsed.push(ev);
+                    used += n;
+                }
+                buf.drain(..used);
+                let (m, cv) = &*s;
+                let mut g = lock(m);
+                for ev in parsed {
+                    g.all.push(ev.clone());
+                    g.events.push_back(ev);
+                }
+                g.stdout_closed = eof;
+                cv.notify_all();
+            }
+        });
+        let err = child.stderr.take().expect("stderr");
+        let s = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                let (m, cv) = &*s;
+                lock(m).stderr.push(line);
+                cv.notify_all();
+            }
+            let (m, cv) = &*s;
+            lock(m).stderr_closed = true;
+            cv.notify_all();
+        });
+        let e = Ecapture { child: Some(child), shared, started };
+        e.wait_stderr("probes attached");
+        e
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Waits until a stderr line contains `needle`; returns it.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let (m, cv) = &*self.shared;
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = lock(m);
+        loop {
+            if let Some(l) = g.stderr.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            if g.stderr_closed || Instant::now() >= deadline {
+                panic!("ecapture never logged {needle:?}; stderr:\n{}", g.stderr.join("\n"));
+            }
+            g = cv.wait_timeout(g, deadline - Instant::now()).unwrap().0;
+        }
+    }
+
+    /// Waits for the first not yet taken event matching `pred`; events that
+    /// do not match stay for later waits.
+    pub fn wait_event(&self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let (m, cv) = &*self.shared;
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = lock(m);
+        loop {
+            if let Some(bad) = g.events.iter().find(|e| e.dir == "UNPARSED") {
+                panic!("ecapture printed something that is not an event: {:?}", bad.notes);
+            }
+            if let Some(i) = g.events.iter().position(&pred) {
+                return g.events.remove(i).expect("index from position");
+            }
+            if g.stdout_closed || Instant::now() >= deadline {
+                panic!("no event {what} within {PATIENCE:?}; stderr:\n{}", g.stderr.join("\n"));
+            }
+            g = cv.wait_timeout(g, deadline - Instant::now()).unwrap().0;
+        }
+    }
+
+    /// Sends SIGTERM and waits for exit; returns (status, time to exit,
+    /// every event seen, stderr lines).
+    pub fn stop(mut self) -> (ExitStatus, Duration, Vec<Event>, Vec<String>) {
+        let mut child = self.child.take().expect("running");
+        let t = Instant::now();
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = t + PATIENCE;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("ecapture did not exit within {PATIENCE:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let took = t.elapsed();
+        let (m, cv) = &*self.shared;
+        let mut g = lock(m);
+        while !(g.stdout_closed && g.stderr_closed) {
+            g = cv.wait_timeout(g, PATIENCE).unwrap().0;
+        }
+        (status, took, g.all.clone(), g.stderr.clone())
+    }
+}
+
+impl Drop for Ecapture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The BPF program and link ids a process holds (from /proc/PID/fdinfo).
+pub fn bpf_ids(pid: u32) -> (Vec<u32>, Vec<u32>) {
+    let (mut progs, mut links) = (Vec::new(), Vec::new());
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return (progs, links) };
+    for e in dir.flatten() {
+        let Ok(info) = std::fs::read_to_string(e.path()) else { continue };
+        for line in info.lines() {
+            if let Some(v) = line.strip_prefix("prog_id:") {
+                progs.extend(v.trim().parse::<u32>().ok());
+            }
+            if let Some(v) = line.strip_prefix("link_id:") {
+                links.extend(v.trim().parse::<u32>().ok());
+            }
+        }
+    }
+    progs.sort_unstable();
+    progs.dedup();
+    links.sort_unstable();
+    links.dedup();
+    (progs, links)
+}
+
+/// Whether the kernel still has a BPF object of `kind` ("prog" or "link") with `id`.
+pub fn bpf_object_exists(kind: &str, id: u32) -> bool {
+    Command::new("bpftool")
+        .args([kind, "show", "id", &id.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_text_and_hex_events() {
+        let out = b"2026-11-29T13:44:00.220105Z PID:1, Comm:curl, TID:2, FD:5, WRITE, Src:127.0.0.1:1, Dest:127.0.0.1:2, TLS1.3, Length:5\n\
+hello\n\n\
+2026-11-29T13:44:00.220105Z PID:1, Comm:c, TID:2, FD:5, READ, Src:[::1]:1, Dest:[::1]:2, TLS1.2, Length:3\n\
+00000000  16 03 01                                          |...|\n\
+[ecapture: note]\n\n";
+        let (a, n) = parse_event(out).unwrap();
+        assert_eq!((a.pid, a.comm.as_str(), a.payload.as_slice()), (1, "curl", &b"hello"[..]));
+        let (b, _) = parse_event(&out[n..]).unwrap();
+        assert_eq!(b.payload, vec![0x16, 3, 1]);
+        assert_eq!(b.notes, vec!["[ecapture: note]".to_string()]);
+        assert_eq!(b.src, "[::1]:1");
+    }
+}
