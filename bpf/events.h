@@ -46,7 +46,10 @@ enum tls_dir {
 
 /* Indexes into the per-CPU "stats" map: failures on the BPF side. */
 enum bpf_stat {
-	STAT_PERF_OUTPUT_FAIL = 0, /* bpf_perf_event_output failed: chunk lost */
+	STAT_PERF_OUTPUT_FAIL = 0, /* bpf_perf_event_output failed: chunk lost.
+				    * Includes rings that were full, which perf
+				    * also reports (later, and only if another
+				    * record follows) as lost samples. */
 	STAT_READ_USER_FAIL = 1,   /* user buffer unreadable: chunk lost */
 	STAT_SLOT_BUSY = 2,        /* no scratch slot free: whole call lost */
 	STAT_ACTIVE_FULL = 3,      /* too many threads inside SSL calls: call lost */

@@ -11,7 +11,9 @@ use crate::bpf::loader::BpfFailures;
 pub struct Stats {
     /// Perf records received.
     pub records: AtomicU64,
-    /// Records the kernel dropped because a perf ring was full.
+    /// Records perf reported lost because a ring was full. Informational:
+    /// each is also a failed bpf_perf_event_output, counted by the BPF side
+    /// at once, whereas perf reports a loss only when a later record follows.
     pub kernel_lost: AtomicU64,
     /// Records dropped because the dispatcher's channel was full.
     pub channel_full: AtomicU64,
@@ -69,18 +71,18 @@ impl Stats {
 
 impl Snapshot {
     /// Records (chunks or whole calls) lost anywhere between the BPF
-    /// program and the dispatcher.
+    /// program and the dispatcher. Full perf rings are in `bpf`.
     pub fn lost(&self) -> u64 {
-        self.kernel_lost + self.channel_full + self.malformed + self.bpf.total()
+        self.channel_full + self.malformed + self.bpf.total()
     }
 
     fn losses(&self) -> String {
         format!(
-            "lost {} (kernel {}, channel {}, bpf {}, malformed {}); {} incomplete ({} bytes missing), {} truncated",
+            "lost {} (buffer full {}, bpf other {}, channel {}, malformed {}); {} incomplete ({} bytes missing), {} truncated",
             self.lost(),
-            self.kernel_lost,
+            self.bpf.perf_output,
+            self.bpf.total() - self.bpf.perf_output,
             self.channel_full,
-            self.bpf.total(),
             self.malformed,
             self.incomplete,
             self.missing_bytes,
@@ -114,13 +116,14 @@ mod tests {
         let a = s.snapshot(BpfFailures::default());
         assert_eq!(
             a.summary(),
-            "3 events, 300 bytes captured; lost 0 (kernel 0, channel 0, bpf 0, malformed 0); \
+            "3 events, 300 bytes captured; lost 0 (buffer full 0, bpf other 0, channel 0, malformed 0); \
              0 incomplete (0 bytes missing), 0 truncated"
         );
         assert_eq!(a.loss_report(&a), None);
-        Stats::add(&s.kernel_lost, 2);
-        let b = s.snapshot(BpfFailures { slot_busy: 1, ..Default::default() });
-        assert_eq!(b.lost(), 3);
-        assert!(b.loss_report(&a).unwrap().contains("lost 3 (kernel 2, channel 0, bpf 1"));
+        Stats::add(&s.kernel_lost, 2); // the same losses as perf_output: not added again
+        Stats::add(&s.channel_full, 1);
+        let b = s.snapshot(BpfFailures { perf_output: 2, slot_busy: 1, ..Default::default() });
+        assert_eq!(b.lost(), 4);
+        assert!(b.loss_report(&a).unwrap().contains("lost 4 (buffer full 2, bpf other 1, channel 1, malformed 0)"));
     }
 }

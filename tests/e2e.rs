@@ -90,20 +90,10 @@ fn pattern(n: usize) -> Vec<u8> {
     v
 }
 
-#[test]
-fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
-    if !e2e_enabled("python_ssl") {
-        return;
-    }
-    let dir = TempDir::new("python");
-    let (server, port) = py_server(dir.path(), "127.0.0.1");
-    let data = pattern(1 << 20);
-    let file = dir.path().join("payload.txt");
-    std::fs::write(&file, &data).unwrap();
-    let ec = Ecapture::start(&["tls"]);
-
-    // Python's ssl module calls SSL_write_ex; sendall on a blocking socket
-    // writes the whole buffer in one call.
+/// Python's ssl module (SSL_write_ex) sends `file` as the body of one PUT to
+/// 127.0.0.1:`port`; sendall on a blocking socket writes the whole body in
+/// one call. Returns the client's pid once it is done.
+fn python_put(port: u16, file: &std::path::Path) -> u32 {
     let script = "import socket, ssl, sys\n\
         data = open(sys.argv[2], 'rb').read()\n\
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n\
@@ -116,13 +106,28 @@ fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
         \x20       assert t.recv(4096).endswith(b', %d body bytes' % len(data))\n";
     let mut py = Command::new("/usr/bin/python3")
         .args(["-c", script, &port.to_string()])
-        .arg(&file)
+        .arg(file)
         .stdin(Stdio::null())
         .spawn()
         .expect("run /usr/bin/python3");
     let pid = py.id();
     assert!(py.wait().unwrap().success(), "python client failed");
+    pid
+}
 
+#[test]
+fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
+    if !e2e_enabled("python_ssl") {
+        return;
+    }
+    let dir = TempDir::new("python");
+    let (server, port) = py_server(dir.path(), "127.0.0.1");
+    let data = pattern(1 << 20);
+    let file = dir.path().join("payload.txt");
+    std::fs::write(&file, &data).unwrap();
+    let ec = Ecapture::start(&["tls"]);
+
+    let pid = python_put(port, &file);
     let ev = ec.wait_event("python's 1 MiB write", |e| e.pid == pid && e.dir == "WRITE" && e.length > 1000);
     assert_eq!(ev.comm, "python3");
     assert_eq!(ev.length, data.len(), "one event for the whole SSL_write_ex");
@@ -142,6 +147,30 @@ fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
     assert!(status.success());
     let summary = stderr.iter().find(|l| l.contains("events,")).expect("summary line");
     assert!(summary.contains("lost 0 ") && summary.contains("0 incomplete"), "{summary}");
+}
+
+#[test]
+fn losses_are_counted_and_reported() {
+    if !e2e_enabled("losses") {
+        return;
+    }
+    let dir = TempDir::new("losses");
+    let (_server, port) = py_server(dir.path(), "127.0.0.1");
+    let data = pattern(256 << 10);
+    let file = dir.path().join("payload.txt");
+    std::fs::write(&file, &data).unwrap();
+    // 2 pages per CPU: a 32 KiB chunk can never fit, small records can.
+    let ec = Ecapture::start(&["tls", "--mapsize", "2"]);
+    let pid = python_put(port, &file);
+    let head = ec.wait_event("the small PUT header", |e| e.pid == pid && e.dir == "WRITE");
+    assert!(head.payload.starts_with(b"PUT /bulk "));
+    let (status, _, all, stderr) = ec.stop();
+    assert!(status.success());
+    assert!(!all.iter().any(|e| e.pid == pid && e.length == data.len() && e.notes.is_empty()), "it cannot have fit");
+    let summary = stderr.iter().find(|l| l.contains("events,")).expect("summary line");
+    let lost: u64 = summary.split("lost ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(lost >= 8, "256 KiB is 8 chunks, none of which fit: {summary}");
+    assert!(summary.contains("buffer full "), "{summary}");
 }
 
 #[test]
