@@ -158,13 +158,62 @@ int BPF_KPROBE(ssl_set_fd_entry, void *ssl, int fd)
 	return 0;
 }
 
+/* The struct sock behind fd of the current task, or NULL when fd is not a
+ * socket. */
+static __always_inline struct sock *sock_of_fd(__s32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = 0;
+
+	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 0;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = (struct socket *)BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* Local and remote address of socket fd of the current task. */
+static __always_inline void fill_tuple(struct tls_chunk_hdr *h, __s32 fd)
+{
+	struct sock *sk = sock_of_fd(fd);
+	if (!sk)
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(h->laddr, &l, sizeof(l));
+		__builtin_memcpy(h->raddr, &r, sizeof(r));
+	} else if (family == AF_INET6) {
+		struct in6_addr l = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+		struct in6_addr r = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+		__builtin_memcpy(h->laddr, &l, sizeof(l));
+		__builtin_memcpy(h->raddr, &r, sizeof(r));
+	} else {
+		return;
+	}
+	h->family = family;
+	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	h->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+
 /* ---- fd from socket syscalls made inside an SSL call -------------------- */
 
+/* The first socket this thread reads or writes during an SSL call is the
+ * SSL's. Other fds (a keylog file written from a callback, a pipe) are
+ * skipped. */
 static __always_inline int note_fd(unsigned long fd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_ctx *c = bpf_map_lookup_elem(&active, &id);
-	if (c && c->fd < 0 && fd < 0x7fffffff)
+	if (c && c->fd < 0 && fd < 0x7fffffff && sock_of_fd((__s32)fd))
 		c->fd = (__s32)fd;
 	return 0;
 }
@@ -229,44 +278,6 @@ static __always_inline __s32 fd_from_bio(__u64 ssl, const struct lib_offsets *o,
 	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(bio + o->bio_num)))
 		return -1;
 	return fd;
-}
-
-/* Local and remote address of socket fd of the current task. */
-static __always_inline void fill_tuple(struct tls_chunk_hdr *h, __s32 fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct file *f = 0;
-
-	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
-		return;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
-		return;
-	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return;
-	struct socket *sock = (struct socket *)BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family == AF_INET) {
-		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(h->laddr, &l, sizeof(l));
-		__builtin_memcpy(h->raddr, &r, sizeof(r));
-	} else if (family == AF_INET6) {
-		struct in6_addr l = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-		struct in6_addr r = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
-		__builtin_memcpy(h->laddr, &l, sizeof(l));
-		__builtin_memcpy(h->raddr, &r, sizeof(r));
-	} else {
-		return;
-	}
-	h->family = family;
-	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	h->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
 struct emit_ctx {

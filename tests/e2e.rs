@@ -150,6 +150,30 @@ fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
 }
 
 #[test]
+fn calls_beyond_maxpayload_are_marked_truncated() {
+    if !e2e_enabled("truncated") {
+        return;
+    }
+    let dir = TempDir::new("truncated");
+    let (_server, port) = py_server(dir.path(), "127.0.0.1");
+    let data = pattern(256 << 10);
+    let file = dir.path().join("payload.txt");
+    std::fs::write(&file, &data).unwrap();
+    let ec = Ecapture::start(&["tls", "--maxpayload", "64K"]);
+    let pid = python_put(port, &file);
+    let ev = ec.wait_event("the big write", |e| e.pid == pid && e.dir == "WRITE" && e.length > 1000);
+    assert_eq!(ev.length, 64 << 10, "captured up to the cap");
+    assert!(ev.payload == data[..64 << 10], "the captured part is the start of the write");
+    assert_eq!(ev.notes, vec![format!("[ecapture: the call transferred {} bytes; captured the first 65536 (--maxpayload)]", data.len())]);
+    let (status, _, _, stderr) = ec.stop();
+    assert!(status.success());
+    let summary = stderr.iter().find(|l| l.contains("events,")).expect("summary line");
+    // Other tests' big writes may be truncated by this instance too.
+    let truncated: u64 = summary.rsplit(", ").next().and_then(|t| t.strip_suffix(" truncated")).and_then(|n| n.parse().ok()).unwrap();
+    assert!(truncated >= 1, "{summary}");
+}
+
+#[test]
 fn losses_are_counted_and_reported() {
     if !e2e_enabled("losses") {
         return;
