@@ -115,23 +115,46 @@ fn python_put(port: u16, file: &std::path::Path) -> u32 {
     pid
 }
 
+/// A Python TLS server and a file of `size` pattern bytes to PUT to it.
+struct Bulk {
+    _dir: TempDir,
+    server: Proc,
+    port: u16,
+    data: Vec<u8>,
+    file: std::path::PathBuf,
+}
+
+fn bulk(tag: &str, size: usize) -> Bulk {
+    let dir = TempDir::new(tag);
+    let (server, port) = py_server(dir.path(), "127.0.0.1");
+    let data = pattern(size);
+    let file = dir.path().join("payload.txt");
+    std::fs::write(&file, &data).unwrap();
+    Bulk { _dir: dir, server, port, data, file }
+}
+
+/// (lost, incomplete, truncated) from the shutdown summary line.
+fn summary_counts(stderr: &[String]) -> (u64, u64, u64) {
+    let line = stderr.iter().find(|l| l.contains(" bytes captured; lost ")).expect("a summary line");
+    let after = |key: &str| line.split(key).nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok());
+    let before = |key: &str| line.split(key).next().and_then(|s| s.rsplit(' ').next()).and_then(|n| n.parse().ok());
+    let (lost, incomplete, truncated) = (after("lost "), before(" incomplete"), before(" truncated"));
+    (lost.expect(line), incomplete.expect(line), truncated.expect(line))
+}
+
 #[test]
 fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
     if !e2e_enabled("python_ssl") {
         return;
     }
-    let dir = TempDir::new("python");
-    let (server, port) = py_server(dir.path(), "127.0.0.1");
-    let data = pattern(1 << 20);
-    let file = dir.path().join("payload.txt");
-    std::fs::write(&file, &data).unwrap();
+    let bulk = bulk("python", 1 << 20);
+    let (server, port, data) = (&bulk.server, bulk.port, &bulk.data);
     let ec = Ecapture::start(&["tls"]);
-
-    let pid = python_put(port, &file);
+    let pid = python_put(port, &bulk.file);
     let ev = ec.wait_event("python's 1 MiB write", |e| e.pid == pid && e.dir == "WRITE" && e.length > 1000);
     assert_eq!(ev.comm, "python3");
     assert_eq!(ev.length, data.len(), "one event for the whole SSL_write_ex");
-    assert!(ev.payload == data, "payload differs from what python wrote");
+    assert!(ev.payload == *data, "payload differs from what python wrote");
     assert!(ev.notes.is_empty(), "{:?}", ev.notes);
     assert_eq!(ev.dst, format!("127.0.0.1:{port}"));
 
@@ -145,8 +168,8 @@ fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
     assert!(got.starts_with(header.as_bytes()) && got[header.len()..] == data[..], "server-side reads differ");
     let (status, _, _, stderr) = ec.stop();
     assert!(status.success());
-    let summary = stderr.iter().find(|l| l.contains("events,")).expect("summary line");
-    assert!(summary.contains("lost 0 ") && summary.contains("0 incomplete"), "{summary}");
+    let (lost, incomplete, _) = summary_counts(&stderr);
+    assert_eq!((lost, incomplete), (0, 0), "{stderr:?}");
 }
 
 #[test]
@@ -154,23 +177,18 @@ fn calls_beyond_maxpayload_are_marked_truncated() {
     if !e2e_enabled("truncated") {
         return;
     }
-    let dir = TempDir::new("truncated");
-    let (_server, port) = py_server(dir.path(), "127.0.0.1");
-    let data = pattern(256 << 10);
-    let file = dir.path().join("payload.txt");
-    std::fs::write(&file, &data).unwrap();
+    let bulk = bulk("truncated", 256 << 10);
+    let data = &bulk.data;
     let ec = Ecapture::start(&["tls", "--maxpayload", "64K"]);
-    let pid = python_put(port, &file);
+    let pid = python_put(bulk.port, &bulk.file);
     let ev = ec.wait_event("the big write", |e| e.pid == pid && e.dir == "WRITE" && e.length > 1000);
     assert_eq!(ev.length, 64 << 10, "captured up to the cap");
     assert!(ev.payload == data[..64 << 10], "the captured part is the start of the write");
     assert_eq!(ev.notes, vec![format!("[ecapture: the call transferred {} bytes; captured the first 65536 (--maxpayload)]", data.len())]);
     let (status, _, _, stderr) = ec.stop();
     assert!(status.success());
-    let summary = stderr.iter().find(|l| l.contains("events,")).expect("summary line");
     // Other tests' big writes may be truncated by this instance too.
-    let truncated: u64 = summary.rsplit(", ").next().and_then(|t| t.strip_suffix(" truncated")).and_then(|n| n.parse().ok()).unwrap();
-    assert!(truncated >= 1, "{summary}");
+    assert!(summary_counts(&stderr).2 >= 1, "{stderr:?}");
 }
 
 #[test]
@@ -178,23 +196,17 @@ fn losses_are_counted_and_reported() {
     if !e2e_enabled("losses") {
         return;
     }
-    let dir = TempDir::new("losses");
-    let (_server, port) = py_server(dir.path(), "127.0.0.1");
-    let data = pattern(256 << 10);
-    let file = dir.path().join("payload.txt");
-    std::fs::write(&file, &data).unwrap();
+    let bulk = bulk("losses", 256 << 10);
     // 2 pages per CPU: a 32 KiB chunk can never fit, small records can.
     let ec = Ecapture::start(&["tls", "--mapsize", "2"]);
-    let pid = python_put(port, &file);
+    let pid = python_put(bulk.port, &bulk.file);
     let head = ec.wait_event("the small PUT header", |e| e.pid == pid && e.dir == "WRITE");
     assert!(head.payload.starts_with(b"PUT /bulk "));
     let (status, _, all, stderr) = ec.stop();
     assert!(status.success());
-    assert!(!all.iter().any(|e| e.pid == pid && e.length == data.len() && e.notes.is_empty()), "it cannot have fit");
-    let summary = stderr.iter().find(|l| l.contains("events,")).expect("summary line");
-    let lost: u64 = summary.split("lost ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
-    assert!(lost >= 8, "256 KiB is 8 chunks, none of which fit: {summary}");
-    assert!(summary.contains("buffer full "), "{summary}");
+    assert!(!all.iter().any(|e| e.pid == pid && e.length == bulk.data.len() && e.notes.is_empty()), "it cannot have fit");
+    let (lost, _, _) = summary_counts(&stderr);
+    assert!(lost >= 8, "256 KiB is 8 chunks, none of which fit: {stderr:?}");
 }
 
 #[test]
