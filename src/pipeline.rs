@@ -27,12 +27,35 @@ const CHANNEL_CAPACITY: usize = 4096;
 /// How often losses (if any) are reported while running.
 const REPORT_EVERY_MS: i32 = 5000;
 
+/// Capabilities needed: CAP_SYS_ADMIN (21), CAP_PERFMON (38), CAP_BPF (39).
+const NEEDED_CAPS: [(u32, &str); 3] = [(21, "CAP_SYS_ADMIN"), (38, "CAP_PERFMON"), (39, "CAP_BPF")];
+
+/// The capabilities of NEEDED_CAPS missing from the effective set given
+/// as /proc/self/status shows it ("CapEff:\t000001ffffffffff").
+fn missing_caps(status: &str) -> Vec<&'static str> {
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    NEEDED_CAPS.iter().filter(|(bit, _)| eff & (1u64 << bit) == 0).map(|(_, name)| *name).collect()
+}
+
 /// Refuses to start where capture cannot work, with the reason.
 fn check_system(cfg: &Config) -> Result<()> {
-    if os::euid() != 0 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let missing = missing_caps(&status);
+    if os::euid() != 0 && !missing.is_empty() {
         return Err(Error::runtime(
             "must run as root: loading BPF programs and attaching uprobes needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN",
         ));
+    }
+    if !missing.is_empty() {
+        return Err(Error::runtime(format!(
+            "running as root but without {} (a container without privileges?): loading BPF programs and attaching \
+             uprobes needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN",
+            missing.join(", ")
+        )));
     }
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(Error::runtime(
@@ -162,4 +185,17 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     drop(probes);
     log::info!("{}", last.summary());
     reason.map(|_| last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_from_proc_status() {
+        assert!(missing_caps("Name:\tx\nCapEff:\t000001ffffffffff\n").is_empty());
+        assert_eq!(missing_caps("CapEff:\t0000000000200000\n"), vec!["CAP_PERFMON", "CAP_BPF"]);
+        assert_eq!(missing_caps("CapEff:\t000000c000200000\n"), Vec::<&str>::new());
+        assert_eq!(missing_caps("no caps line"), vec!["CAP_SYS_ADMIN", "CAP_PERFMON", "CAP_BPF"]);
+    }
 }

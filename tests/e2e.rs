@@ -368,4 +368,11 @@ fn bad_input_needing_root_is_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("ecapture: must run as root"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+
+    // Root without CAP_SYS_ADMIN, as in an unprivileged container.
+    let out = Command::new("setpriv").args(["--bounding-set=-sys_admin"]).arg(bin()).arg("tls").output().expect("run setpriv");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("ecapture: running as root but without CAP_SYS_ADMIN"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
