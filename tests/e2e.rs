@@ -255,6 +255,30 @@ fn pid_filter_excludes_other_processes() {
 }
 
 #[test]
+fn uid_filter_keeps_only_that_user() {
+    if !e2e_enabled("uid_filter") {
+        return;
+    }
+    let dir = TempDir::new("uidfilter");
+    let port = free_port();
+    let _server = s_server(dir.path(), &format!("127.0.0.1:{port}"), true);
+    let ec = Ecapture::start(&["tls", "--uid", "65534"]);
+    let (root_pid, st) = curl(&format!("https://127.0.0.1:{port}/as-root"), &[]);
+    assert!(st.success());
+    let mut nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-sk", "-o", "/dev/null"])
+        .arg(format!("https://127.0.0.1:{port}/as-nobody"))
+        .spawn()
+        .expect("run curl as nobody");
+    let nobody_pid = nobody.id();
+    assert!(nobody.wait().unwrap().success());
+    let ev = ec.wait_event("nobody's request", |e| e.pid == nobody_pid && e.dir == "WRITE");
+    assert!(ev.payload.starts_with(b"GET /as-nobody "));
+    let (_, _, all, _) = ec.stop();
+    assert!(all.iter().all(|e| e.pid != root_pid), "--uid 65534 let root's curl through");
+}
+
+#[test]
 fn sigterm_detaches_everything_prints_summary_and_exits_0() {
     if !e2e_enabled("sigterm") {
         return;

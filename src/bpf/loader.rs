@@ -238,6 +238,9 @@ impl TlsProbes {
     /// the links are dropped from parallel threads, which share the wait:
     /// the whole detach takes about one grace period instead of one per probe.
     pub fn detach(&mut self) {
+        if self.links.is_empty() {
+            return;
+        }
         let links = std::mem::take(&mut self.links);
         let started = Instant::now();
         let n = links.len();
@@ -251,6 +254,13 @@ impl TlsProbes {
             }
         });
         log::debug!("{n} attachments removed in {:?}", started.elapsed());
+    }
+}
+
+impl Drop for TlsProbes {
+    fn drop(&mut self) {
+        // Also on error paths: detach in parallel rather than link by link.
+        self.detach();
     }
 }
 
