@@ -41,7 +41,12 @@ pub fn e2e_enabled(test: &str) -> bool {
             panic!("{test}: end-to-end tests are mandatory here (ECAPTURE_E2E=1) but cannot run: {why}")
         }
         Some(why) => {
-            eprintln!("\n*** SKIPPED {test}: {why}; end-to-end tests need root and BPF (set ECAPTURE_E2E=1 to make this a failure) ***\n");
+            // Straight to stderr: libtest hides eprintln! output of passing tests.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "*** SKIPPED {test}: {why}; end-to-end tests need root and BPF (ECAPTURE_E2E=1 makes this a failure) ***"
+            );
             false
         }
     }
