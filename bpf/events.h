@@ -43,6 +43,8 @@ enum tls_dir {
 #define CHUNK_F_FD_SYSCALL 0x2 /* fd seen in a socket syscall during the call */
 #define CHUNK_F_FD_CACHED 0x4  /* fd remembered from an earlier call / SSL_set_fd */
 #define CHUNK_F_FD_BIO 0x8     /* fd read from the SSL's BIO */
+#define CHUNK_F_ROLE_KNOWN 0x10 /* CHUNK_F_SERVER is meaningful */
+#define CHUNK_F_SERVER 0x20     /* this end of the connection is the TLS server */
 
 /* Indexes into the per-CPU "stats" map: failures on the BPF side. */
 enum bpf_stat {
@@ -64,6 +66,7 @@ struct lib_offsets {
 	__u32 ssl_wbio;
 	__u32 bio_num;
 	__u32 bio_method;
+	__u32 ssl_server; /* int server (SSL_is_server); 0 = unknown */
 	__u32 valid;
 };
 

@@ -253,6 +253,7 @@ static __always_inline struct lib_offsets lib_off(__u32 idx)
 		o.ssl_wbio = cfg.libs[idx].ssl_wbio;
 		o.bio_num = cfg.libs[idx].bio_num;
 		o.bio_method = cfg.libs[idx].bio_method;
+		o.ssl_server = cfg.libs[idx].ssl_server;
 		o.valid = cfg.libs[idx].valid;
 	}
 	return o;
@@ -406,6 +407,11 @@ static __always_inline int on_return(struct pt_regs *ctx)
 		__s32 v = 0;
 		bpf_probe_read_user(&v, sizeof(v), (void *)(c.ssl + o.ssl_version));
 		h->tls_version = (__u32)v;
+		if (o.ssl_server) {
+			__s32 server = 0;
+			if (!bpf_probe_read_user(&server, sizeof(server), (void *)(c.ssl + o.ssl_server)))
+				flags |= CHUNK_F_ROLE_KNOWN | (server ? CHUNK_F_SERVER : 0);
+		}
 	}
 	h->lib_idx = c.lib_idx;
 	h->dir = c.dir;

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::ecaptureq::addr::EcqAddr;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_MAPSIZE_PAGES: usize = 1024;
@@ -46,6 +47,11 @@ pub struct Config {
     pub libssl: Option<PathBuf>,
     /// `--ssl_version`, e.g. "openssl 3.0.2"; checked by the tls module.
     pub ssl_version: Option<String>,
+    /// `--ecaptureq`: events and logs go to this WebSocket server's clients.
+    pub ecaptureq: Option<EcqAddr>,
+    /// `--eventaddr` / `--logaddr` given together with `--ecaptureq`, which
+    /// takes priority: kept only to say so in the log.
+    pub overridden_addrs: Vec<String>,
 }
 
 impl Default for Config {
@@ -61,6 +67,8 @@ impl Default for Config {
             capture_cap: DEFAULT_CAPTURE_CAP,
             libssl: None,
             ssl_version: None,
+            ecaptureq: None,
+            overridden_addrs: Vec::new(),
         }
     }
 }
@@ -87,7 +95,10 @@ GLOBAL FLAGS:
     -b, --btf N              0 auto, 1 CO-RE (2, non-CO-RE, is not supported)
     -l, --logaddr ADDR       runtime logs to a file, tcp:// or ws://   (not yet supported)
         --eventaddr ADDR     events to a file, tcp:// or ws://        (not yet supported)
-        --ecaptureq URL      eCaptureQ WebSocket server                (not yet supported)
+        --ecaptureq URL      serve logs and events as protobuf over WebSocket,
+                             e.g. ws://127.0.0.1:28257/ (add ?token=SECRET to
+                             require it from clients); takes priority over
+                             --logaddr/--eventaddr
         --eventroratesize MB rotate the event file at this size       (not yet supported)
         --eventroratetime S  rotate the event file every S seconds    (not yet supported)
     -v, --version            print the version
@@ -115,6 +126,7 @@ EXAMPLES:
     sudo ecapture tls --pid 1234               # one process
     sudo ecapture tls --libssl /opt/app/lib/libssl.so.3 --hex
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
+    sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
 ";
 
 /// Parses the arguments after the program name.
@@ -160,11 +172,21 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         Some(n) => return Err(Error::usage(format!("invalid value '{n}' for --btf: expected 0, 1 or 2"))),
     }
 
+    if let Some(url) = opt(&mut p, "--ecaptureq", None, |s| Ok(s.to_string()))? {
+        c.ecaptureq = Some(EcqAddr::parse(&url)?);
+    }
+    // With --ecaptureq, events and logs go to its clients: text addresses
+    // are accepted but not used (the log says so).
+    for (long, short) in [("--logaddr", Some("-l")), ("--eventaddr", None)] {
+        if let Some(v) = opt(&mut p, long, short, |s| Ok(s.to_string()))? {
+            if c.ecaptureq.is_none() {
+                return Err(Error::usage(format!("{long} is not yet supported by this version of ecapture")));
+            }
+            c.overridden_addrs.push(format!("{long} {v}"));
+        }
+    }
     // Flags whose behaviour comes later: refuse them rather than ignore them.
     for (long, short) in [
-        ("--logaddr", Some("-l")),
-        ("--eventaddr", None),
-        ("--ecaptureq", None),
         ("--eventroratesize", None),
         ("--eventroratetime", None),
         ("--keylogfile", Some("-k")),
@@ -334,10 +356,17 @@ mod tests {
     }
 
     #[test]
+    fn ecaptureq_takes_priority_over_text_addresses() {
+        let c = cfg(&["tls", "--ecaptureq=ws://[::1]:28257/", "--eventaddr", "/tmp/ev", "-l", "/tmp/log"]);
+        assert_eq!(c.ecaptureq.unwrap().host, "::1");
+        assert_eq!(c.overridden_addrs, vec!["--logaddr /tmp/log".to_string(), "--eventaddr /tmp/ev".to_string()]);
+        assert!(err(&["tls", "--ecaptureq", "http://x/"]).contains("expected ws://"));
+    }
+
+    #[test]
     fn later_features_say_not_yet_supported() {
         for args in [
-            &["tls", "--ecaptureq", "ws://127.0.0.1:28257/"][..],
-            &["tls", "--eventaddr", "/tmp/x"],
+            &["tls", "--eventaddr", "/tmp/x"][..],
             &["tls", "-l", "/tmp/x"],
             &["tls", "--eventroratesize", "1"],
             &["tls", "--eventroratetime", "1"],

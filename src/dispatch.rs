@@ -10,6 +10,8 @@ use crossbeam_channel::{select, tick, Receiver};
 
 use crate::assemble::chunks::{Call, Reassembler};
 use crate::bpf::reader::Record;
+use crate::ecaptureq::hub::Hub;
+use crate::ecaptureq::proto;
 use crate::event::{ChunkHdr, TlsEvent};
 use crate::format::text::TextFormat;
 use crate::stats::Stats;
@@ -23,11 +25,18 @@ const PARTIAL_MAX_AGE: Duration = Duration::from_secs(1);
 /// Bound on calls being reassembled at once.
 const MAX_PARTIALS: usize = 1024;
 
+/// Where events go.
+pub enum EventSink {
+    /// The text format, to stdout (or any writer).
+    Text { format: TextFormat, out: Box<dyn Write + Send> },
+    /// Encoded once as a LogEntry, fanned out to every eCaptureQ client.
+    EcaptureQ(Arc<Hub>),
+}
+
 pub struct Dispatcher {
     pub rx: Receiver<Record>,
     pub clock: WallClock,
-    pub format: TextFormat,
-    pub out: Box<dyn Write + Send>,
+    pub sink: EventSink,
     pub stats: Arc<Stats>,
     /// Asks main to stop when the output goes away.
     pub stop: StopNotifier,
@@ -35,8 +44,13 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn run(self) {
-        let Dispatcher { rx, clock, format, out, stats, stop } = self;
-        let mut sink = Output { out: BufWriter::with_capacity(64 << 10, out), broken: false, stop };
+        let Dispatcher { rx, clock, sink, stats, stop } = self;
+        let mut sink = match sink {
+            EventSink::Text { format, out } => {
+                Sink::Text(format, Output { out: BufWriter::with_capacity(64 << 10, out), broken: false, stop })
+            }
+            EventSink::EcaptureQ(hub) => Sink::Hub(hub),
+        };
         let mut reasm = Reassembler::new(MAX_PARTIALS);
         let started = Instant::now();
         let now = || started.elapsed().as_nanos() as u64;
@@ -56,19 +70,39 @@ impl Dispatcher {
                 },
                 recv(ticker) -> _ => reasm.expire(now(), PARTIAL_MAX_AGE.as_nanos() as u64, &mut calls),
             }
-            emit(&mut calls, &clock, &format, &mut sink, &stats, &reasm);
+            emit(&mut calls, &clock, &mut sink, &stats, &reasm);
             // Batch writes while records keep coming; flush once caught up.
             if rx.is_empty() {
                 sink.flush();
             }
         }
         reasm.flush(&mut calls);
-        emit(&mut calls, &clock, &format, &mut sink, &stats, &reasm);
+        emit(&mut calls, &clock, &mut sink, &stats, &reasm);
         sink.flush();
     }
 }
 
-fn emit(calls: &mut Vec<Call>, clock: &WallClock, format: &TextFormat, sink: &mut Output, stats: &Stats, reasm: &Reassembler) {
+enum Sink {
+    Text(TextFormat, Output),
+    Hub(Arc<Hub>),
+}
+
+impl Sink {
+    fn event(&mut self, ev: &TlsEvent) {
+        match self {
+            Sink::Text(format, out) => out.write(|w| format.write(w, ev)),
+            Sink::Hub(hub) => hub.broadcast_event(proto::event_entry(ev)),
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Sink::Text(_, out) = self {
+            out.flush();
+        }
+    }
+}
+
+fn emit(calls: &mut Vec<Call>, clock: &WallClock, sink: &mut Sink, stats: &Stats, reasm: &Reassembler) {
     for call in calls.drain(..) {
         let ev = to_event(call, clock);
         Stats::add(&stats.events, 1);
@@ -76,7 +110,7 @@ fn emit(calls: &mut Vec<Call>, clock: &WallClock, format: &TextFormat, sink: &mu
         if ev.truncated() {
             Stats::add(&stats.truncated, 1);
         }
-        sink.write(|w| format.write(w, &ev));
+        sink.event(&ev);
     }
     let r = reasm.stats();
     stats.incomplete.store(r.incomplete_calls, std::sync::atomic::Ordering::Relaxed);
@@ -96,6 +130,7 @@ pub fn to_event(call: Call, clock: &WallClock) -> TlsEvent {
         direction: h.direction(),
         tls_version: h.tls_version,
         endpoints: h.endpoints(),
+        role: h.role(),
         total_len: h.total_len,
         lib_idx: h.lib_idx,
         missing: call.missing,

@@ -12,8 +12,18 @@ pub const CHUNK_DATA_SIZE: usize = 32768;
 /// `sizeof(struct tls_chunk_hdr)`.
 pub const CHUNK_HDR_SIZE: usize = 112;
 
+const CHUNK_F_ROLE_KNOWN: u8 = 0x10;
+const CHUNK_F_SERVER: u8 = 0x20;
+
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
+
+/// Which end of the TLS connection the captured process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -145,6 +155,18 @@ impl ChunkHdr {
         }
     }
 
+    /// The process's role as the SSL object says (SSL_is_server), when the
+    /// library's offsets are known.
+    pub fn role(&self) -> Option<Role> {
+        if self.flags & CHUNK_F_ROLE_KNOWN == 0 {
+            None
+        } else if self.flags & CHUNK_F_SERVER != 0 {
+            Some(Role::Server)
+        } else {
+            Some(Role::Client)
+        }
+    }
+
     /// (local, remote) socket addresses; None when the fd was not a socket
     /// or the family is not IP.
     pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
@@ -179,6 +201,8 @@ pub struct TlsEvent {
     pub tls_version: u32,
     /// (local, remote); None when unknown.
     pub endpoints: Option<(SocketAddr, SocketAddr)>,
+    /// This process's end of the connection; None when the library did not say.
+    pub role: Option<Role>,
     /// Bytes the call transferred (may exceed `payload.len()` when truncated).
     pub total_len: u32,
     /// The captured bytes, `captured_len` long; ranges in `missing` were lost
@@ -195,14 +219,44 @@ impl TlsEvent {
 
     /// Data-flow source and destination: for a write, this host's end first.
     pub fn src_dst(&self) -> (SocketAddr, SocketAddr) {
-        let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
         match (self.endpoints, self.direction) {
             (Some((l, r)), Direction::Write) => (l, r),
             (Some((l, r)), Direction::Read) => (r, l),
-            (None, _) => (unknown, unknown),
+            (None, _) => (UNKNOWN_ADDR, UNKNOWN_ADDR),
         }
     }
+
+    /// The (client, server) ends of the connection. The role comes from the
+    /// SSL object; without it, the end with the higher (ephemeral-looking)
+    /// port is taken for the client.
+    pub fn client_server(&self) -> (SocketAddr, SocketAddr) {
+        let Some((l, r)) = self.endpoints else { return (UNKNOWN_ADDR, UNKNOWN_ADDR) };
+        let local_is_client = match self.role {
+            Some(role) => role == Role::Client,
+            None => l.port() >= r.port(),
+        };
+        if local_is_client {
+            (l, r)
+        } else {
+            (r, l)
+        }
+    }
+
+    /// eCapture's event id: `PID_TID_COMM_FD_DIR_CLIENT-SERVER`, DIR 0 for a
+    /// read and 1 for a write, e.g. `42_42_curl_5_1_127.0.0.1:50000-127.0.0.1:443`.
+    /// IPv6 addresses are bracketed.
+    pub fn uuid(&self) -> String {
+        let (c, s) = self.client_server();
+        let dir = match self.direction {
+            Direction::Read => 0,
+            Direction::Write => 1,
+        };
+        format!("{}_{}_{}_{}_{}_{c}-{s}", self.pid, self.tid, self.comm, self.fd, dir)
+    }
 }
+
+/// How an unknown endpoint is shown: 0.0.0.0:0.
+pub const UNKNOWN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 /// Human name of an SSL/TLS protocol version number.
 pub fn tls_version_name(v: u32) -> String {
@@ -319,6 +373,52 @@ pub mod tests {
         let mut h = hdr(1, 3, 0, 3);
         h.dir = 9;
         assert!(matches!(ChunkHdr::parse(&record(&h, b"abc")), Err(DecodeError::Inconsistent(_))));
+    }
+
+    fn event(role: Option<Role>, local: &str, remote: &str, dir: Direction) -> TlsEvent {
+        TlsEvent {
+            timestamp_ns: 0,
+            pid: 42,
+            tid: 43,
+            uid: 0,
+            comm: "curl".into(),
+            fd: 5,
+            direction: dir,
+            tls_version: 0x0304,
+            endpoints: Some((local.parse().unwrap(), remote.parse().unwrap())),
+            role,
+            total_len: 1,
+            payload: b"x".to_vec(),
+            missing: vec![],
+            lib_idx: 0,
+        }
+    }
+
+    #[test]
+    fn client_server_and_uuid() {
+        let e = event(Some(Role::Client), "127.0.0.1:50000", "127.0.0.1:443", Direction::Write);
+        assert_eq!(e.uuid(), "42_43_curl_5_1_127.0.0.1:50000-127.0.0.1:443");
+        let e = event(Some(Role::Server), "127.0.0.1:443", "127.0.0.1:50000", Direction::Read);
+        assert_eq!(e.uuid(), "42_43_curl_5_0_127.0.0.1:50000-127.0.0.1:443");
+        // The role wins over ports: a server on a high port.
+        let e = event(Some(Role::Server), "[::1]:60000", "[::1]:1234", Direction::Write);
+        assert_eq!(e.client_server().0.to_string(), "[::1]:1234");
+        // Without a role, the higher port is the client.
+        let e = event(None, "127.0.0.1:8443", "127.0.0.1:51000", Direction::Read);
+        assert_eq!(e.client_server().0.port(), 51000);
+        let mut e = e;
+        e.endpoints = None;
+        assert_eq!(e.uuid(), "42_43_curl_5_0_0.0.0.0:0-0.0.0.0:0");
+    }
+
+    #[test]
+    fn role_flags() {
+        let mut h = hdr(1, 1, 0, 1);
+        assert_eq!(h.role(), None);
+        h.flags = CHUNK_F_ROLE_KNOWN;
+        assert_eq!(h.role(), Some(Role::Client));
+        h.flags = CHUNK_F_ROLE_KNOWN | CHUNK_F_SERVER;
+        assert_eq!(h.role(), Some(Role::Server));
     }
 
     #[test]

@@ -4,21 +4,8 @@
 //! line on stderr saying why.
 #![deny(unsafe_code)]
 
-mod assemble;
-mod bpf;
-mod cli;
-mod dispatch;
-mod error;
-mod event;
-mod format;
-mod logging;
-mod pipeline;
-mod stats;
-mod sys;
-mod time;
-mod tls;
-
-use cli::Command;
+use ecapture::cli::{self, Command};
+use ecapture::{logging, pipeline};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();

@@ -45,6 +45,14 @@ pub struct Snapshot {
     pub missing_bytes: u64,
     pub stray_chunks: u64,
     pub bpf: BpfFailures,
+    /// With --ecaptureq: clients served and events dropped for slow ones.
+    pub ecq: Option<EcqCounts>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EcqCounts {
+    pub clients: u64,
+    pub dropped: u64,
 }
 
 impl Stats {
@@ -65,6 +73,7 @@ impl Stats {
             missing_bytes: self.missing_bytes.load(Relaxed),
             stray_chunks: self.stray_chunks.load(Relaxed),
             bpf,
+            ecq: None,
         }
     }
 }
@@ -92,14 +101,19 @@ impl Snapshot {
 
     /// The one-line shutdown summary.
     pub fn summary(&self) -> String {
-        format!("{} events, {} bytes captured; {}", self.events, self.bytes, self.losses())
+        let ecq = match self.ecq {
+            Some(e) => format!("; eCaptureQ: {} clients served, {} events dropped for slow clients", e.clients, e.dropped),
+            None => String::new(),
+        };
+        format!("{} events, {} bytes captured; {}{ecq}", self.events, self.bytes, self.losses())
     }
 
     /// A warning line when something was lost since `prev`, else None.
     pub fn loss_report(&self, prev: &Snapshot) -> Option<String> {
         let changed = self.lost() != prev.lost()
             || self.incomplete != prev.incomplete
-            || self.truncated != prev.truncated;
+            || self.truncated != prev.truncated
+            || self.ecq.map(|e| e.dropped) != prev.ecq.map(|e| e.dropped);
         changed.then(|| format!("so far: {}", self.summary()))
     }
 }
@@ -125,5 +139,8 @@ mod tests {
         let b = s.snapshot(BpfFailures { perf_output: 2, slot_busy: 1, ..Default::default() });
         assert_eq!(b.lost(), 4);
         assert!(b.loss_report(&a).unwrap().contains("lost 4 (buffer full 2, bpf other 1, channel 1, malformed 0)"));
+        let c = Snapshot { ecq: Some(EcqCounts { clients: 2, dropped: 7 }), ..b };
+        assert!(c.summary().ends_with("; eCaptureQ: 2 clients served, 7 events dropped for slow clients"));
+        assert!(c.loss_report(&b).is_some(), "slow-client drops are reported");
     }
 }

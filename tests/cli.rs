@@ -32,7 +32,11 @@ fn usage_errors_are_one_line_exit_2() {
         (&["tls", "-u"], "ecapture: --uid needs a value"),
         (&[], "ecapture: no module given: try 'ecapture tls' (see ecapture --help)"),
         (&["ssh"], "ecapture: unknown module 'ssh': expected tls (see ecapture --help)"),
-        (&["tls", "--ecaptureq", "ws://127.0.0.1:28257/"], "ecapture: --ecaptureq is not yet supported by this version of ecapture"),
+        (&["tls", "--eventaddr", "/tmp/events"], "ecapture: --eventaddr is not yet supported by this version of ecapture"),
+        (
+            &["tls", "--ecaptureq", "ws://127.0.0.1:99999/"],
+            "ecapture: invalid value 'ws://127.0.0.1:99999/' for --ecaptureq: the port must be 0 to 65535",
+        ),
         (&["tls", "--mapsize", "0"], "ecapture: invalid value '0' for --mapsize: expected 1 to 65536 pages"),
         (
             &["tls", "--ssl_version", "wolfssl 5"],

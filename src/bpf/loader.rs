@@ -19,7 +19,7 @@ const SCRATCH_SLOTS: u32 = 4;
 pub const MAX_LIBS: usize = 16;
 const COOKIE_WRITE: u64 = 0x100;
 const COOKIE_EX: u64 = 0x200;
-const CONFIG_SIZE: usize = 16 + MAX_LIBS * 24;
+const CONFIG_SIZE: usize = 16 + MAX_LIBS * 28;
 const STAT_COUNT: u32 = 5;
 
 /// `struct bpf_config` of events.h.
@@ -42,9 +42,9 @@ impl BpfConfig {
         for i in 0..MAX_LIBS {
             let (o, valid) = match self.libs.get(i).copied().flatten() {
                 Some(o) => (o, 1u32),
-                None => (Offsets { ssl_version: 0, ssl_rbio: 0, ssl_wbio: 0, bio_num: 0, bio_method: 0 }, 0),
+                None => (Offsets { ssl_version: 0, ssl_rbio: 0, ssl_wbio: 0, bio_num: 0, bio_method: 0, ssl_server: 0 }, 0),
             };
-            for v in [o.ssl_version, o.ssl_rbio, o.ssl_wbio, o.bio_num, o.bio_method, valid] {
+            for v in [o.ssl_version, o.ssl_rbio, o.ssl_wbio, o.bio_num, o.bio_method, o.ssl_server, valid] {
                 b.extend_from_slice(&v.to_ne_bytes());
             }
         }
@@ -270,14 +270,14 @@ mod tests {
 
     #[test]
     fn config_layout_matches_events_h() {
-        let o = Offsets { ssl_version: 1, ssl_rbio: 2, ssl_wbio: 3, bio_num: 4, bio_method: 5 };
+        let o = Offsets { ssl_version: 1, ssl_rbio: 2, ssl_wbio: 3, bio_num: 4, bio_method: 5, ssl_server: 6 };
         let c = BpfConfig { target_pid: 7, target_uid: 8, capture_cap: 9, libs: vec![None, Some(o)] };
         let b = c.to_bytes();
-        assert_eq!(b.len(), 400, "sizeof(struct bpf_config)");
+        assert_eq!(b.len(), 464, "sizeof(struct bpf_config)");
         let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
         assert_eq!((u(0), u(1), u(2), u(3)), (7, 8, 9, 2));
-        assert_eq!(u(4 + 5), 0, "lib 0 invalid");
-        assert_eq!((u(10), u(11), u(12), u(13), u(14), u(15)), (1, 2, 3, 4, 5, 1));
+        assert_eq!(u(4 + 6), 0, "lib 0 invalid");
+        assert_eq!((u(11), u(12), u(13), u(14), u(15), u(16), u(17)), (1, 2, 3, 4, 5, 6, 1));
     }
 
     #[test]

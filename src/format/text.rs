@@ -131,6 +131,7 @@ mod tests {
             direction: Direction::Write,
             tls_version: 0x0304,
             endpoints: Some(("127.0.0.1:54321".parse().unwrap(), "127.0.0.1:8443".parse().unwrap())),
+            role: None,
             total_len: payload.len() as u32,
             payload: payload.to_vec(),
             missing: vec![],

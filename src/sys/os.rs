@@ -132,6 +132,84 @@ impl EventFd {
     pub fn fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }
+
+    /// Resets the counter, so the fd is readable again only after the next
+    /// `signal`.
+    pub fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: the fd is open; an eventfd read takes exactly 8 bytes. A
+        // non-blocking read of an unsignalled eventfd fails with EAGAIN, fine.
+        unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+/// One fd to wait on, and what it turned out to be ready for.
+#[derive(Debug, Clone, Copy)]
+pub struct PollFd {
+    pub fd: RawFd,
+    pub want_read: bool,
+    pub want_write: bool,
+    pub readable: bool,
+    pub writable: bool,
+    /// Hung up or in error: a read will say more.
+    pub hangup: bool,
+}
+
+impl PollFd {
+    pub fn new(fd: RawFd, want_read: bool, want_write: bool) -> PollFd {
+        PollFd { fd, want_read, want_write, readable: false, writable: false, hangup: false }
+    }
+}
+
+/// poll(2) over `fds`, filling in their readiness; `timeout_ms` -1 waits
+/// forever. Returns how many are ready (0 on timeout).
+pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.fd,
+            events: (if f.want_read { libc::POLLIN } else { 0 }) | (if f.want_write { libc::POLLOUT } else { 0 }),
+            revents: 0,
+        })
+        .collect();
+    let n = loop {
+        // SAFETY: p is a valid array of p.len() pollfd structs.
+        let rc = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        if rc >= 0 {
+            break rc as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    for (f, q) in fds.iter_mut().zip(&p) {
+        f.readable = q.revents & libc::POLLIN != 0;
+        f.writable = q.revents & libc::POLLOUT != 0;
+        f.hangup = q.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
+    }
+    Ok(n)
+}
+
+/// TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays
+/// unacknowledged this long — how a vanished (half-open) peer is noticed.
+pub fn set_tcp_user_timeout(fd: RawFd, ms: u32) -> io::Result<()> {
+    let v: libc::c_uint = ms;
+    // SAFETY: fd is a TCP socket owned by the caller; v is a valid c_uint.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&v as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Waits until one of `fds` is readable (or hung up), or `timeout_ms`

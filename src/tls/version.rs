@@ -45,6 +45,8 @@ pub struct Offsets {
     pub ssl_wbio: u32,
     pub bio_num: u32,
     pub bio_method: u32,
+    /// `int server` of the SSL (what SSL_is_server reads); 0 = unknown.
+    pub ssl_server: u32,
 }
 
 impl SslVersion {
@@ -104,15 +106,19 @@ impl SslVersion {
     /// The offsets for this version; `exact` is false when the version is
     /// outside the table and the nearest known layout is used.
     pub fn offsets(&self) -> (Offsets, bool) {
-        let o = |ssl_version, ssl_rbio, ssl_wbio, bio_num, bio_method| Offsets {
+        // In every OpenSSL layout wbio is followed by bbio, rwstate,
+        // handshake_func and then `int server`: wbio + 0x20.
+        let o = |ssl_version, ssl_rbio, ssl_wbio: u32, bio_num, bio_method| Offsets {
             ssl_version,
             ssl_rbio,
             ssl_wbio,
             bio_num,
             bio_method,
+            ssl_server: ssl_wbio + 0x20,
         };
         if self.flavor == Flavor::BoringSsl {
-            return (o(0x10, 0x18, 0x20, 0x20, 0x0), true);
+            // BoringSSL keeps the role in a bitfield: unknown.
+            return (Offsets { ssl_server: 0, ..o(0x10, 0x18, 0x20, 0x20, 0x0) }, true);
         }
         let (maj, min, pat) = (self.major, self.minor, self.patch);
         match (maj, min) {
@@ -164,6 +170,7 @@ mod tests {
         let off = |s: &str| SslVersion::parse(s).unwrap().offsets();
         let v = |s: &str| {
             let (o, _) = off(s);
+            assert_eq!(o.ssl_server, o.ssl_wbio + 0x20, "{s}: server follows wbio, bbio, rwstate, handshake_func");
             (o.ssl_version, o.ssl_rbio, o.ssl_wbio, o.bio_num, o.bio_method)
         };
         assert_eq!(v("1.0.2u"), (0, 0x10, 0x18, 0x28, 0));
@@ -182,5 +189,7 @@ mod tests {
         assert!(off("3.0.19").1 && off("4.0.0").1);
         assert!(!off("4.1.0").1, "beyond the table: nearest layout, not exact");
         assert_eq!(SslVersion::BORINGSSL.offsets().0.ssl_version, 0x10);
+        assert_eq!(SslVersion::BORINGSSL.offsets().0.ssl_server, 0);
+        assert_eq!(off("3.0.19").0.ssl_server, 0x38, "ssl_st.server in 3.0");
     }
 }
