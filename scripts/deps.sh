@@ -13,13 +13,18 @@ declare -A need=(
   [flex]=flex [bison]=bison [gawk]=gawk [cc]=gcc
 )
 if [ "$what" = test ]; then
-  need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool )
+  need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool [protoc]=protobuf-compiler )
 fi
 
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+if [ "$what" = test ]; then
+  # Python modules for the eCaptureQ consumer tests (Debian's python3 sees them).
+  /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || missing+=(python3-protobuf)
+  /usr/bin/python3 -c 'import websocket' 2>/dev/null || missing+=(python3-websocket)
+fi
 command -v cargo >/dev/null 2>&1 || { echo "deps: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -78,43 +78,6 @@ fn server_side_reads_and_writes_with_client_tuple() {
     ec.stop();
 }
 
-/// Printable, position-dependent bytes: any shift or loss shows.
-fn pattern(n: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(n + 64);
-    let mut i = 0;
-    while v.len() < n {
-        v.extend_from_slice(format!("{i:08} the quick brown fox jumps over the lazy dog\n").as_bytes());
-        i += 1;
-    }
-    v.truncate(n);
-    v
-}
-
-/// Python's ssl module (SSL_write_ex) sends `file` as the body of one PUT to
-/// 127.0.0.1:`port`; sendall on a blocking socket writes the whole body in
-/// one call. Returns the client's pid once it is done.
-fn python_put(port: u16, file: &std::path::Path) -> u32 {
-    let script = "import socket, ssl, sys\n\
-        data = open(sys.argv[2], 'rb').read()\n\
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n\
-        ctx.check_hostname = False\n\
-        ctx.verify_mode = ssl.CERT_NONE\n\
-        with socket.create_connection(('127.0.0.1', int(sys.argv[1]))) as s:\n\
-        \x20   with ctx.wrap_socket(s) as t:\n\
-        \x20       t.sendall(b'PUT /bulk HTTP/1.1\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(data))\n\
-        \x20       t.sendall(data)\n\
-        \x20       assert t.recv(4096).endswith(b', %d body bytes' % len(data))\n";
-    let mut py = Command::new("/usr/bin/python3")
-        .args(["-c", script, &port.to_string()])
-        .arg(file)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("run /usr/bin/python3");
-    let pid = py.id();
-    assert!(py.wait().unwrap().success(), "python client failed");
-    pid
-}
-
 /// A Python TLS server and a file of `size` pattern bytes to PUT to it.
 struct Bulk {
     _dir: TempDir,

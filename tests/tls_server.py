@@ -37,13 +37,14 @@ def handle(conn):
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
-            while len(body) < length:
+            got = len(body)
+            while got < length:
                 chunk = t.recv(65536)
                 if not chunk:
                     break
-                body += chunk
+                got += len(chunk)
             path = head.split(b" ")[1]
-            reply = b"hello from %s, %d body bytes" % (path, len(body))
+            reply = b"hello from %s, %d body bytes" % (path, got)
             t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(reply), reply))
     except (OSError, ssl.SSLError):
         pass

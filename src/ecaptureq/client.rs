@@ -239,11 +239,12 @@ impl Conn {
                 return Err(format!("took nothing for {} s", STALL_TIMEOUT.as_secs()));
             }
 
-            // More to hand over and room for it: go on without sleeping.
-            if self.inflight < INFLIGHT_MAX && !closed && !queue.is_empty() {
+            // Sleep on the queue only when there is room to take from it; if
+            // something arrived since the last take, take it first instead.
+            let sleep_queue = self.inflight < INFLIGHT_MAX && !closed && stopping.is_none();
+            if sleep_queue && !queue.prepare_wait() {
                 continue;
             }
-            let sleep_queue = self.inflight < INFLIGHT_MAX && !closed && stopping.is_none() && queue.prepare_wait();
             let mut timeout = next_beat.saturating_duration_since(Instant::now());
             if self.pending {
                 timeout = timeout.min(STALL_TIMEOUT.saturating_sub(now.duration_since(self.last_progress)));

@@ -158,10 +158,6 @@ impl ClientQueue {
         self.wake.fd()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.lock().msgs.is_empty()
-    }
-
     fn close(&self) {
         self.lock().closed = true;
         self.waiting.store(false, Ordering::SeqCst);

@@ -528,3 +528,252 @@ hello\n\n\
         assert_eq!(b.src, "[::1]:1");
     }
 }
+
+/// The eCaptureQ URL a running ecapture listens on (from its log).
+pub fn ecq_url(ec: &Ecapture) -> String {
+    let line = ec.wait_stderr("eCaptureQ server listening on ");
+    line.split("listening on ").nth(1).expect("url after 'listening on'").trim().to_string()
+}
+
+/// One decoded eCaptureQ message.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Log(String),
+    Heartbeat { timestamp: i64, count: i64, message: String },
+    Event(Ev),
+}
+
+/// A decoded `Event`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ev {
+    pub timestamp: i64,
+    pub uuid: String,
+    pub src_ip: String,
+    pub src_port: u32,
+    pub dst_ip: String,
+    pub dst_port: u32,
+    pub pid: i64,
+    pub pname: String,
+    pub kind: u32,
+    pub length: u32,
+    pub payload: Vec<u8>,
+    /// DIR of the uuid: 0 read, 1 write.
+    pub dir: u32,
+}
+
+impl Ev {
+    pub fn dir(&self) -> u32 {
+        self.dir
+    }
+}
+
+fn decode_entry(data: &[u8]) -> Entry {
+    use ecapture::ecaptureq::proto::{self, Payload};
+    let entry = proto::decode(data).expect("every frame is a LogEntry");
+    let log_type = entry.log_type;
+    match proto::payload(entry) {
+        Payload::Log(l) => {
+            assert_eq!(log_type, proto::LogType::LOG_TYPE_PROCESS_LOG);
+            Entry::Log(l.into_owned())
+        }
+        Payload::Heartbeat(h) => {
+            assert_eq!(log_type, proto::LogType::LOG_TYPE_HEARTBEAT);
+            Entry::Heartbeat { timestamp: h.timestamp, count: h.count, message: h.message.into_owned() }
+        }
+        Payload::Event(e) => {
+            assert_eq!(log_type, proto::LogType::LOG_TYPE_EVENT);
+            let dir = e.uuid.split('_').nth(4).and_then(|d| d.parse().ok()).expect("uuid has a DIR field");
+            Entry::Event(Ev {
+                dir,
+                timestamp: e.timestamp,
+                uuid: e.uuid.into_owned(),
+                src_ip: e.src_ip.into_owned(),
+                src_port: e.src_port,
+                dst_ip: e.dst_ip.into_owned(),
+                dst_port: e.dst_port,
+                pid: e.pid,
+                pname: e.pname.into_owned(),
+                kind: e.type_pb,
+                length: e.length,
+                payload: e.payload.into_owned(),
+            })
+        }
+        Payload::Empty => panic!("a LogEntry without payload"),
+    }
+}
+
+struct ClientState {
+    entries: Vec<Entry>,
+    closed: Option<String>,
+}
+
+/// A WebSocket client of eCaptureQ that decodes and keeps every message.
+pub struct EcqClient {
+    shared: Arc<(Mutex<ClientState>, Condvar)>,
+    sock: std::net::TcpStream,
+}
+
+impl EcqClient {
+    pub fn connect(url: &str) -> EcqClient {
+        Self::connect_with(url, &[]).unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+    }
+
+    /// Connects with extra request headers (Origin, Authorization).
+    pub fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<EcqClient, tungstenite::Error> {
+        use tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request()?;
+        for (k, v) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
+            req.headers_mut().insert(name, v.parse().expect("header value"));
+        }
+        let (mut ws, _) = tungstenite::connect(req)?;
+        let sock = match ws.get_ref() {
+            tungstenite::stream::MaybeTlsStream::Plain(s) => s.try_clone().expect("clone socket"),
+            _ => unreachable!("plain ws only"),
+        };
+        let shared = Arc::new((Mutex::new(ClientState { entries: Vec::new(), closed: None }), Condvar::new()));
+        let s = Arc::clone(&shared);
+        std::thread::spawn(move || loop {
+            let got = ws.read();
+            let (m, cv) = &*s;
+            let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+            match got {
+                Ok(tungstenite::Message::Binary(data)) => g.entries.push(decode_entry(&data)),
+                Ok(_) => {}
+                Err(e) => {
+                    g.closed = Some(e.to_string());
+                    cv.notify_all();
+                    return;
+                }
+            }
+            cv.notify_all();
+        });
+        Ok(EcqClient { shared, sock })
+    }
+
+    /// Waits until `pred` holds for everything received so far.
+    pub fn wait(&self, what: &str, pred: impl Fn(&[Entry]) -> bool) {
+        let (m, cv) = &*self.shared;
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        while !pred(&g.entries) {
+            if Instant::now() >= deadline {
+                panic!("eCaptureQ client: {what} did not happen within {PATIENCE:?} (closed: {:?}; {} messages)", g.closed, g.entries.len());
+            }
+            g = cv.wait_timeout(g, deadline - Instant::now()).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// Waits until `n` events of `pid` in direction `dir` with `length`
+    /// bytes have arrived, looking at each message once (thousands of
+    /// events would make re-scanning quadratic and the client slow).
+    pub fn wait_count(&self, what: &str, pid: u32, dir: u32, length: usize, n: usize) {
+        let (m, cv) = &*self.shared;
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut seen, mut count) = (0, 0);
+        loop {
+            count += events_iter(&g.entries[seen..], pid).filter(|e| e.dir == dir && e.length as usize == length).count();
+            seen = g.entries.len();
+            if count >= n {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!("eCaptureQ client: {what}: {count} of {n} within {PATIENCE:?} (closed: {:?})", g.closed);
+            }
+            g = cv.wait_timeout(g, deadline - Instant::now()).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// Waits until the server closes the connection; returns why.
+    pub fn wait_closed(&self) -> String {
+        let (m, cv) = &*self.shared;
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(why) = &g.closed {
+                return why.clone();
+            }
+            if Instant::now() >= deadline {
+                panic!("eCaptureQ client: still connected after {PATIENCE:?}");
+            }
+            g = cv.wait_timeout(g, deadline - Instant::now()).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.shared.0.lock().unwrap_or_else(|e| e.into_inner()).entries.clone()
+    }
+
+    /// The events of process `pid` received so far.
+    pub fn events_of(&self, pid: u32) -> Vec<Ev> {
+        events_of(&self.entries(), pid)
+    }
+}
+
+pub fn events_of(entries: &[Entry], pid: u32) -> Vec<Ev> {
+    events_iter(entries, pid).cloned().collect()
+}
+
+/// The events of `pid` in `entries`, borrowed (for wait predicates, which
+/// run on every message).
+pub fn events_iter(entries: &[Entry], pid: u32) -> impl Iterator<Item = &Ev> {
+    entries.iter().filter_map(move |e| match e {
+        Entry::Event(ev) if ev.pid == pid as i64 => Some(ev),
+        _ => None,
+    })
+}
+
+impl Drop for EcqClient {
+    fn drop(&mut self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Printable, position-dependent bytes: any shift or loss shows.
+pub fn pattern(n: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(n + 64);
+    let mut i = 0;
+    while v.len() < n {
+        v.extend_from_slice(format!("{i:08} the quick brown fox jumps over the lazy dog\n").as_bytes());
+        i += 1;
+    }
+    v.truncate(n);
+    v
+}
+
+/// Runs tests/tls_client.py (Python's ssl: SSL_write_ex) against the test
+/// server on 127.0.0.1:`port` with `args` (a file, or COUNT SIZE); returns
+/// the client's pid once it is done.
+pub fn py_client(port: u16, args: &[&std::ffi::OsStr]) -> u32 {
+    py_client_as(None, port, args)
+}
+
+/// `py_client` running as user `uid` (so a test can capture with --uid and
+/// see nothing of the other tests running beside it).
+pub fn py_client_as(uid: Option<u32>, port: u16, args: &[&std::ffi::OsStr]) -> u32 {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_client.py");
+    let mut cmd = match uid {
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={u}")).arg(format!("--regid={u}")).arg("--clear-groups").arg("/usr/bin/python3");
+            c
+        }
+        None => Command::new("/usr/bin/python3"),
+    };
+    let mut py = cmd
+        .arg(script)
+        .arg(port.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run /usr/bin/python3 tests/tls_client.py");
+    let pid = py.id();
+    assert!(py.wait().expect("wait for the python client").success(), "python client failed");
+    pid
+}
+
+/// One PUT whose body, `file`, goes in one SSL_write_ex.
+pub fn python_put(port: u16, file: &Path) -> u32 {
+    py_client(port, &[file.as_os_str()])
+}
