@@ -4,6 +4,7 @@
 #   make run        ... then run `ecapture tls` (ARGS="--pid 1234" to add flags)
 #   make test       ... then run the unit and end-to-end tests (e2e needs root)
 #   make vmlinux    regenerate bpf/vmlinux.h from this machine's BTF
+#   make proto      regenerate src/ecaptureq/pb from proto/ecaptureq.proto
 #
 # The BPF objects are compiled by the `bpf` target below; cargo's build script
 # calls it with the libbpf headers exported by libbpf-sys, so `cargo build`
@@ -22,7 +23,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 
 BIN := target/release/ecapture
 
-.PHONY: all build deps test-deps run test bpf vmlinux clean
+.PHONY: all build deps test-deps run test bpf vmlinux proto clean
 
 all: build
 
@@ -53,6 +54,12 @@ $(BPF_OUT)/tls.bpf.o: bpf/tls.bpf.c bpf/events.h bpf/vmlinux.h
 
 vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+
+# src/ecaptureq/pb is generated from proto/ecaptureq.proto (the source of
+# truth) by quick-protobuf's pb-rs; run this after changing the .proto.
+proto:
+	command -v pb-rs >/dev/null || $(CARGO) install pb-rs --version 0.10.0 --locked
+	pb-rs -d src/ecaptureq/pb proto/ecaptureq.proto
 
 clean:
 	$(CARGO) clean

@@ -363,3 +363,19 @@ fn bad_input_needing_root_is_one_clear_line() {
     assert!(err.starts_with("ecapture: running as root but without CAP_SYS_ADMIN"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// The harness's own output parser (tests/util), on a known sample.
+#[test]
+fn parses_text_and_hex_events() {
+    let out = b"2026-11-29T13:44:00.220105Z PID:1, Comm:curl, TID:2, FD:5, WRITE, Src:127.0.0.1:1, Dest:127.0.0.1:2, TLS1.3, Length:5\n\
+hello\n\n\
+2026-11-29T13:44:00.220105Z PID:1, Comm:c, TID:2, FD:5, READ, Src:[::1]:1, Dest:[::1]:2, TLS1.2, Length:3\n\
+00000000  16 03 01                                          |...|\n\
+[ecapture: note]\n\n";
+    let (a, n) = parse_event(out).unwrap();
+    assert_eq!((a.pid, a.comm.as_str(), a.payload.as_slice()), (1, "curl", &b"hello"[..]));
+    let (b, _) = parse_event(&out[n..]).unwrap();
+    assert_eq!(b.payload, vec![0x16, 3, 1]);
+    assert_eq!(b.notes, vec!["[ecapture: note]".to_string()]);
+    assert_eq!(b.src, "[::1]:1");
+}

@@ -509,26 +509,6 @@ pub fn bpf_object_exists(kind: &str, id: u32) -> bool {
         .unwrap_or(false)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_text_and_hex_events() {
-        let out = b"2026-11-29T13:44:00.220105Z PID:1, Comm:curl, TID:2, FD:5, WRITE, Src:127.0.0.1:1, Dest:127.0.0.1:2, TLS1.3, Length:5\n\
-hello\n\n\
-2026-11-29T13:44:00.220105Z PID:1, Comm:c, TID:2, FD:5, READ, Src:[::1]:1, Dest:[::1]:2, TLS1.2, Length:3\n\
-00000000  16 03 01                                          |...|\n\
-[ecapture: note]\n\n";
-        let (a, n) = parse_event(out).unwrap();
-        assert_eq!((a.pid, a.comm.as_str(), a.payload.as_slice()), (1, "curl", &b"hello"[..]));
-        let (b, _) = parse_event(&out[n..]).unwrap();
-        assert_eq!(b.payload, vec![0x16, 3, 1]);
-        assert_eq!(b.notes, vec!["[ecapture: note]".to_string()]);
-        assert_eq!(b.src, "[::1]:1");
-    }
-}
-
 /// The eCaptureQ URL a running ecapture listens on (from its log).
 pub fn ecq_url(ec: &Ecapture) -> String {
     let line = ec.wait_stderr("eCaptureQ server listening on ");
