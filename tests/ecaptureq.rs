@@ -107,7 +107,10 @@ fn late_client_gets_replayed_logs_then_heartbeats_from_0() {
     if !e2e_enabled("ecq_replay") {
         return;
     }
-    let ec = Ecapture::start_env(&["tls", "--ecaptureq", "ws://127.0.0.1:0/"], &[("ECAPTURE_HEARTBEAT_MS", "300")]);
+    let ec = Ecapture::start_env(
+        &["tls", "--ecaptureq", "ws://127.0.0.1:0/", "--eventaddr", "/tmp/unused-events.log"],
+        &[("ECAPTURE_HEARTBEAT_MS", "300")],
+    );
     let url = ecq_url(&ec);
     let c = EcqClient::connect(&url);
     c.wait("three heartbeats", |es| es.iter().filter(|e| matches!(e, Entry::Heartbeat { .. })).count() >= 3);
@@ -123,6 +126,11 @@ fn late_client_gets_replayed_logs_then_heartbeats_from_0() {
     assert!(replay[0].contains("eCaptureQ server listening on"), "{replay:?}");
     assert!(replay.iter().any(|l| l.contains("hooking ")), "{replay:?}");
     assert!(replay.iter().any(|l| l.contains("probes attached")), "{replay:?}");
+    assert!(
+        replay.iter().any(|l| l.contains("--eventaddr /tmp/unused-events.log is not used: --ecaptureq takes priority")),
+        "{replay:?}"
+    );
+    assert!(!std::path::Path::new("/tmp/unused-events.log").exists());
     let beats: Vec<(i64, i64, String)> = es
         .iter()
         .filter_map(|e| match e {
@@ -402,6 +410,10 @@ fn demo_client_prints_a_captured_request() {
             break;
         }
     }
+    // The server goes away and comes back on the same port: the demo reconnects.
+    ec.stop();
+    let ec = Ecapture::start(&["tls", "--ecaptureq", &url]);
+    while !next().starts_with("[HEARTBEAT] count=0") {}
     ec.stop();
     drop(demo);
 }

@@ -35,6 +35,8 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_millis(300);
 /// Bytes handed to the WebSocket layer before waiting for the socket: the
 /// rest stays in the hub queue, where the drop-oldest policy applies.
 const INFLIGHT_MAX: usize = 1 << 20;
+/// A slow client's losses are logged at most this often.
+const DROP_WARN_EVERY: Duration = Duration::from_secs(5);
 /// What a client may send us: pings and small frames.
 const MAX_CLIENT_FRAME: usize = 64 << 10;
 
@@ -199,6 +201,8 @@ impl Conn {
         // Set when the server stops: from then on the client has
         // SHUTDOWN_FLUSH to take what is queued for it.
         let mut stopping: Option<Instant> = None;
+        // Drops not logged yet, and when they last were.
+        let (mut unlogged, mut last_warn): (u64, Option<Instant>) = (0, None);
         loop {
             // Hand queued messages to the WebSocket layer while there is room.
             let room = self.inflight < INFLIGHT_MAX;
@@ -212,7 +216,12 @@ impl Conn {
                         t.dropped
                     );
                     self.send(Bytes::from(proto::log_entry(&line)))?;
-                    log::warn!("eCaptureQ client {peer} is too slow: {} events dropped for it", t.dropped);
+                    unlogged += t.dropped;
+                }
+                if unlogged > 0 && last_warn.is_none_or(|w| w.elapsed() >= DROP_WARN_EVERY) {
+                    log::warn!("eCaptureQ client {peer} is too slow: {unlogged} events dropped for it");
+                    unlogged = 0;
+                    last_warn = Some(Instant::now());
                 }
                 for m in batch.drain(..) {
                     self.send(m.data)?;
