@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::ecaptureq::addr::EcqAddr;
 use crate::error::{Error, Result};
+use crate::sink::{Rotation, Target};
 
 pub const DEFAULT_MAPSIZE_PAGES: usize = 1024;
 pub const DEFAULT_CAPTURE_CAP: u32 = 2 << 20;
@@ -20,6 +21,16 @@ pub enum Command {
     Help,
     Version,
     Run(Config),
+}
+
+/// How events are written as text (stdout, --eventaddr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventFormat {
+    /// SPEC §5.1: header line, payload, blank line.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +63,13 @@ pub struct Config {
     /// `--eventaddr` / `--logaddr` given together with `--ecaptureq`, which
     /// takes priority: kept only to say so in the log.
     pub overridden_addrs: Vec<String>,
+    /// `-l/--logaddr`: runtime logs also go there (stderr keeps them too).
+    pub logaddr: Option<Target>,
+    /// `--eventaddr` (defaults to the logaddr target): events go there instead of stdout.
+    pub eventaddr: Option<Target>,
+    /// Rotation of the event file (`--eventroratesize`, `--eventroratetime`).
+    pub rotation: Rotation,
+    pub eventformat: EventFormat,
 }
 
 impl Default for Config {
@@ -69,6 +87,10 @@ impl Default for Config {
             ssl_version: None,
             ecaptureq: None,
             overridden_addrs: Vec::new(),
+            logaddr: None,
+            eventaddr: None,
+            rotation: Rotation::default(),
+            eventformat: EventFormat::Text,
         }
     }
 }
@@ -93,14 +115,17 @@ GLOBAL FLAGS:
         --maxpayload SIZE    bytes captured per SSL call, K/M suffixes allowed;
                              larger calls are marked truncated [default: 2M]
     -b, --btf N              0 auto, 1 CO-RE (2, non-CO-RE, is not supported)
-    -l, --logaddr ADDR       runtime logs to a file, tcp:// or ws://   (not yet supported)
-        --eventaddr ADDR     events to a file, tcp:// or ws://        (not yet supported)
+    -l, --logaddr ADDR       runtime logs also to a file, tcp://HOST:PORT or
+                             ws://HOST:PORT/PATH (stderr keeps them)
+        --eventaddr ADDR     events to a file, tcp:// or ws:// instead of stdout
+                             [default: the --logaddr target]
+        --eventformat FMT    text (default) or json: one JSON object per line
         --ecaptureq URL      serve logs and events as protobuf over WebSocket,
                              e.g. ws://127.0.0.1:28257/ (add ?token=SECRET to
                              require it from clients); takes priority over
                              --logaddr/--eventaddr
-        --eventroratesize MB rotate the event file at this size       (not yet supported)
-        --eventroratetime S  rotate the event file every S seconds    (not yet supported)
+        --eventroratesize MB rotate the --eventaddr file at this size (MiB)
+        --eventroratetime S  rotate the --eventaddr file every S seconds
     -v, --version            print the version
     -h, --help               print this help
 
@@ -127,6 +152,8 @@ EXAMPLES:
     sudo ecapture tls --libssl /opt/app/lib/libssl.so.3 --hex
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
     sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
+    sudo ecapture tls --eventaddr /var/log/tls.jsonl --eventformat json --eventroratesize 100
+    sudo ecapture tls -l tcp://collector:9000          # logs and events to a TCP collector
 ";
 
 /// Parses the arguments after the program name.
@@ -176,19 +203,40 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         c.ecaptureq = Some(EcqAddr::parse(&url)?);
     }
     // With --ecaptureq, events and logs go to its clients: text addresses
-    // are accepted but not used (the log says so).
+    // are checked but not used (the log says so).
     for (long, short) in [("--logaddr", Some("-l")), ("--eventaddr", None)] {
         if let Some(v) = opt(&mut p, long, short, |s| Ok(s.to_string()))? {
-            if c.ecaptureq.is_none() {
-                return Err(Error::usage(format!("{long} is not yet supported by this version of ecapture")));
+            let target = Target::parse(long, &v)?;
+            if c.ecaptureq.is_some() {
+                c.overridden_addrs.push(format!("{long} {v}"));
+            } else if long == "--logaddr" {
+                c.logaddr = Some(target);
+            } else {
+                c.eventaddr = Some(target);
             }
-            c.overridden_addrs.push(format!("{long} {v}"));
         }
+    }
+    if c.eventaddr.is_none() {
+        c.eventaddr = c.logaddr.clone();
+    }
+    if let Some(mb) = opt(&mut p, "--eventroratesize", None, |s| parse_uint(s, "a size in MiB"))? {
+        c.rotation.max_bytes = mb.checked_mul(1 << 20).ok_or_else(|| Error::usage("--eventroratesize is too large"))?;
+    }
+    if let Some(s) = opt(&mut p, "--eventroratetime", None, |s| parse_uint(s, "a number of seconds"))? {
+        c.rotation.every = (s > 0).then(|| std::time::Duration::from_secs(s));
+    }
+    if c.rotation.is_on() && c.ecaptureq.is_none() && !matches!(c.eventaddr, Some(Target::File(_))) {
+        return Err(Error::usage("--eventroratesize/--eventroratetime rotate the --eventaddr file: give --eventaddr a file path"));
+    }
+    if let Some(f) = opt(&mut p, "--eventformat", None, |s| Ok(s.to_string()))? {
+        c.eventformat = match f.as_str() {
+            "text" => EventFormat::Text,
+            "json" => EventFormat::Json,
+            _ => return Err(Error::usage(format!("invalid value '{f}' for --eventformat: expected text or json"))),
+        };
     }
     // Flags whose behaviour comes later: refuse them rather than ignore them.
     for (long, short) in [
-        ("--eventroratesize", None),
-        ("--eventroratetime", None),
         ("--keylogfile", Some("-k")),
         ("--pcapfile", Some("-w")),
         ("--ifname", Some("-i")),
@@ -364,13 +412,25 @@ mod tests {
     }
 
     #[test]
+    fn sinks_and_formats() {
+        let c = cfg(&["tls", "-l", "/tmp/log"]);
+        assert_eq!(c.logaddr, Some(Target::File("/tmp/log".into())));
+        assert_eq!(c.eventaddr, c.logaddr, "--eventaddr defaults to --logaddr");
+        let c = cfg(&["tls", "-l", "tcp://h:1", "--eventaddr", "/tmp/ev", "--eventroratesize", "2", "--eventroratetime", "60"]);
+        assert_eq!(c.eventaddr, Some(Target::File("/tmp/ev".into())));
+        assert_eq!(c.rotation, Rotation { max_bytes: 2 << 20, every: Some(std::time::Duration::from_secs(60)) });
+        assert_eq!(cfg(&["tls", "--eventformat", "json"]).eventformat, EventFormat::Json);
+        assert!(err(&["tls", "--eventformat", "xml"]).contains("expected text or json"));
+        assert!(err(&["tls", "--eventaddr", "tcp://nohost"]).contains("expected tcp://HOST:PORT"));
+        assert!(err(&["tls", "--eventroratesize", "1"]).contains("give --eventaddr a file path"));
+        assert!(err(&["tls", "--eventaddr", "tcp://h:1", "--eventroratetime", "5"]).contains("file path"));
+        assert!(err(&["tls", "-l", "gopher://x"]).contains("unknown scheme gopher://"));
+    }
+
+    #[test]
     fn later_features_say_not_yet_supported() {
         for args in [
-            &["tls", "--eventaddr", "/tmp/x"][..],
-            &["tls", "-l", "/tmp/x"],
-            &["tls", "--eventroratesize", "1"],
-            &["tls", "--eventroratetime", "1"],
-            &["tls", "-m", "pcap"],
+            &["tls", "-m", "pcap"][..],
             &["tls", "-k", "keys.log"],
             &["tls", "-w", "x.pcapng"],
             &["tls", "-i", "eth0"],

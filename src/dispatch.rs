@@ -13,7 +13,9 @@ use crate::bpf::reader::Record;
 use crate::ecaptureq::hub::Hub;
 use crate::ecaptureq::proto;
 use crate::event::{ChunkHdr, TlsEvent};
+use crate::format::json;
 use crate::format::text::TextFormat;
+use crate::sink::SinkSender;
 use crate::stats::Stats;
 use crate::sys::os::StopNotifier;
 use crate::time::WallClock;
@@ -25,10 +27,28 @@ const PARTIAL_MAX_AGE: Duration = Duration::from_secs(1);
 /// Bound on calls being reassembled at once.
 const MAX_PARTIALS: usize = 1024;
 
+/// How an event becomes text.
+#[derive(Debug, Clone, Copy)]
+pub enum Render {
+    Text(TextFormat),
+    Json,
+}
+
+impl Render {
+    fn write(&self, w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
+        match self {
+            Render::Text(f) => f.write(w, ev),
+            Render::Json => json::write(w, ev),
+        }
+    }
+}
+
 /// Where events go.
 pub enum EventSink {
-    /// The text format, to stdout (or any writer).
-    Text { format: TextFormat, out: Box<dyn Write + Send> },
+    /// Rendered to stdout (or any writer).
+    Stdout { render: Render, out: Box<dyn Write + Send> },
+    /// Rendered, one record per event, to a --eventaddr sink.
+    Sink { render: Render, sink: SinkSender },
     /// Encoded once as a LogEntry, fanned out to every eCaptureQ client.
     EcaptureQ(Arc<Hub>),
 }
@@ -46,9 +66,10 @@ impl Dispatcher {
     pub fn run(self) {
         let Dispatcher { rx, clock, sink, stats, stop } = self;
         let mut sink = match sink {
-            EventSink::Text { format, out } => {
-                Sink::Text(format, Output { out: BufWriter::with_capacity(64 << 10, out), broken: false, stop })
+            EventSink::Stdout { render, out } => {
+                Sink::Stdout(render, Output { out: BufWriter::with_capacity(64 << 10, out), broken: false, stop })
             }
+            EventSink::Sink { render, sink } => Sink::Remote(render, sink),
             EventSink::EcaptureQ(hub) => Sink::Hub(hub),
         };
         let mut reasm = Reassembler::new(MAX_PARTIALS);
@@ -83,20 +104,27 @@ impl Dispatcher {
 }
 
 enum Sink {
-    Text(TextFormat, Output),
+    Stdout(Render, Output),
+    Remote(Render, SinkSender),
     Hub(Arc<Hub>),
 }
 
 impl Sink {
     fn event(&mut self, ev: &TlsEvent) {
         match self {
-            Sink::Text(format, out) => out.write(|w| format.write(w, ev)),
+            Sink::Stdout(render, out) => out.write(|w| render.write(w, ev)),
+            Sink::Remote(render, sink) => {
+                let mut rec = Vec::with_capacity(ev.payload.len() + 256);
+                // Rendering into a Vec cannot fail.
+                let _ = render.write(&mut rec, ev);
+                sink.send(rec);
+            }
             Sink::Hub(hub) => hub.broadcast_event(proto::event_entry(ev)),
         }
     }
 
     fn flush(&mut self) {
-        if let Sink::Text(_, out) = self {
+        if let Sink::Stdout(_, out) = self {
             out.flush();
         }
     }

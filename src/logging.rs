@@ -4,8 +4,8 @@
 //!
 //! Every line is also kept for eCaptureQ (SPEC §5.2): the first
 //! `REPLAY_STARTUP` lines and the latest `REPLAY_RECENT` are replayed to a
-//! client when it connects, and a subscriber (the eCaptureQ hub) receives
-//! every line as it is logged. One lock orders all of it, so a client never
+//! client when it connects, and subscribers (the eCaptureQ hub, a
+//! `--logaddr` sink) receive every line as it is logged. One lock orders all of it, so a client never
 //! misses a line between its replay and the live stream, nor sees one twice.
 
 use std::collections::VecDeque;
@@ -26,10 +26,12 @@ pub trait LogSubscriber: Send + Sync {
 struct Book {
     startup: Vec<String>,
     recent: VecDeque<String>,
-    subscriber: Option<Arc<dyn LogSubscriber>>,
+    subscribers: Vec<(u64, Arc<dyn LogSubscriber>)>,
+    next_id: u64,
 }
 
-static BOOK: Mutex<Book> = Mutex::new(Book { startup: Vec::new(), recent: VecDeque::new(), subscriber: None });
+static BOOK: Mutex<Book> =
+    Mutex::new(Book { startup: Vec::new(), recent: VecDeque::new(), subscribers: Vec::new(), next_id: 1 });
 
 fn book() -> MutexGuard<'static, Book> {
     BOOK.lock().unwrap_or_else(|e| e.into_inner())
@@ -53,7 +55,7 @@ fn record(line: &str) {
     let b = &mut *book();
     let _ = writeln!(std::io::stderr().lock(), "{line}");
     b.push(line);
-    if let Some(s) = &b.subscriber {
+    for (_, s) in &b.subscribers {
         s.line(line);
     }
 }
@@ -68,13 +70,17 @@ pub fn with_replay<R>(f: impl FnOnce(&mut dyn Iterator<Item = &str>) -> R) -> R 
     f(&mut lines)
 }
 
-/// Sends every later line to `s` too (replacing any earlier subscriber).
-pub fn subscribe(s: Arc<dyn LogSubscriber>) {
-    book().subscriber = Some(s);
+/// Sends every later line to `s` too; the id is for `unsubscribe`.
+pub fn subscribe(s: Arc<dyn LogSubscriber>) -> u64 {
+    let mut b = book();
+    let id = b.next_id;
+    b.next_id += 1;
+    b.subscribers.push((id, s));
+    id
 }
 
-pub fn unsubscribe() {
-    book().subscriber = None;
+pub fn unsubscribe(id: u64) {
+    book().subscribers.retain(|(i, _)| *i != id);
 }
 
 struct Logger {
@@ -113,7 +119,7 @@ mod tests {
 
     #[test]
     fn book_keeps_startup_and_recent_lines() {
-        let mut b = Book { startup: Vec::new(), recent: VecDeque::new(), subscriber: None };
+        let mut b = Book { startup: Vec::new(), recent: VecDeque::new(), subscribers: Vec::new(), next_id: 1 };
         for i in 0..(REPLAY_STARTUP + REPLAY_RECENT + 10) {
             b.push(&format!("line {i}"));
         }
@@ -135,10 +141,10 @@ mod tests {
     fn subscriber_sees_lines_recorded_after_subscribing() {
         let c = Arc::new(Count(AtomicUsize::new(0)));
         record("before");
-        subscribe(c.clone());
+        let id = subscribe(c.clone());
         record("after 1");
         record("after 2");
-        unsubscribe();
+        unsubscribe(id);
         record("after unsubscribe");
         assert_eq!(c.0.load(Ordering::SeqCst), 2);
         assert!(with_replay(|lines| lines.filter(|l| *l == "before").count() == 1));

@@ -1,8 +1,8 @@
-//! The coordinator of one `ecapture tls` run: checks the system, finds the
-//! libraries, attaches the probes and wires perf readers → channel →
-//! dispatcher → stdout. Then it waits for SIGINT/SIGTERM and shuts down in
-//! order: detach (no new events), drain the rings, drain the channel, print
-//! the summary.
+//! The coordinator of one `ecapture tls` run: checks the system, starts the
+//! outputs, finds the libraries, attaches the probes and wires perf readers
+//! → channel → dispatcher → outputs. Then it waits for SIGINT/SIGTERM and
+//! shuts down in order: detach (no new events), drain the rings, drain the
+//! channel, log the summary, close the outputs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,62 +13,14 @@ use crossbeam_channel::bounded;
 use crate::bpf::loader::{BpfConfig, TlsProbes};
 use crate::bpf::reader::{Forward, Readers};
 use crate::cli::Config;
-use crate::dispatch::{Dispatcher, EventSink};
-use crate::ecaptureq::hub::{Hub, Limits};
-use crate::ecaptureq::server::Server;
-use crate::logging;
+use crate::dispatch::Dispatcher;
 use crate::error::{Context, Error, Result};
-use crate::format::text::TextFormat;
-use crate::stats::{EcqCounts, Snapshot, Stats};
+use crate::outputs::Outputs;
+use crate::stats::{Snapshot, Stats};
 use crate::sys::os::{self, StopReason, StopSignal};
 use crate::time::WallClock;
 use crate::tls::discover::{discover, Library};
 use crate::tls::version::SslVersion;
-
-/// eCaptureQ heartbeat period (SPEC §5.2); ECAPTURE_HEARTBEAT_MS overrides
-/// it, for tests.
-fn heartbeat_interval() -> std::time::Duration {
-    let ms = std::env::var("ECAPTURE_HEARTBEAT_MS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|&ms| ms > 0);
-    std::time::Duration::from_millis(ms.unwrap_or(15_000))
-}
-
-/// The eCaptureQ side of a run: its hub receives every log line.
-struct EcaptureQ {
-    hub: Arc<Hub>,
-    server: Server,
-}
-
-impl EcaptureQ {
-    fn start(cfg: &Config) -> Result<Option<EcaptureQ>> {
-        let Some(addr) = &cfg.ecaptureq else { return Ok(None) };
-        let hub = Arc::new(Hub::new(Limits::default()));
-        logging::subscribe(hub.clone());
-        let server = match Server::start(addr, Arc::clone(&hub), heartbeat_interval()) {
-            Ok(s) => s,
-            Err(e) => {
-                logging::unsubscribe();
-                return Err(e);
-            }
-        };
-        for a in &cfg.overridden_addrs {
-            log::info!("{a} is not used: --ecaptureq takes priority for events and logs (logs also go to stderr)");
-        }
-        Ok(Some(EcaptureQ { hub, server }))
-    }
-
-    fn counts(&self) -> EcqCounts {
-        use std::sync::atomic::Ordering::Relaxed;
-        EcqCounts { clients: self.hub.served.load(Relaxed), dropped: self.hub.dropped.load(Relaxed) }
-    }
-
-    /// Lets clients take what is queued for them (the summary included),
-    /// then closes them.
-    fn stop(self) {
-        let EcaptureQ { hub: _, server } = self;
-        logging::unsubscribe();
-        server.shutdown();
-    }
-}
 
 /// Records between the perf readers and the dispatcher.
 const CHANNEL_CAPACITY: usize = 4096;
@@ -140,7 +92,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         None => None,
     };
     check_system(cfg)?;
-    let ecq = EcaptureQ::start(cfg)?;
+    let outputs = Outputs::start(cfg)?;
 
     let libs = discover(cfg.libssl.as_deref(), override_version)?;
     let mut offsets = Vec::new();
@@ -171,11 +123,8 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
     let pb = probes.perf_buffer(cfg.mapsize_pages, Box::new(Forward { tx, stats: Arc::clone(&stats) }))?;
     let readers = Readers::spawn(pb.into_cpu_buffers())?;
-    let sink = match &ecq {
-        Some(e) => EventSink::EcaptureQ(Arc::clone(&e.hub)),
-        None => EventSink::Text { format: TextFormat { hex: cfg.hex, tsize: cfg.tsize }, out: Box::new(std::io::stdout()) },
-    };
-    let dispatcher = Dispatcher { rx, clock: WallClock::new(), sink, stats: Arc::clone(&stats), stop: stop.notifier() };
+    let dispatcher =
+        Dispatcher { rx, clock: WallClock::new(), sink: outputs.event_sink(), stats: Arc::clone(&stats), stop: stop.notifier() };
     let dispatch_thread = std::thread::Builder::new()
         .name("dispatcher".into())
         .spawn(move || dispatcher.run())
@@ -195,7 +144,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         started.elapsed().as_millis()
     );
 
-    let snapshot = |p: &TlsProbes| Snapshot { ecq: ecq.as_ref().map(EcaptureQ::counts), ..stats.snapshot(p.failures().unwrap_or_default()) };
+    let snapshot = |p: &TlsProbes| outputs.counts(stats.snapshot(p.failures().unwrap_or_default()));
     let mut reported = snapshot(&probes);
     let reason = loop {
         match stop.wait_timeout(REPORT_EVERY_MS) {
@@ -227,15 +176,10 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         log::error!("the dispatcher thread panicked");
     }
     log::debug!("dispatcher drained in {:?}", t.elapsed());
-    let last = Snapshot {
-        ecq: ecq.as_ref().map(EcaptureQ::counts),
-        ..stats.snapshot(probes.failures().unwrap_or(before.bpf))
-    };
+    let last: Snapshot = outputs.counts(stats.snapshot(probes.failures().unwrap_or(before.bpf)));
     drop(probes);
     log::info!("{}", last.summary());
-    if let Some(e) = ecq {
-        e.stop();
-    }
+    outputs.stop();
     reason.map(|_| last)
 }
 

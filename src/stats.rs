@@ -47,6 +47,14 @@ pub struct Snapshot {
     pub bpf: BpfFailures,
     /// With --ecaptureq: clients served and events dropped for slow ones.
     pub ecq: Option<EcqCounts>,
+    /// With --logaddr/--eventaddr: records written and dropped, all sinks.
+    pub sinks: Option<SinkCounts>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SinkCounts {
+    pub written: u64,
+    pub dropped: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +82,7 @@ impl Stats {
             stray_chunks: self.stray_chunks.load(Relaxed),
             bpf,
             ecq: None,
+            sinks: None,
         }
     }
 }
@@ -105,7 +114,11 @@ impl Snapshot {
             Some(e) => format!("; eCaptureQ: {} clients served, {} events dropped for slow clients", e.clients, e.dropped),
             None => String::new(),
         };
-        format!("{} events, {} bytes captured; {}{ecq}", self.events, self.bytes, self.losses())
+        let sinks = match self.sinks {
+            Some(s) => format!("; sinks: {} records written, {} dropped", s.written, s.dropped),
+            None => String::new(),
+        };
+        format!("{} events, {} bytes captured; {}{ecq}{sinks}", self.events, self.bytes, self.losses())
     }
 
     /// A warning line when something was lost since `prev`, else None.
@@ -113,7 +126,8 @@ impl Snapshot {
         let changed = self.lost() != prev.lost()
             || self.incomplete != prev.incomplete
             || self.truncated != prev.truncated
-            || self.ecq.map(|e| e.dropped) != prev.ecq.map(|e| e.dropped);
+            || self.ecq.map(|e| e.dropped) != prev.ecq.map(|e| e.dropped)
+            || self.sinks.map(|s| s.dropped) != prev.sinks.map(|s| s.dropped);
         changed.then(|| format!("so far: {}", self.summary()))
     }
 }
@@ -142,5 +156,8 @@ mod tests {
         let c = Snapshot { ecq: Some(EcqCounts { clients: 2, dropped: 7 }), ..b };
         assert!(c.summary().ends_with("; eCaptureQ: 2 clients served, 7 events dropped for slow clients"));
         assert!(c.loss_report(&b).is_some(), "slow-client drops are reported");
+        let d = Snapshot { sinks: Some(SinkCounts { written: 5, dropped: 1 }), ..c };
+        assert!(d.summary().ends_with("; sinks: 5 records written, 1 dropped"));
+        assert!(d.loss_report(&c).is_some(), "sink drops are reported");
     }
 }

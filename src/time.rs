@@ -53,6 +53,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// (year, month, day) of a Unix time in seconds, UTC.
+pub fn civil(unix_secs: i64) -> (i64, u32, u32) {
+    civil_from_days(unix_secs.div_euclid(86_400))
+}
+
 /// `2026-11-29T13:30:18.123456Z` (UTC, microseconds).
 pub fn rfc3339(unix_ns: i64) -> String {
     let secs = unix_ns.div_euclid(1_000_000_000);

@@ -5,8 +5,26 @@ mod util;
 
 use std::process::{Command, Stdio};
 
+/// Runs ecapture, which must exit on its own within a few seconds (a
+/// usage error that slipped through would start capturing, as root).
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(util::bin()).args(args).stdin(Stdio::null()).output().expect("run ecapture");
+    let mut child = Command::new(util::bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ecapture");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ecapture {args:?} did not exit: it should have refused these arguments");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("collect output");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -32,7 +50,8 @@ fn usage_errors_are_one_line_exit_2() {
         (&["tls", "-u"], "ecapture: --uid needs a value"),
         (&[], "ecapture: no module given: try 'ecapture tls' (see ecapture --help)"),
         (&["ssh"], "ecapture: unknown module 'ssh': expected tls (see ecapture --help)"),
-        (&["tls", "--eventaddr", "/tmp/events"], "ecapture: --eventaddr is not yet supported by this version of ecapture"),
+        (&["tls", "--eventaddr", "tcp://nohost"], "ecapture: invalid value 'tcp://nohost' for --eventaddr: expected tcp://HOST:PORT"),
+        (&["tls", "-k", "keys.log"], "ecapture: --keylogfile is not yet supported by this version of ecapture"),
         (
             &["tls", "--ecaptureq", "ws://127.0.0.1:99999/"],
             "ecapture: invalid value 'ws://127.0.0.1:99999/' for --ecaptureq: the port must be 0 to 65535",

@@ -2,4 +2,5 @@
 //! `io::Write` and know nothing of where the bytes go.
 
 pub mod hex;
+pub mod json;
 pub mod text;

@@ -1,0 +1,152 @@
+//! Where a run's events and logs go (SPEC §5.1, §5.2): with `--ecaptureq`,
+//! to its WebSocket clients (logs also to stderr); otherwise events to
+//! stdout or the `--eventaddr` sink, and logs to stderr plus the
+//! `--logaddr` sink. Owns the servers and sink threads, and shuts them down
+//! after the dispatcher has finished, so the last events and the summary
+//! line reach them.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crate::cli::{Config, EventFormat};
+use crate::dispatch::{EventSink, Render};
+use crate::ecaptureq::hub::{Hub, Limits};
+use crate::ecaptureq::server::Server;
+use crate::error::Result;
+use crate::format::text::TextFormat;
+use crate::logging::{self, LogSubscriber};
+use crate::sink::{Rotation, Sink, SinkSender};
+use crate::stats::{EcqCounts, SinkCounts, Snapshot};
+
+/// eCaptureQ heartbeat period (SPEC §5.2); ECAPTURE_HEARTBEAT_MS overrides
+/// it, for tests.
+fn heartbeat_interval() -> std::time::Duration {
+    let ms = std::env::var("ECAPTURE_HEARTBEAT_MS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|&ms| ms > 0);
+    std::time::Duration::from_millis(ms.unwrap_or(15_000))
+}
+
+/// Log lines to a sink, one record each.
+struct LogToSink(SinkSender);
+
+impl LogSubscriber for LogToSink {
+    fn line(&self, line: &str) {
+        let mut rec = Vec::with_capacity(line.len() + 1);
+        rec.extend_from_slice(line.as_bytes());
+        rec.push(b'\n');
+        self.0.send(rec);
+    }
+}
+
+pub struct Outputs {
+    render: Render,
+    ecq: Option<(Arc<Hub>, Server, u64)>,
+    /// The log sink and its log subscription.
+    log_sink: Option<(Sink, u64)>,
+    /// The event sink, when it is not the log sink.
+    event_sink: Option<Sink>,
+    /// Where events go when not to stdout (either sink above).
+    event_sender: Option<SinkSender>,
+}
+
+impl Outputs {
+    /// Starts the eCaptureQ server or the sinks; errors (a port in use, a
+    /// file that cannot be opened) end the run before capture starts.
+    pub fn start(cfg: &Config) -> Result<Outputs> {
+        let render = match cfg.eventformat {
+            EventFormat::Text => Render::Text(TextFormat { hex: cfg.hex, tsize: cfg.tsize }),
+            EventFormat::Json => Render::Json,
+        };
+        let mut out = Outputs { render, ecq: None, log_sink: None, event_sink: None, event_sender: None };
+        if let Some(addr) = &cfg.ecaptureq {
+            let hub = Arc::new(Hub::new(Limits::default()));
+            let id = logging::subscribe(hub.clone());
+            let server = match Server::start(addr, Arc::clone(&hub), heartbeat_interval()) {
+                Ok(s) => s,
+                Err(e) => {
+                    logging::unsubscribe(id);
+                    return Err(e);
+                }
+            };
+            for a in &cfg.overridden_addrs {
+                log::info!("{a} is not used: --ecaptureq takes priority for events and logs (logs also go to stderr)");
+            }
+            out.ecq = Some((hub, server, id));
+            return Ok(out);
+        }
+        let mut shared = false;
+        if let Some(target) = &cfg.logaddr {
+            shared = cfg.eventaddr.as_ref() == Some(target);
+            let (sink, sender) = Sink::start(target, if shared { cfg.rotation } else { Rotation::default() })?;
+            if shared {
+                out.event_sender = Some(sender.clone());
+            }
+            let id = logging::subscribe(Arc::new(LogToSink(sender)));
+            log::info!("logs also go to {target}");
+            out.log_sink = Some((sink, id));
+        }
+        if let (Some(target), false) = (&cfg.eventaddr, shared) {
+            let (sink, sender) = Sink::start(target, cfg.rotation)?;
+            out.event_sink = Some(sink);
+            out.event_sender = Some(sender);
+        }
+        if let Some(target) = &cfg.eventaddr {
+            let rot = match (cfg.rotation.max_bytes, cfg.rotation.every) {
+                (0, None) => String::new(),
+                (b, None) => format!(", rotated at {} MiB", b >> 20),
+                (0, Some(t)) => format!(", rotated every {} s", t.as_secs()),
+                (b, Some(t)) => format!(", rotated at {} MiB or every {} s", b >> 20, t.as_secs()),
+            };
+            log::info!("events go to {target}{rot}");
+        }
+        Ok(out)
+    }
+
+    /// Where the dispatcher sends events.
+    pub fn event_sink(&self) -> EventSink {
+        if let Some((hub, _, _)) = &self.ecq {
+            return EventSink::EcaptureQ(Arc::clone(hub));
+        }
+        match &self.event_sender {
+            Some(sender) => EventSink::Sink { render: self.render, sink: sender.clone() },
+            None => EventSink::Stdout { render: self.render, out: Box::new(std::io::stdout()) },
+        }
+    }
+
+    /// Adds this side's counters to a snapshot.
+    pub fn counts(&self, snap: Snapshot) -> Snapshot {
+        let ecq = self.ecq.as_ref().map(|(hub, _, _)| EcqCounts { clients: hub.served.load(Relaxed), dropped: hub.dropped.load(Relaxed) });
+        let sinks: Vec<&Sink> = self.log_sink.iter().map(|(s, _)| s).chain(self.event_sink.iter()).collect();
+        let sinks = (!sinks.is_empty()).then(|| SinkCounts {
+            written: sinks.iter().map(|s| s.stats.written.load(Relaxed)).sum(),
+            dropped: sinks.iter().map(|s| s.stats.dropped.load(Relaxed)).sum(),
+        });
+        Snapshot { ecq, sinks, ..snap }
+    }
+
+    /// After the dispatcher is done: lets clients and sinks take what is
+    /// queued (the summary included), then closes them.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Outputs {
+    /// Also on error paths: unsubscribe before joining, or a sink thread
+    /// would wait forever for the log subscriber's sender.
+    fn drop(&mut self) {
+        // Our sender goes first: the sink threads end once theirs are gone too
+        // (the dispatcher's went with it, the log subscriber's just below).
+        self.event_sender = None;
+        if let Some((_, server, id)) = self.ecq.take() {
+            logging::unsubscribe(id);
+            server.shutdown();
+        }
+        if let Some(s) = self.event_sink.take() {
+            s.close();
+        }
+        if let Some((s, id)) = self.log_sink.take() {
+            logging::unsubscribe(id);
+            s.close();
+        }
+    }
+}
