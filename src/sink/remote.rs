@@ -308,3 +308,41 @@ pub fn run<R: Remote>(remote: R, rx: Receiver<Vec<u8>>, stats: &SinkStats) {
         log::warn!("{name}: {} records not delivered at exit (collector unreachable)", pending.q.len());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_buffer_drops_oldest_beyond_its_bound_and_counts() {
+        let stats = SinkStats::default();
+        let mut p = Pending { q: VecDeque::new(), bytes: 0, dropped: 0 };
+        let rec = vec![b'x'; 1 << 20];
+        for _ in 0..20 {
+            p.push(rec.clone(), &stats);
+        }
+        assert_eq!(p.q.len(), PENDING_MAX_BYTES >> 20);
+        assert_eq!(p.dropped, 20 - (PENDING_MAX_BYTES >> 20) as u64);
+        assert_eq!(stats.dropped.load(Relaxed), p.dropped);
+        // One record larger than the bound is still kept (alone).
+        let mut p = Pending { q: VecDeque::new(), bytes: 0, dropped: 0 };
+        p.push(vec![0; PENDING_MAX_BYTES + 1], &stats);
+        assert_eq!(p.q.len(), 1);
+    }
+
+    #[test]
+    fn a_collector_that_closed_is_noticed_before_writing() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let t = TcpTarget { host: "127.0.0.1".into(), port: l.local_addr().unwrap().port() };
+        let mut c = t.connect().unwrap();
+        let (peer, _) = l.accept().unwrap();
+        assert!(t.alive(&mut c));
+        drop(peer);
+        // The FIN arrives asynchronously; loopback delivers it at once.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while t.alive(&mut c) {
+            assert!(Instant::now() < deadline, "a closed peer must be noticed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
