@@ -342,3 +342,34 @@ fn bad_sink_paths_are_errors_at_start() {
         assert_eq!(String::from_utf8_lossy(&out.stderr).lines().last(), Some(want));
     }
 }
+
+#[test]
+fn rotation_by_time() {
+    if !e2e_enabled("sink_rotation_time") {
+        return;
+    }
+    let dir = TempDir::new("sink-rotate-time");
+    let port = free_port();
+    let _server = s_server(dir.path(), &format!("127.0.0.1:{port}"), true);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let events = out.join("ev.log");
+    let ec = Ecapture::start(&["tls", "--uid", "61106", "--eventaddr", events.to_str().unwrap(), "--eventroratetime", "1"]);
+    curl_as(61106, &format!("https://127.0.0.1:{port}/first"));
+    // The age check runs every second: wait for the rotated file.
+    let rotated = eventually("a rotation after 1 s", || {
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).find(|p| *p != events)
+    });
+    curl_as(61106, &format!("https://127.0.0.1:{port}/second"));
+    ec.stop();
+    let first = events_in(&std::fs::read(&rotated).unwrap());
+    assert!(first.iter().any(|e| e.payload.starts_with(b"GET /first ")), "{rotated:?}");
+    assert!(!first.iter().any(|e| e.payload.starts_with(b"GET /second ")));
+    let rest: Vec<Event> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| *p != rotated)
+        .flat_map(|p| events_in(&std::fs::read(p).unwrap()))
+        .collect();
+    assert!(rest.iter().any(|e| e.payload.starts_with(b"GET /second ")));
+}
