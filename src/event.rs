@@ -301,6 +301,28 @@ pub mod tests {
         b
     }
 
+    /// A write of `payload` by curl (pid 4242, tid 4243, fd 5) from
+    /// 127.0.0.1:54321 to 127.0.0.1:8443 over TLS 1.3, at a fixed time;
+    /// tests change what they look at.
+    pub fn sample_event(payload: &[u8]) -> TlsEvent {
+        TlsEvent {
+            timestamp_ns: 1_796_045_418_123_456_789,
+            pid: 4242,
+            tid: 4243,
+            uid: 0,
+            comm: "curl".into(),
+            fd: 5,
+            direction: Direction::Write,
+            tls_version: 0x0304,
+            endpoints: Some(("127.0.0.1:54321".parse().unwrap(), "127.0.0.1:8443".parse().unwrap())),
+            role: None,
+            total_len: payload.len() as u32,
+            payload: payload.to_vec(),
+            missing: vec![],
+            lib_idx: 0,
+        }
+    }
+
     pub fn hdr(call_id: u64, captured: u32, off: u32, len: u32) -> ChunkHdr {
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"curl");
@@ -377,20 +399,12 @@ pub mod tests {
 
     fn event(role: Option<Role>, local: &str, remote: &str, dir: Direction) -> TlsEvent {
         TlsEvent {
-            timestamp_ns: 0,
-            pid: 42,
             tid: 43,
-            uid: 0,
-            comm: "curl".into(),
-            fd: 5,
+            pid: 42,
             direction: dir,
-            tls_version: 0x0304,
-            endpoints: Some((local.parse().unwrap(), remote.parse().unwrap())),
             role,
-            total_len: 1,
-            payload: b"x".to_vec(),
-            missing: vec![],
-            lib_idx: 0,
+            endpoints: Some((local.parse().unwrap(), remote.parse().unwrap())),
+            ..sample_event(b"x")
         }
     }
 

@@ -86,25 +86,11 @@ pub fn payload<'a>(entry: LogEntry<'a>) -> Payload<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Direction, Role};
+    use crate::event::tests::sample_event;
+    use crate::event::Role;
 
     fn sample() -> TlsEvent {
-        TlsEvent {
-            timestamp_ns: 1_796_045_418_123_456_789,
-            pid: 4242,
-            tid: 4243,
-            uid: 0,
-            comm: "curl".into(),
-            fd: 5,
-            direction: Direction::Write,
-            tls_version: 0x0304,
-            endpoints: Some(("127.0.0.1:54321".parse().unwrap(), "127.0.0.1:8443".parse().unwrap())),
-            role: Some(Role::Client),
-            total_len: 16,
-            payload: b"GET / HTTP/1.1\r\n".to_vec(),
-            missing: vec![],
-            lib_idx: 0,
-        }
+        TlsEvent { role: Some(Role::Client), ..sample_event(b"GET / HTTP/1.1\r\n") }
     }
 
     #[test]

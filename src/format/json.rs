@@ -106,24 +106,18 @@ pub fn write(w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::tests::sample_event;
     use crate::event::Role;
 
     fn ev(payload: &[u8]) -> TlsEvent {
         TlsEvent {
-            timestamp_ns: 1_796_045_418_123_456_789,
-            pid: 4242,
-            tid: 4243,
             uid: 1000,
             comm: "cu\"rl".into(),
-            fd: 5,
             direction: Direction::Read,
             tls_version: 0x0303,
             endpoints: Some(("[::1]:443".parse().unwrap(), "[::1]:50000".parse().unwrap())),
             role: Some(Role::Server),
-            total_len: payload.len() as u32,
-            payload: payload.to_vec(),
-            missing: vec![],
-            lib_idx: 0,
+            ..sample_event(payload)
         }
     }
 

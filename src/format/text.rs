@@ -117,26 +117,12 @@ impl TextFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::tests::sample_event;
     use crate::event::Direction;
     use std::net::SocketAddr;
 
     fn ev(payload: &[u8]) -> TlsEvent {
-        TlsEvent {
-            timestamp_ns: 1_796_045_418_123_456_789,
-            pid: 4242,
-            tid: 4243,
-            uid: 0,
-            comm: "curl".into(),
-            fd: 5,
-            direction: Direction::Write,
-            tls_version: 0x0304,
-            endpoints: Some(("127.0.0.1:54321".parse().unwrap(), "127.0.0.1:8443".parse().unwrap())),
-            role: None,
-            total_len: payload.len() as u32,
-            payload: payload.to_vec(),
-            missing: vec![],
-            lib_idx: 0,
-        }
+        sample_event(payload)
     }
 
     fn render(f: TextFormat, e: &TlsEvent) -> String {
