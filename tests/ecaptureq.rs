@@ -4,7 +4,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -388,16 +388,7 @@ fn demo_client_prints_a_captured_request() {
         .spawn()
         .expect("run ecaptureq_client");
     let mut demo = Proc(demo);
-    let out = demo.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(demo.0.stdout.take().unwrap());
     let next = || rx.recv_timeout(PATIENCE).expect("the demo client printed nothing more");
     // Connected: the replay and a heartbeat, then the request.
     while !next().starts_with("[HEARTBEAT] count=0") {}
@@ -451,15 +442,7 @@ fn readme_python_consumer_works() {
         .spawn()
         .expect("run the README's consumer");
     let mut py = Proc(py);
-    let out = py.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(py.0.stdout.take().unwrap());
     let next = || rx.recv_timeout(PATIENCE).expect("the python consumer printed nothing more");
     while !next().starts_with("heartbeat 0") {}
     let (pid, _) = curl(&format!("https://127.0.0.1:{port}/from-python"), &[]);

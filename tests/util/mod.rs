@@ -757,3 +757,16 @@ pub fn py_client_as(uid: Option<u32>, port: u16, args: &[&std::ffi::OsStr]) -> u
 pub fn python_put(port: u16, file: &Path) -> u32 {
     py_client(port, &[file.as_os_str()])
 }
+
+/// The lines a child prints, as they come, through a channel.
+pub fn lines_of(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
