@@ -45,6 +45,7 @@ enum tls_dir {
 #define CHUNK_F_FD_BIO 0x8     /* fd read from the SSL's BIO */
 #define CHUNK_F_ROLE_KNOWN 0x10 /* CHUNK_F_SERVER is meaningful */
 #define CHUNK_F_SERVER 0x20     /* this end of the connection is the TLS server */
+#define CHUNK_F_CLOSE 0x40      /* not data: SSL_free(ssl) was called (no payload) */
 
 /* Indexes into the per-CPU "stats" map: failures on the BPF side. */
 enum bpf_stat {
@@ -83,6 +84,7 @@ struct bpf_config {
 struct tls_chunk_hdr {
 	__u64 ts_ns;   /* bpf_ktime_get_ns() when the call returned */
 	__u64 call_id; /* unique per call: cpu << 48 | per-cpu counter */
+	__u64 ssl;     /* the SSL*: with pid, identifies the TLS connection */
 	__u32 pid;
 	__u32 tid;
 	__u32 uid;

@@ -204,6 +204,33 @@ static __always_inline void fill_tuple(struct tls_chunk_hdr *h, __s32 fd)
 }
 
 
+/* SSL_free(SSL *s): the connection is over. A header-only record tells
+ * userspace to finish what it holds for it; the fd it learnt is forgotten. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_free_entry, void *ssl)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (filtered_out(id) || !ssl)
+		return 0;
+	struct ssl_key k = {.tgid = id >> 32, .ssl = (__u64)ssl};
+	__s32 *fd = bpf_map_lookup_elem(&ssl_fds, &k);
+	struct tls_chunk_hdr h = {};
+	h.ts_ns = bpf_ktime_get_ns();
+	h.ssl = (__u64)ssl;
+	h.pid = id >> 32;
+	h.tid = (__u32)id;
+	h.uid = (__u32)bpf_get_current_uid_gid();
+	h.fd = fd ? *fd : -1;
+	h.lib_idx = (__u32)bpf_get_attach_cookie(ctx);
+	h.flags = CHUNK_F_CLOSE;
+	bpf_get_current_comm(h.comm, sizeof(h.comm));
+	if (fd)
+		bpf_map_delete_elem(&ssl_fds, &k);
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &h, sizeof(h)))
+		count(STAT_PERF_OUTPUT_FAIL);
+	return 0;
+}
+
 /* ---- fd from socket syscalls made inside an SSL call -------------------- */
 
 /* The first socket this thread reads or writes during an SSL call is the
@@ -392,6 +419,7 @@ static __always_inline int on_return(struct pt_regs *ctx)
 	__u64 *seq = bpf_map_lookup_elem(&call_seq, &zero);
 	__u64 seqv = seq ? __sync_fetch_and_add(seq, 1) : 0;
 	h->call_id = ((__u64)bpf_get_smp_processor_id() << 48) | (seqv & 0xffffffffffffULL);
+	h->ssl = c.ssl;
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
 	h->uid = (__u32)bpf_get_current_uid_gid();

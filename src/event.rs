@@ -10,10 +10,11 @@ use std::ops::Range;
 /// `CHUNK_DATA_SIZE` of events.h.
 pub const CHUNK_DATA_SIZE: usize = 32768;
 /// `sizeof(struct tls_chunk_hdr)`.
-pub const CHUNK_HDR_SIZE: usize = 112;
+pub const CHUNK_HDR_SIZE: usize = 120;
 
 const CHUNK_F_ROLE_KNOWN: u8 = 0x10;
 const CHUNK_F_SERVER: u8 = 0x20;
+const CHUNK_F_CLOSE: u8 = 0x40;
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -45,6 +46,8 @@ impl Direction {
 pub struct ChunkHdr {
     pub ts_ns: u64,
     pub call_id: u64,
+    /// The SSL* of the call: with pid, the connection's identity.
+    pub ssl: u64,
     pub pid: u32,
     pub tid: u32,
     pub uid: u32,
@@ -109,24 +112,25 @@ impl ChunkHdr {
         let h = ChunkHdr {
             ts_ns: u64_at(rec, 0),
             call_id: u64_at(rec, 8),
-            pid: u32_at(rec, 16),
-            tid: u32_at(rec, 20),
-            uid: u32_at(rec, 24),
-            fd: u32_at(rec, 28) as i32,
-            total_len: u32_at(rec, 32),
-            captured_len: u32_at(rec, 36),
-            chunk_off: u32_at(rec, 40),
-            chunk_len: u32_at(rec, 44),
-            tls_version: u32_at(rec, 48),
-            lib_idx: u32_at(rec, 52),
-            family: u16_at(rec, 56),
-            lport: u16_at(rec, 58),
-            rport: u16_at(rec, 60),
-            dir: rec[62],
-            flags: rec[63],
-            laddr: arr16(rec, 64),
-            raddr: arr16(rec, 80),
-            comm: arr16(rec, 96),
+            ssl: u64_at(rec, 16),
+            pid: u32_at(rec, 24),
+            tid: u32_at(rec, 28),
+            uid: u32_at(rec, 32),
+            fd: u32_at(rec, 36) as i32,
+            total_len: u32_at(rec, 40),
+            captured_len: u32_at(rec, 44),
+            chunk_off: u32_at(rec, 48),
+            chunk_len: u32_at(rec, 52),
+            tls_version: u32_at(rec, 56),
+            lib_idx: u32_at(rec, 60),
+            family: u16_at(rec, 64),
+            lport: u16_at(rec, 66),
+            rport: u16_at(rec, 68),
+            dir: rec[70],
+            flags: rec[71],
+            laddr: arr16(rec, 72),
+            raddr: arr16(rec, 88),
+            comm: arr16(rec, 104),
         };
         let need = CHUNK_HDR_SIZE + h.chunk_len as usize;
         if rec.len() < need {
@@ -145,6 +149,11 @@ impl ChunkHdr {
             return Err(DecodeError::Inconsistent("unknown direction"));
         }
         Ok((h, &rec[CHUNK_HDR_SIZE..need]))
+    }
+
+    /// A close record (SSL_free), not data.
+    pub fn is_close(&self) -> bool {
+        self.flags & CHUNK_F_CLOSE != 0
     }
 
     pub fn direction(&self) -> Direction {
@@ -283,6 +292,7 @@ pub mod tests {
         let mut b = Vec::with_capacity(CHUNK_HDR_SIZE + data.len());
         b.extend_from_slice(&h.ts_ns.to_ne_bytes());
         b.extend_from_slice(&h.call_id.to_ne_bytes());
+        b.extend_from_slice(&h.ssl.to_ne_bytes());
         for v in [h.pid, h.tid, h.uid, h.fd as u32, h.total_len, h.captured_len, h.chunk_off, h.chunk_len] {
             b.extend_from_slice(&v.to_ne_bytes());
         }
@@ -329,6 +339,7 @@ pub mod tests {
         ChunkHdr {
             ts_ns: 1_000,
             call_id,
+            ssl: 0x5555_0000_1000,
             pid: 100,
             tid: 101,
             uid: 0,
@@ -352,7 +363,7 @@ pub mod tests {
 
     #[test]
     fn header_size_matches_events_h() {
-        // events.h: 2*u64 + 12*u32 + 3*u16 + 2*u8 + 2*16 + 16 = 112 bytes.
+        // events.h: 3*u64 + 12*u32 + 3*u16 + 2*u8 + 2*16 + 16 = 120 bytes.
         let r = record(&hdr(1, 3, 0, 3), b"abc");
         assert_eq!(r.len(), CHUNK_HDR_SIZE + 3);
     }

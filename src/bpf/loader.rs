@@ -80,7 +80,7 @@ enum Mode {
     Classic,
 }
 
-const UPROBE_PROGS: [&str; 3] = ["ssl_rw_entry", "ssl_rw_return", "ssl_set_fd_entry"];
+const UPROBE_PROGS: [&str; 4] = ["ssl_rw_entry", "ssl_rw_return", "ssl_set_fd_entry", "ssl_free_entry"];
 
 /// The loaded, attached capture programs.
 pub struct TlsProbes {
@@ -180,6 +180,11 @@ impl TlsProbes {
             .filter(|f| lib.functions.contains_key(**f))
             .map(|f| (*f, idx as u64))
             .collect();
+        let free: Vec<(&str, u64)> = [crate::tls::discover::FREE_FUNC]
+            .iter()
+            .filter(|f| lib.functions.contains_key(**f))
+            .map(|f| (*f, idx as u64))
+            .collect();
 
         // Collected first so that a failure part-way leaves nothing attached
         // for this library.
@@ -198,6 +203,7 @@ impl TlsProbes {
                 links.extend(multi("ssl_rw_return", &rw, true)?);
                 links.extend(multi("ssl_rw_entry", &rw, false)?);
                 links.extend(multi("ssl_set_fd_entry", &fd, false)?);
+                links.extend(multi("ssl_free_entry", &free, false)?);
             }
             Mode::Classic => {
                 for &(func, cookie) in &rw {
@@ -208,6 +214,10 @@ impl TlsProbes {
                 for &(func, cookie) in &fd {
                     let off = lib.functions[func];
                     links.push(self.obj.attach_uprobe("ssl_set_fd_entry", &path, off, func, false, cookie)?);
+                }
+                for &(func, cookie) in &free {
+                    let off = lib.functions[func];
+                    links.push(self.obj.attach_uprobe("ssl_free_entry", &path, off, func, false, cookie)?);
                 }
             }
         }

@@ -2,5 +2,6 @@
 //! `io::Write` and know nothing of where the bytes go.
 
 pub mod hex;
+pub mod inflate;
 pub mod json;
 pub mod text;

@@ -19,13 +19,15 @@ use crate::error::{Error, Result};
 /// The functions we hook. SSL_read/SSL_write are required.
 pub const RW_FUNCS: [&str; 4] = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"];
 pub const FD_FUNCS: [&str; 3] = ["SSL_set_fd", "SSL_set_rfd", "SSL_set_wfd"];
+/// Where a connection ends.
+pub const FREE_FUNC: &str = "SSL_free";
 
 /// A library to attach to.
 #[derive(Debug, Clone)]
 pub struct Library {
     /// The path the uprobes are attached through.
     pub path: PathBuf,
-    /// The functions of RW_FUNCS and FD_FUNCS it defines, with their file offsets.
+    /// The functions of RW_FUNCS, FD_FUNCS and FREE_FUNC it defines, with their file offsets.
     pub functions: HashMap<String, u64>,
     /// None when no marker was found.
     pub version: Option<SslVersion>,
@@ -77,7 +79,7 @@ pub fn discover(libssl: Option<&Path>, override_version: Option<SslVersion>) -> 
 /// Reads one candidate: its functions and version.
 fn inspect(path: &Path, override_version: Option<SslVersion>) -> Result<Library> {
     let elf = Elf::open(path)?;
-    let wanted: Vec<&str> = RW_FUNCS.iter().chain(FD_FUNCS.iter()).copied().collect();
+    let wanted: Vec<&str> = RW_FUNCS.iter().chain(FD_FUNCS.iter()).chain([FREE_FUNC].iter()).copied().collect();
     let functions = elf.function_offsets(&wanted)?;
     if !functions.contains_key("SSL_write") || !functions.contains_key("SSL_read") {
         return Err(Error::runtime(format!(
