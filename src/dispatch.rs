@@ -81,6 +81,7 @@ impl Dispatcher {
             select! {
                 recv(rx) -> msg => match msg {
                     Ok(rec) => match ChunkHdr::parse(&rec.data) {
+                        Ok((hdr, _)) if hdr.is_close() => {}
                         Ok((hdr, data)) => reasm.push(hdr, data, now(), &mut calls),
                         Err(e) => {
                             Stats::add(&stats.malformed, 1);
