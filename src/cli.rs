@@ -12,6 +12,7 @@ use crate::sink::{Rotation, Target};
 
 pub const DEFAULT_MAPSIZE_PAGES: usize = 1024;
 pub const DEFAULT_CAPTURE_CAP: u32 = 2 << 20;
+pub const DEFAULT_IDLE_MS: u64 = 100;
 const MIN_CAPTURE_CAP: u32 = 4096;
 const MAX_CAPTURE_CAP: u32 = 64 << 20;
 
@@ -70,6 +71,10 @@ pub struct Config {
     /// Rotation of the event file (`--eventroratesize`, `--eventroratetime`).
     pub rotation: Rotation,
     pub eventformat: EventFormat,
+    /// A message that stops growing is emitted after this long (SPEC §4).
+    pub idle_ms: u64,
+    /// `--ecaptureq-payload text`: eCaptureQ events carry the text rendering.
+    pub ecq_payload_text: bool,
 }
 
 impl Default for Config {
@@ -91,6 +96,8 @@ impl Default for Config {
             eventaddr: None,
             rotation: Rotation::default(),
             eventformat: EventFormat::Text,
+            idle_ms: DEFAULT_IDLE_MS,
+            ecq_payload_text: false,
         }
     }
 }
@@ -114,6 +121,8 @@ GLOBAL FLAGS:
     -t, --tsize N            show at most N payload bytes per event (0 = all)
         --maxpayload SIZE    bytes captured per SSL call, K/M suffixes allowed;
                              larger calls are marked truncated [default: 2M]
+        --idletime MS        a message that is not HTTP (or not complete) is
+                             emitted after this idle time [default: 100]
     -b, --btf N              0 auto, 1 CO-RE (2, non-CO-RE, is not supported)
     -l, --logaddr ADDR       runtime logs also to a file, tcp://HOST:PORT or
                              ws://HOST:PORT/PATH (stderr keeps them)
@@ -124,6 +133,8 @@ GLOBAL FLAGS:
                              e.g. ws://127.0.0.1:28257/ (add ?token=SECRET to
                              require it from clients); takes priority over
                              --logaddr/--eventaddr
+        --ecaptureq-payload  raw (default): events carry the plaintext as is;
+                 raw|text    text: its rendering (HTTP/2 decoded, bodies unzipped)
         --eventroratesize MB rotate the --eventaddr file at this size (MiB)
         --eventroratetime S  rotate the --eventaddr file every S seconds
     -v, --version            print the version
@@ -201,6 +212,19 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
 
     if let Some(url) = opt(&mut p, "--ecaptureq", None, |s| Ok(s.to_string()))? {
         c.ecaptureq = Some(EcqAddr::parse(&url)?);
+    }
+    if let Some(v) = opt(&mut p, "--ecaptureq-payload", None, |s| Ok(s.to_string()))? {
+        c.ecq_payload_text = match v.as_str() {
+            "raw" => false,
+            "text" => true,
+            _ => return Err(Error::usage(format!("invalid value '{v}' for --ecaptureq-payload: expected raw or text"))),
+        };
+    }
+    if let Some(ms) = opt(&mut p, "--idletime", None, |s| parse_uint(s, "milliseconds"))? {
+        if !(1..=60_000).contains(&ms) {
+            return Err(Error::usage(format!("invalid value '{ms}' for --idletime: expected 1 to 60000 ms")));
+        }
+        c.idle_ms = ms;
     }
     // With --ecaptureq, events and logs go to its clients: text addresses
     // are checked but not used (the log says so).
@@ -420,6 +444,10 @@ mod tests {
         assert_eq!(c.eventaddr, Some(Target::File("/tmp/ev".into())));
         assert_eq!(c.rotation, Rotation { max_bytes: 2 << 20, every: Some(std::time::Duration::from_secs(60)) });
         assert_eq!(cfg(&["tls", "--eventformat", "json"]).eventformat, EventFormat::Json);
+        assert_eq!(cfg(&["tls", "--idletime", "250"]).idle_ms, 250);
+        assert!(err(&["tls", "--idletime", "0"]).contains("1 to 60000"));
+        assert!(cfg(&["tls", "--ecaptureq-payload", "text"]).ecq_payload_text);
+        assert!(err(&["tls", "--ecaptureq-payload", "pretty"]).contains("expected raw or text"));
         assert!(err(&["tls", "--eventformat", "xml"]).contains("expected text or json"));
         assert!(err(&["tls", "--eventaddr", "tcp://nohost"]).contains("expected tcp://HOST:PORT"));
         assert!(err(&["tls", "--eventroratesize", "1"]).contains("give --eventaddr a file path"));

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, tick, Receiver};
 
 use crate::assemble::chunks::{Call, Reassembler};
+use crate::assemble::conn::{Assembler, Config as AsmConfig};
 use crate::bpf::reader::Record;
 use crate::ecaptureq::hub::Hub;
 use crate::ecaptureq::proto;
@@ -26,6 +27,9 @@ use crate::time::WallClock;
 const PARTIAL_MAX_AGE: Duration = Duration::from_secs(1);
 /// Bound on calls being reassembled at once.
 const MAX_PARTIALS: usize = 1024;
+/// How often idle messages and stale partial calls are looked for: the
+/// idle time is honoured to within this.
+const TICK: Duration = Duration::from_millis(25);
 
 /// How an event becomes text.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +45,14 @@ impl Render {
             Render::Json => json::write(w, ev),
         }
     }
+
+    /// The rendering without the header line (JSON has none to drop).
+    fn write_body(&self, w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
+        match self {
+            Render::Text(f) => f.write_body(w, ev),
+            Render::Json => json::write(w, ev),
+        }
+    }
 }
 
 /// Where events go.
@@ -49,8 +61,9 @@ pub enum EventSink {
     Stdout { render: Render, out: Box<dyn Write + Send> },
     /// Rendered, one record per event, to a --eventaddr sink.
     Sink { render: Render, sink: SinkSender },
-    /// Encoded once as a LogEntry, fanned out to every eCaptureQ client.
-    EcaptureQ(Arc<Hub>),
+    /// Encoded once as a LogEntry, fanned out to every eCaptureQ client;
+    /// with a renderer, the payload is its text form (--ecaptureq-payload text).
+    EcaptureQ(Arc<Hub>, Option<Render>),
 }
 
 pub struct Dispatcher {
@@ -60,28 +73,32 @@ pub struct Dispatcher {
     pub stats: Arc<Stats>,
     /// Asks main to stop when the output goes away.
     pub stop: StopNotifier,
+    /// How calls become messages.
+    pub assembly: AsmConfig,
 }
 
 impl Dispatcher {
     pub fn run(self) {
-        let Dispatcher { rx, clock, sink, stats, stop } = self;
+        let Dispatcher { rx, clock, sink, stats, stop, assembly } = self;
         let mut sink = match sink {
             EventSink::Stdout { render, out } => {
                 Sink::Stdout(render, Output { out: BufWriter::with_capacity(64 << 10, out), broken: false, stop })
             }
             EventSink::Sink { render, sink } => Sink::Remote(render, sink),
-            EventSink::EcaptureQ(hub) => Sink::Hub(hub),
+            EventSink::EcaptureQ(hub, render) => Sink::Hub(hub, render),
         };
         let mut reasm = Reassembler::new(MAX_PARTIALS);
+        let mut asm = Assembler::new(assembly);
         let started = Instant::now();
         let now = || started.elapsed().as_nanos() as u64;
-        let ticker = tick(Duration::from_millis(100));
+        let ticker = tick(TICK);
         let mut calls = Vec::new();
+        let mut msgs = Vec::new();
         loop {
             select! {
                 recv(rx) -> msg => match msg {
                     Ok(rec) => match ChunkHdr::parse(&rec.data) {
-                        Ok((hdr, _)) if hdr.is_close() => {}
+                        Ok((hdr, _)) if hdr.is_close() => asm.close(hdr.pid, hdr.ssl, &mut msgs),
                         Ok((hdr, data)) => reasm.push(hdr, data, now(), &mut calls),
                         Err(e) => {
                             Stats::add(&stats.malformed, 1);
@@ -90,24 +107,62 @@ impl Dispatcher {
                     },
                     Err(_) => break,
                 },
-                recv(ticker) -> _ => reasm.expire(now(), PARTIAL_MAX_AGE.as_nanos() as u64, &mut calls),
+                recv(ticker) -> _ => {
+                    reasm.expire(now(), PARTIAL_MAX_AGE.as_nanos() as u64, &mut calls);
+                    assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
+                    asm.tick(now(), &mut msgs);
+                }
             }
-            emit(&mut calls, &clock, &mut sink, &stats, &reasm);
+            assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
+            emit(&mut msgs, &mut sink, &stats);
             // Batch writes while records keep coming; flush once caught up.
             if rx.is_empty() {
                 sink.flush();
             }
         }
         reasm.flush(&mut calls);
-        emit(&mut calls, &clock, &mut sink, &stats, &reasm);
+        assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
+        asm.flush(&mut msgs);
+        emit(&mut msgs, &mut sink, &stats);
         sink.flush();
+    }
+}
+
+/// Calls into the assembler (which hands out messages).
+fn assemble(
+    calls: &mut Vec<Call>,
+    clock: &WallClock,
+    asm: &mut Assembler,
+    now: u64,
+    stats: &Stats,
+    reasm: &Reassembler,
+    msgs: &mut Vec<TlsEvent>,
+) {
+    for call in calls.drain(..) {
+        let ev = to_event(call, clock);
+        if ev.truncated() {
+            Stats::add(&stats.truncated, 1);
+        }
+        asm.push(ev, now, msgs);
+    }
+    let r = reasm.stats();
+    stats.incomplete.store(r.incomplete_calls, std::sync::atomic::Ordering::Relaxed);
+    stats.missing_bytes.store(r.missing_bytes, std::sync::atomic::Ordering::Relaxed);
+    stats.stray_chunks.store(r.stray_chunks, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn emit(msgs: &mut Vec<TlsEvent>, sink: &mut Sink, stats: &Stats) {
+    for ev in msgs.drain(..) {
+        Stats::add(&stats.events, 1);
+        Stats::add(&stats.bytes, ev.payload.len() as u64);
+        sink.event(&ev);
     }
 }
 
 enum Sink {
     Stdout(Render, Output),
     Remote(Render, SinkSender),
-    Hub(Arc<Hub>),
+    Hub(Arc<Hub>, Option<Render>),
 }
 
 impl Sink {
@@ -120,7 +175,12 @@ impl Sink {
                 let _ = render.write(&mut rec, ev);
                 sink.send(rec);
             }
-            Sink::Hub(hub) => hub.broadcast_event(proto::event_entry(ev)),
+            Sink::Hub(hub, None) => hub.broadcast_event(proto::event_entry(ev)),
+            Sink::Hub(hub, Some(render)) => {
+                let mut text = Vec::with_capacity(ev.payload.len() + 256);
+                let _ = render.write_body(&mut text, ev);
+                hub.broadcast_event(proto::event_entry_with_payload(ev, &text));
+            }
         }
     }
 
@@ -129,22 +189,6 @@ impl Sink {
             out.flush();
         }
     }
-}
-
-fn emit(calls: &mut Vec<Call>, clock: &WallClock, sink: &mut Sink, stats: &Stats, reasm: &Reassembler) {
-    for call in calls.drain(..) {
-        let ev = to_event(call, clock);
-        Stats::add(&stats.events, 1);
-        Stats::add(&stats.bytes, ev.payload.len() as u64);
-        if ev.truncated() {
-            Stats::add(&stats.truncated, 1);
-        }
-        sink.event(&ev);
-    }
-    let r = reasm.stats();
-    stats.incomplete.store(r.incomplete_calls, std::sync::atomic::Ordering::Relaxed);
-    stats.missing_bytes.store(r.missing_bytes, std::sync::atomic::Ordering::Relaxed);
-    stats.stray_chunks.store(r.stray_chunks, std::sync::atomic::Ordering::Relaxed);
 }
 
 pub fn to_event(call: Call, clock: &WallClock) -> TlsEvent {
@@ -160,6 +204,9 @@ pub fn to_event(call: Call, clock: &WallClock) -> TlsEvent {
         tls_version: h.tls_version,
         endpoints: h.endpoints(),
         role: h.role(),
+        ssl: h.ssl,
+        kind: 0,
+        decoded: None,
         total_len: h.total_len,
         lib_idx: h.lib_idx,
         missing: call.missing,

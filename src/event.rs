@@ -208,6 +208,8 @@ pub struct TlsEvent {
     pub direction: Direction,
     /// The SSL's protocol version (0x0304 = TLS 1.3), 0 when unknown.
     pub tls_version: u32,
+    /// The SSL* of the connection (with pid, its identity).
+    pub ssl: u64,
     /// (local, remote); None when unknown.
     pub endpoints: Option<(SocketAddr, SocketAddr)>,
     /// This process's end of the connection; None when the library did not say.
@@ -219,9 +221,25 @@ pub struct TlsEvent {
     pub payload: Vec<u8>,
     pub missing: Vec<Range<u32>>,
     pub lib_idx: u32,
+    /// SPEC §4 event type: 0 unknown, 1/3 HTTP/1.x request/response, 2/4 HTTP/2.
+    pub kind: u32,
+    /// What the message assembler learnt, for rendering.
+    pub decoded: Option<Box<crate::assemble::conn::Decoded>>,
 }
 
 impl TlsEvent {
+    /// A copy of everything but the payload (and what describes it).
+    pub fn without_payload(&self) -> TlsEvent {
+        TlsEvent {
+            comm: self.comm.clone(),
+            payload: Vec::new(),
+            missing: Vec::new(),
+            decoded: None,
+            total_len: 0,
+            ..*self
+        }
+    }
+
     pub fn truncated(&self) -> bool {
         (self.payload.len() as u64) < self.total_len as u64
     }
@@ -326,10 +344,13 @@ pub mod tests {
             tls_version: 0x0304,
             endpoints: Some(("127.0.0.1:54321".parse().unwrap(), "127.0.0.1:8443".parse().unwrap())),
             role: None,
+            ssl: 0x5555_0000_1000,
             total_len: payload.len() as u32,
             payload: payload.to_vec(),
             missing: vec![],
             lib_idx: 0,
+            kind: 0,
+            decoded: None,
         }
     }
 

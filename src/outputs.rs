@@ -39,6 +39,8 @@ impl LogSubscriber for LogToSink {
 
 pub struct Outputs {
     render: Render,
+    /// `--ecaptureq-payload text`: events carry this rendering.
+    ecq_render: Option<Render>,
     ecq: Option<(Arc<Hub>, Server, u64)>,
     /// The log sink and its log subscription.
     log_sink: Option<(Sink, u64)>,
@@ -56,7 +58,8 @@ impl Outputs {
             EventFormat::Text => Render::Text(TextFormat { hex: cfg.hex, tsize: cfg.tsize }),
             EventFormat::Json => Render::Json,
         };
-        let mut out = Outputs { render, ecq: None, log_sink: None, event_sink: None, event_sender: None };
+        let ecq_render = cfg.ecq_payload_text.then_some(Render::Text(TextFormat { hex: cfg.hex, tsize: cfg.tsize }));
+        let mut out = Outputs { render, ecq_render, ecq: None, log_sink: None, event_sink: None, event_sender: None };
         if let Some(addr) = &cfg.ecaptureq {
             let hub = Arc::new(Hub::new(Limits::default()));
             let id = logging::subscribe(hub.clone());
@@ -104,7 +107,7 @@ impl Outputs {
     /// Where the dispatcher sends events.
     pub fn event_sink(&self) -> EventSink {
         if let Some((hub, _, _)) = &self.ecq {
-            return EventSink::EcaptureQ(Arc::clone(hub));
+            return EventSink::EcaptureQ(Arc::clone(hub), self.ecq_render);
         }
         match &self.event_sender {
             Some(sender) => EventSink::Sink { render: self.render, sink: sender.clone() },

@@ -13,6 +13,7 @@ use crossbeam_channel::bounded;
 use crate::bpf::loader::{BpfConfig, TlsProbes};
 use crate::bpf::reader::{Forward, Readers};
 use crate::cli::Config;
+use crate::assemble::conn::Config as AsmConfig;
 use crate::dispatch::Dispatcher;
 use crate::error::{Context, Error, Result};
 use crate::outputs::Outputs;
@@ -123,8 +124,19 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
     let pb = probes.perf_buffer(cfg.mapsize_pages, Box::new(Forward { tx, stats: Arc::clone(&stats) }))?;
     let readers = Readers::spawn(pb.into_cpu_buffers())?;
-    let dispatcher =
-        Dispatcher { rx, clock: WallClock::new(), sink: outputs.event_sink(), stats: Arc::clone(&stats), stop: stop.notifier() };
+    let assembly = AsmConfig {
+        idle_ns: cfg.idle_ms * 1_000_000,
+        max_message: (cfg.capture_cap as usize).max(4 << 20),
+        ..AsmConfig::default()
+    };
+    let dispatcher = Dispatcher {
+        rx,
+        clock: WallClock::new(),
+        sink: outputs.event_sink(),
+        stats: Arc::clone(&stats),
+        stop: stop.notifier(),
+        assembly,
+    };
     let dispatch_thread = std::thread::Builder::new()
         .name("dispatcher".into())
         .spawn(move || dispatcher.run())

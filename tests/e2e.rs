@@ -105,8 +105,11 @@ fn summary_counts(stderr: &[String]) -> (u64, u64, u64) {
     (lost.expect(line), incomplete.expect(line), truncated.expect(line))
 }
 
+/// The client writes the PUT head and then the 1 MiB body in one
+/// SSL_write_ex; the server reads it in 16 KiB records. Both sides come out
+/// as one HTTP request message, byte-exact.
 #[test]
-fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
+fn python_ssl_write_ex_of_one_mib_arrives_whole_and_exact() {
     if !e2e_enabled("python_ssl") {
         return;
     }
@@ -114,21 +117,17 @@ fn python_ssl_write_ex_of_one_mib_is_one_exact_event() {
     let (server, port, data) = (&bulk.server, bulk.port, &bulk.data);
     let ec = Ecapture::start(&["tls"]);
     let pid = python_put(port, &bulk.file);
-    let ev = ec.wait_event("python's 1 MiB write", |e| e.pid == pid && e.dir == "WRITE" && e.length > 1000);
+    let header = format!("PUT /bulk HTTP/1.1\r\nContent-Length: {}\r\n\r\n", data.len());
+    let mut want = header.into_bytes();
+    want.extend_from_slice(data);
+    let ev = ec.wait_event("python's PUT", |e| e.pid == pid && e.dir == "WRITE" && e.length > 1000);
     assert_eq!(ev.comm, "python3");
-    assert_eq!(ev.length, data.len(), "one event for the whole SSL_write_ex");
-    assert!(ev.payload == *data, "payload differs from what python wrote");
+    assert_eq!(ev.length, want.len(), "one event for the whole request");
+    assert!(ev.payload == want, "payload differs from what python wrote");
     assert!(ev.notes.is_empty(), "{:?}", ev.notes);
     assert_eq!(ev.dst, format!("127.0.0.1:{port}"));
-
-    // The server read it in records: together, header and body, the same bytes.
-    let header = format!("PUT /bulk HTTP/1.1\r\nContent-Length: {}\r\n\r\n", data.len());
-    let mut got = Vec::new();
-    while got.len() < header.len() + data.len() {
-        let r = ec.wait_event("the server's reads", |e| e.pid == server.pid() && e.dir == "READ");
-        got.extend_from_slice(&r.payload);
-    }
-    assert!(got.starts_with(header.as_bytes()) && got[header.len()..] == data[..], "server-side reads differ");
+    let got = ec.wait_event("the server's read of it", |e| e.pid == server.pid() && e.dir == "READ");
+    assert!(got.payload == want, "server-side reads, assembled, differ");
     let (status, _, _, stderr) = ec.stop();
     assert!(status.success());
     let (lost, incomplete, _) = summary_counts(&stderr);
@@ -372,10 +371,18 @@ hello\n\n\
 2026-11-29T13:44:00.220105Z PID:1, Comm:c, TID:2, FD:5, READ, Src:[::1]:1, Dest:[::1]:2, TLS1.2, Length:3\n\
 00000000  16 03 01                                          |...|\n\
 [ecapture: note]\n\n";
-    let (a, n) = parse_event(out).unwrap();
+    let (a, n) = parse_event(out, false).unwrap();
     assert_eq!((a.pid, a.comm.as_str(), a.payload.as_slice()), (1, "curl", &b"hello"[..]));
-    let (b, _) = parse_event(&out[n..]).unwrap();
+    let (b, _) = parse_event(&out[n..], true).unwrap();
     assert_eq!(b.payload, vec![0x16, 3, 1]);
     assert_eq!(b.notes, vec!["[ecapture: note]".to_string()]);
     assert_eq!(b.src, "[::1]:1");
+    // A rendering runs to the next header.
+    let r = b"2026-11-29T13:44:00.220105Z PID:1, Comm:c, TID:2, FD:5, READ, Src:[::1]:1, Dest:[::1]:2, TLS1.2, Length:300\n\
+HTTP/2 HEADERS stream=1 length=5\nheader field \":path\" = \"/a\"\n\n\
+2026-11-29T13:44:00.220105Z PID:1, Comm:curl, TID:2, FD:5, WRITE, Src:127.0.0.1:1, Dest:127.0.0.1:2, TLS1.3, Length:2\nhi\n\n";
+    let (c, n) = parse_event(r, false).unwrap();
+    assert!(c.rendered && String::from_utf8_lossy(&c.payload).contains(":path"));
+    let (d, _) = parse_event(&r[n..], true).unwrap();
+    assert_eq!(d.payload, b"hi");
 }

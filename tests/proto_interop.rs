@@ -52,10 +52,13 @@ fn ours() -> Vec<Vec<u8>> {
         tls_version: 0x0304,
         endpoints: Some(("[::1]:54321".parse().unwrap(), "[::1]:8443".parse().unwrap())),
         role: Some(Role::Client),
+        ssl: 0x1000,
         total_len: 19,
         payload: b"HTTP/1.1 200 OK\r\n\x00\xff".to_vec(),
         missing: vec![],
         lib_idx: 0,
+        kind: 3,
+        decoded: None,
     };
     vec![
         proto::log_entry("2026-11-29T13:45:58.588051Z INFO  probes attached"),

@@ -32,7 +32,7 @@ fn events_in(text: &[u8]) -> Vec<Event> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < text.len() {
-        let (ev, n) = parse_event(&text[at..]).unwrap_or_else(|| panic!("incomplete event at byte {at}"));
+        let (ev, n) = parse_event(&text[at..], true).unwrap_or_else(|| panic!("incomplete event at byte {at}"));
         assert_ne!(ev.dir, "UNPARSED", "not an event: {:?}", ev.notes);
         out.push(ev);
         at += n;
@@ -127,10 +127,12 @@ fn rotation_by_size_keeps_every_event_exactly_once() {
         // Each file holds whole events.
         all.extend(events_in(&std::fs::read(f).unwrap()));
     }
-    let writes: Vec<&Event> = all.iter().filter(|e| e.pid == pid && e.length == size).collect();
-    assert_eq!(writes.len(), count, "every write exactly once across the files");
+    let writes: Vec<&Event> = all.iter().filter(|e| e.pid == pid && e.payload.starts_with(b"PUT /bulk/")).collect();
+    assert_eq!(writes.len(), count, "every request exactly once across the files");
     for (i, w) in writes.iter().enumerate() {
-        assert!(w.payload.starts_with(format!("{i:08} ").as_bytes()), "write {i} out of order");
+        let head = format!("PUT /bulk/{i} HTTP/1.1\r\nContent-Length: {size}\r\n\r\n{i:08} ");
+        assert!(w.payload.starts_with(head.as_bytes()), "request {i} out of order");
+        assert_eq!(w.length, head.len() - 9 + size, "request {i} whole");
     }
 }
 
@@ -318,9 +320,11 @@ for line in open(sys.argv[3]):
     for k in ("timestamp", "uuid", "src_ip", "src_port", "dst_ip", "dst_port", "pid", "pname", "type", "length",
               "payload", "payload_encoding", "direction", "tid", "uid", "fd", "tls_version"):
         assert k in e, k
-    if e["pid"] == pid and e["length"] == len(want):
-        assert e["payload_encoding"] == "base64" and base64.b64decode(e["payload"]) == want
-        assert e["uid"] == 61105 and e["direction"] == "write" and e["type"] == 0
+    if e["pid"] == pid and e["direction"] == "write":
+        # The PUT: its head then the binary body, as one HTTP/1.x request.
+        body = base64.b64decode(e["payload"])
+        assert e["payload_encoding"] == "base64" and body.endswith(want) and body.startswith(b"PUT /bulk HTTP/1.1\r\n")
+        assert e["uid"] == 61105 and e["type"] == 1 and e["length"] == len(body)
         found += 1
 assert found == 1, found
 "#;

@@ -4,8 +4,9 @@
     tls_server.py HOST CERT KEY
 
 Binds HOST on an ephemeral port and prints "READY <port>" once listening.
-Each connection sends one HTTP/1.1 request (with an optional Content-Length
-body) and gets "hello from <path>, N body bytes" back.
+Each connection carries HTTP/1.1 requests (with an optional Content-Length
+body), one after the other, until the client closes; each gets
+"hello from <path>, N body bytes" back.
 """
 import socket
 import ssl
@@ -26,26 +27,30 @@ def handle(conn):
     try:
         with ctx.wrap_socket(conn, server_side=True) as t:
             data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = t.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            got = len(body)
-            while got < length:
-                chunk = t.recv(65536)
-                if not chunk:
-                    break
-                got += len(chunk)
-            path = head.split(b" ")[1]
-            reply = b"hello from %s, %d body bytes" % (path, got)
-            t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(reply), reply))
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = t.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                got = min(len(data), length)
+                data = data[got:]
+                while got < length:
+                    chunk = t.recv(65536)
+                    if not chunk:
+                        return
+                    take = min(len(chunk), length - got)
+                    got += take
+                    data = chunk[take:]
+                path = head.split(b" ")[1]
+                reply = b"hello from %s, %d body bytes" % (path, got)
+                t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(reply), reply))
     except (OSError, ssl.SSLError):
         pass
 

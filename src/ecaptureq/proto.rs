@@ -9,7 +9,6 @@ use quick_protobuf::{BytesReader, MessageRead, MessageWrite, Writer};
 
 use super::pb::event::mod_LogEntry::OneOfpayload;
 pub use super::pb::event::{Event, Heartbeat, LogEntry, LogType};
-use crate::assemble::detect;
 use crate::event::TlsEvent;
 
 /// The bare encoding of `entry`.
@@ -30,6 +29,11 @@ pub fn decode(bytes: &[u8]) -> quick_protobuf::Result<LogEntry<'_>> {
 /// The `Event` of SPEC §5.2 for a captured event: src is the client end,
 /// dst the server end, payload the raw plaintext.
 pub fn event(ev: &TlsEvent) -> Event<'_> {
+    event_with_payload(ev, &ev.payload)
+}
+
+/// Like `event`, with another payload (a rendering of the event).
+pub fn event_with_payload<'a>(ev: &'a TlsEvent, payload: &'a [u8]) -> Event<'a> {
     let (client, server) = ev.client_server();
     Event {
         timestamp: ev.timestamp_ns,
@@ -40,14 +44,18 @@ pub fn event(ev: &TlsEvent) -> Event<'_> {
         dst_port: server.port() as u32,
         pid: ev.pid as i64,
         pname: Cow::Borrowed(ev.comm.as_str()),
-        type_pb: detect::message_type(&ev.payload),
-        length: ev.payload.len() as u32,
-        payload: Cow::Borrowed(&ev.payload),
+        type_pb: ev.kind,
+        length: payload.len() as u32,
+        payload: Cow::Borrowed(payload),
     }
 }
 
 pub fn event_entry(ev: &TlsEvent) -> Vec<u8> {
     encode(&LogEntry { log_type: LogType::LOG_TYPE_EVENT, payload: OneOfpayload::event_payload(event(ev)) })
+}
+
+pub fn event_entry_with_payload(ev: &TlsEvent, payload: &[u8]) -> Vec<u8> {
+    encode(&LogEntry { log_type: LogType::LOG_TYPE_EVENT, payload: OneOfpayload::event_payload(event_with_payload(ev, payload)) })
 }
 
 pub fn log_entry(line: &str) -> Vec<u8> {
@@ -90,7 +98,7 @@ mod tests {
     use crate::event::Role;
 
     fn sample() -> TlsEvent {
-        TlsEvent { role: Some(Role::Client), ..sample_event(b"GET / HTTP/1.1\r\n") }
+        TlsEvent { role: Some(Role::Client), kind: 1, ..sample_event(b"GET / HTTP/1.1\r\n") }
     }
 
     #[test]

@@ -12,7 +12,6 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::assemble::detect;
 use crate::event::{tls_version_name, Direction, TlsEvent};
 
 /// Appends `s` as a JSON string (quotes included).
@@ -64,7 +63,7 @@ pub fn event(ev: &TlsEvent) -> String {
     let _ = write!(
         o,
         ",\"type\":{},\"length\":{},\"direction\":\"{dir}\",\"tid\":{},\"uid\":{},\"fd\":{},\"tls_version\":\"{}\"",
-        detect::message_type(&ev.payload),
+        ev.kind,
         ev.payload.len(),
         ev.tid,
         ev.uid,
@@ -117,6 +116,7 @@ mod tests {
             tls_version: 0x0303,
             endpoints: Some(("[::1]:443".parse().unwrap(), "[::1]:50000".parse().unwrap())),
             role: Some(Role::Server),
+            kind: crate::assemble::detect::message_type(payload),
             ..sample_event(payload)
         }
     }

@@ -12,6 +12,9 @@ use std::io::{self, Write};
 use std::ops::Range;
 
 use super::hex;
+use super::inflate::{self, Coding};
+use crate::assemble::conn::Decoded;
+use crate::assemble::{http1, http2};
 use crate::event::{tls_version_name, TlsEvent};
 use crate::time::rfc3339;
 
@@ -70,7 +73,23 @@ impl TextFormat {
     pub fn write(&self, w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
         w.write_all(self.header(ev).as_bytes())?;
         w.write_all(b"\n")?;
+        self.write_body(w, ev)
+    }
 
+    /// Everything after the header line: the decoded message when the
+    /// assembler understood it (and neither --hex nor -t asks for the bytes
+    /// themselves), else the payload as text or hex; notes; a blank line.
+    pub fn write_body(&self, w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
+        if let (Some(d), false, 0) = (ev.decoded.as_deref(), self.hex, self.tsize) {
+            if ev.missing.is_empty() && !ev.truncated() {
+                return match d {
+                    Decoded::Http1 { head_len, chunked, coding, complete, starts } => {
+                        http1(w, &ev.payload, *head_len, *chunked, *coding, *complete && *starts)
+                    }
+                    Decoded::Http2 { preface, frames } => http2(w, *preface, frames),
+                };
+            }
+        }
         let len = ev.payload.len();
         let shown = if self.tsize > 0 { len.min(self.tsize) } else { len };
         let parts = present(shown, &ev.missing);
@@ -112,6 +131,85 @@ impl TextFormat {
         }
         w.write_all(b"\n")
     }
+}
+
+/// Text when printable, else a hex dump; ends with a newline.
+fn text_or_hex(w: &mut dyn Write, data: &[u8]) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    if is_printable(data) {
+        w.write_all(data)?;
+        if !data.ends_with(b"\n") {
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    } else {
+        hex::dump(w, data, 0)
+    }
+}
+
+/// An HTTP/1.x message: the head as received, the body de-chunked and
+/// decompressed when the whole message is here, notes on what was done.
+fn http1(w: &mut dyn Write, payload: &[u8], head_len: usize, chunked: bool, coding: Option<Coding>, whole: bool) -> io::Result<()> {
+    let head_len = head_len.min(payload.len());
+    let (head, body) = payload.split_at(head_len);
+    if !is_printable(head) {
+        hex::dump(w, payload, 0)?;
+        return w.write_all(b"\n");
+    }
+    w.write_all(head)?;
+    let mut notes = Vec::new();
+    let mut shown = std::borrow::Cow::Borrowed(body);
+    if whole && chunked {
+        match http1::dechunk(body) {
+            Ok(b) => {
+                notes.push(format!("chunked body de-chunked: {} bytes of data", b.len()));
+                shown = b.into();
+            }
+            Err(e) => notes.push(format!("chunked body shown as received: {e}")),
+        }
+    }
+    if let Some(c) = coding {
+        let name = if c == Coding::Gzip { "gzip" } else { "deflate" };
+        if whole && !shown.is_empty() {
+            match inflate::decode(c, &shown) {
+                Ok(b) => {
+                    notes.push(format!("{name} body decompressed: {} bytes to {}", shown.len(), b.len()));
+                    shown = b.into();
+                }
+                Err(e) => notes.push(format!("{name} body shown as received: {e}")),
+            }
+        } else if !shown.is_empty() {
+            notes.push(format!("{name} body in parts: shown as received"));
+        }
+    }
+    text_or_hex(w, &shown)?;
+    for n in notes {
+        writeln!(w, "[ecapture: {n}]")?;
+    }
+    w.write_all(b"\n")
+}
+
+/// HTTP/2: one block per frame — what it is, its header fields, its data.
+fn http2(w: &mut dyn Write, preface: bool, frames: &[http2::Frame]) -> io::Result<()> {
+    if preface {
+        writeln!(w, "HTTP/2 client connection preface")?;
+    }
+    for f in frames {
+        let decompressed = matches!(f.detail, http2::Detail::Data { decompressed: true, .. });
+        writeln!(w, "HTTP/2 {f}{}", if decompressed { " (decompressed)" } else { "" })?;
+        for line in f.detail_lines() {
+            writeln!(w, "{line}")?;
+        }
+        if let http2::Detail::Data { data, .. } = &f.detail {
+            text_or_hex(w, data)?;
+        }
+        if let Some(n) = &f.note {
+            writeln!(w, "{n}")?;
+        }
+    }
+    w.write_all(b"\n")
 }
 
 #[cfg(test)]

@@ -202,6 +202,9 @@ pub struct Event {
     pub payload: Vec<u8>,
     /// `[ecapture: ...]` note lines after the payload.
     pub notes: Vec<String>,
+    /// The payload is a decoded rendering (HTTP/2 frames, an unzipped
+    /// body...), not the bytes themselves.
+    pub rendered: bool,
 }
 
 fn parse_header(line: &str) -> Option<Event> {
@@ -219,6 +222,7 @@ fn parse_header(line: &str) -> Option<Event> {
         length: 0,
         payload: Vec::new(),
         notes: Vec::new(),
+        rendered: false,
     };
     let fields: Vec<&str> = rest.split(", ").collect();
     if fields.len() != 9 {
@@ -253,15 +257,27 @@ fn line_at(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
 
 /// Parses one event at the start of `buf`: Some((event, bytes used)) when
 /// complete, None when more output is needed. Payloads are text (exactly
-/// Length bytes) or a hex dump; notes and blank lines follow.
-pub fn parse_event(buf: &[u8]) -> Option<(Event, usize)> {
-    let (hline, mut at) = line_at(buf, 0)?;
-    let Some(mut ev) = std::str::from_utf8(hline).ok().and_then(parse_header) else {
+/// Length bytes) or a hex dump; notes and a blank line follow. A decoded
+/// rendering (HTTP/2 frames, de-chunked or decompressed bodies) does not
+/// keep to Length: it runs to the next header line (`eof`: or the end) and
+/// is marked `rendered`.
+pub fn parse_event(buf: &[u8], eof: bool) -> Option<(Event, usize)> {
+    let (hline, at) = line_at(buf, 0)?;
+    let Some(ev) = std::str::from_utf8(hline).ok().and_then(parse_header) else {
         // Not a header: surfaced as an UNPARSED event, which fails the test.
         let mut bad = parse_header("- PID:0, Comm:, TID:0, FD:0, UNPARSED, Src:, Dest:, ?, Length:0").expect("template");
         bad.notes.push(String::from_utf8_lossy(hline).into_owned());
         return Some((bad, at));
     };
+    match parse_body(buf, at, ev.clone()) {
+        Ok(None) if eof => parse_rendered(buf, at, ev, eof),
+        Ok(r) => r,
+        Err(()) => parse_rendered(buf, at, ev, eof),
+    }
+}
+
+/// The raw forms: Ok(None) = need more, Err = not a raw form.
+fn parse_body(buf: &[u8], mut at: usize, mut ev: Event) -> Result<Option<(Event, usize)>, ()> {
     // A hex dump: rows of at most Length bytes in all (fewer with -t),
     // followed by a blank line or a note.
     let mut hex = Vec::new();
@@ -281,32 +297,72 @@ pub fn parse_event(buf: &[u8]) -> Option<(Event, usize)> {
         at = hat;
     } else {
         if buf.len() < at + ev.length {
-            return None;
+            // Short of Length: more is coming, unless a header line already
+            // follows (a rendering shorter than the bytes it shows).
+            let mut pos = at;
+            while let Some((l, next)) = line_at(buf, pos) {
+                if std::str::from_utf8(l).ok().and_then(parse_header).is_some() {
+                    return Err(());
+                }
+                pos = next;
+            }
+            return Ok(None);
         }
         ev.payload = buf[at..at + ev.length].to_vec();
         at += ev.length;
         // Text not ending in a newline gets one.
         if ev.payload.last() != Some(&b'\n') {
             match buf.get(at) {
-                None => return None,
+                None => return Ok(None),
                 Some(b'\n') => at += 1,
-                Some(_) => panic!("no newline after a text payload of pid {}", ev.pid),
+                Some(_) => return Err(()),
             }
         }
     }
     // Notes, then the blank line that ends every event.
     loop {
         match buf.get(at) {
-            None => return None,
-            Some(b'\n') => return Some((ev, at + 1)),
+            None => return Ok(None),
+            Some(b'\n') => {
+                // The next event's header, or the end, must follow.
+                let next = &buf[at + 1..];
+                let ok = match line_at(next, 0) {
+                    Some((l, _)) => std::str::from_utf8(l).ok().and_then(parse_header).is_some(),
+                    None => true,
+                };
+                return if ok { Ok(Some((ev, at + 1))) } else { Err(()) };
+            }
             Some(b'[') => {
-                let (l, next) = line_at(buf, at)?;
+                let Some((l, next)) = line_at(buf, at) else { return Ok(None) };
                 ev.notes.push(String::from_utf8_lossy(l).into_owned());
                 at = next;
             }
-            Some(_) => panic!("unexpected text after the payload of pid {}", ev.pid),
+            Some(_) => return Err(()),
         }
     }
+}
+
+/// A rendering: everything up to the next header line.
+fn parse_rendered(buf: &[u8], at: usize, mut ev: Event, eof: bool) -> Option<(Event, usize)> {
+    let mut end = None;
+    let mut pos = at;
+    while let Some((l, next)) = line_at(buf, pos) {
+        if std::str::from_utf8(l).ok().and_then(parse_header).is_some() {
+            end = Some(pos);
+            break;
+        }
+        pos = next;
+    }
+    let end = match end {
+        Some(e) => e,
+        None if eof => buf.len(),
+        None => return None,
+    };
+    let text = &buf[at..end];
+    ev.notes = text.split(|&b| b == b'\n').filter(|l| l.starts_with(b"[ecapture:")).map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+    ev.payload = text.to_vec();
+    ev.rendered = true;
+    Some((ev, end))
 }
 
 /// A poisoned lock (a panicking test thread) must not hide the real failure.
@@ -366,9 +422,12 @@ impl Ecapture {
                 }
                 let mut used = 0;
                 let mut parsed = Vec::new();
-                while let Some((ev, n)) = parse_event(&buf[used..]) {
+                while let Some((ev, n)) = parse_event(&buf[used..], eof) {
                     parsed.push(ev);
                     used += n;
+                    if used == buf.len() {
+                        break;
+                    }
                 }
                 buf.drain(..used);
                 let (m, cv) = &*s;
@@ -644,16 +703,16 @@ impl EcqClient {
         }
     }
 
-    /// Waits until `n` events of `pid` in direction `dir` with `length`
-    /// bytes have arrived, looking at each message once (thousands of
-    /// events would make re-scanning quadratic and the client slow).
-    pub fn wait_count(&self, what: &str, pid: u32, dir: u32, length: usize, n: usize) {
+    /// Waits until `n` events of `pid` in direction `dir` of type `kind`
+    /// have arrived, looking at each message once (thousands of events
+    /// would make re-scanning quadratic and the client slow).
+    pub fn wait_count(&self, what: &str, pid: u32, dir: u32, kind: u32, n: usize) {
         let (m, cv) = &*self.shared;
         let deadline = Instant::now() + PATIENCE;
         let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
         let (mut seen, mut count) = (0, 0);
         loop {
-            count += events_iter(&g.entries[seen..], pid).filter(|e| e.dir == dir && e.length as usize == length).count();
+            count += events_iter(&g.entries[seen..], pid).filter(|e| e.dir == dir && e.kind == kind).count();
             seen = g.entries.len();
             if count >= n {
                 return;

@@ -1,0 +1,571 @@
+//! Connection tracking and message assembly (SPEC §4).
+//!
+//! Calls are grouped by connection — (pid, SSL*) — and direction. The first
+//! bytes decide the protocol: the HTTP/2 client preface, an HTTP/1.x
+//! request or status line, or anything else. HTTP/1.x messages are emitted
+//! as soon as they are complete (several per read when pipelined, one
+//! across many reads when large); HTTP/2 frames as a batch per read, decoded
+//! with per-direction HPACK state; anything else when the other side
+//! speaks, after the idle time, or at the end. Nothing waits longer than the
+//! idle time, except an HTTP/2 frame cut in two (its rest is due at once).
+//!
+//! A connection ends with SSL_free, or after `conn_timeout` of silence; at
+//! most `max_conns` are tracked, so memory stays bounded under churn.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::http1::{self, Framer};
+use super::http2;
+use crate::event::{Direction, Role, TlsEvent};
+use crate::format::inflate::{coding_of, Coding};
+
+pub const UNKNOWN: u32 = 0;
+pub const HTTP1_REQUEST: u32 = 1;
+pub const HTTP2_REQUEST: u32 = 2;
+pub const HTTP1_RESPONSE: u32 = 3;
+pub const HTTP2_RESPONSE: u32 = 4;
+
+/// What the assembler learnt about a message, for rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Http1 {
+        /// Bytes of the head at the start of the payload (0: no head here).
+        head_len: usize,
+        chunked: bool,
+        coding: Option<Coding>,
+        /// The payload ends the message (its body can be decoded).
+        complete: bool,
+        /// The payload starts the message.
+        starts: bool,
+    },
+    Http2 {
+        preface: bool,
+        frames: Vec<http2::Frame>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// A message that stops growing for this long is emitted as it is.
+    pub idle_ns: u64,
+    /// A message growing past this is emitted in parts.
+    pub max_message: usize,
+    /// A connection silent this long is forgotten.
+    pub conn_timeout_ns: u64,
+    pub max_conns: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { idle_ns: 100_000_000, max_message: 4 << 20, conn_timeout_ns: 120_000_000_000, max_conns: 65536 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    Detecting,
+    Http1,
+    Http2,
+    Raw,
+}
+
+/// The time and thread of the first byte still pending on a side.
+#[derive(Debug, Clone, Copy)]
+struct First {
+    timestamp_ns: i64,
+    tid: u32,
+}
+
+#[derive(Default)]
+struct Side {
+    first: Option<First>,
+    last_data_ns: u64,
+    raw: Vec<u8>,
+    http1: Framer,
+    h2: Option<http2::Direction>,
+}
+
+impl Side {
+    fn pending(&self) -> usize {
+        self.raw.len() + self.http1.buffered() + self.h2.as_ref().map_or(0, |h| h.buffered())
+    }
+}
+
+struct Conn {
+    proto: Proto,
+    /// The latest call's event, without payload: fd, tuple, role, comm...
+    meta: TlsEvent,
+    sides: [Side; 2],
+    /// Methods of requests whose responses have not come yet (HEAD has no body).
+    methods: VecDeque<Vec<u8>>,
+    /// The local data direction that carries client-to-server bytes.
+    c2s: Option<Direction>,
+    last_activity_ns: u64,
+}
+
+fn idx(d: Direction) -> usize {
+    match d {
+        Direction::Read => 0,
+        Direction::Write => 1,
+    }
+}
+
+fn other(d: Direction) -> Direction {
+    match d {
+        Direction::Read => Direction::Write,
+        Direction::Write => Direction::Read,
+    }
+}
+
+/// Is this the start of an HTTP/1.x request or status line? None: not sure yet.
+fn looks_http1(buf: &[u8]) -> Option<bool> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(_) => Some(super::detect::message_type(buf) != UNKNOWN),
+        None if buf.len() > 8192 => Some(false),
+        None => {
+            // A method token (upper case) then a space, or the start of "HTTP/1.".
+            let token = buf.iter().take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count();
+            let plausible = (token == buf.len() && token <= 16)
+                || (token > 0 && token <= 16 && buf[token] == b' ' && !buf[token + 1..].contains(&b'\r'))
+                || (buf.len() <= 7 && b"HTTP/1.".starts_with(buf))
+                || (buf.starts_with(b"HTTP/1.") && buf.len() < 32);
+            if plausible {
+                None // wait for the end of the line
+            } else {
+                Some(false)
+            }
+        }
+    }
+}
+
+pub struct Assembler {
+    conns: HashMap<(u32, u64), Conn>,
+    cfg: Config,
+}
+
+impl Assembler {
+    pub fn new(cfg: Config) -> Assembler {
+        Assembler { conns: HashMap::new(), cfg }
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// One captured call; returns the messages it completes.
+    pub fn push(&mut self, ev: TlsEvent, now_ns: u64, out: &mut Vec<TlsEvent>) {
+        let key = (ev.pid, ev.ssl);
+        if !self.conns.contains_key(&key) && self.conns.len() >= self.cfg.max_conns {
+            if let Some(oldest) = self.conns.iter().min_by_key(|(_, c)| c.last_activity_ns).map(|(k, _)| *k) {
+                self.close_key(oldest, out);
+            }
+        }
+        let cfg = self.cfg;
+        let conn = self.conns.entry(key).or_insert_with(|| Conn {
+            proto: Proto::Detecting,
+            meta: ev.without_payload(),
+            sides: Default::default(),
+            methods: VecDeque::new(),
+            c2s: None,
+            last_activity_ns: now_ns,
+        });
+        conn.last_activity_ns = now_ns;
+        // The latest call knows best (an fd learnt late, a tuple resolved).
+        let role = ev.role.or(conn.meta.role);
+        let endpoints = ev.endpoints.or(conn.meta.endpoints);
+        conn.meta = TlsEvent { role, endpoints, ..ev.without_payload() };
+        if conn.c2s.is_none() {
+            conn.c2s = role.map(|r| if r == Role::Client { Direction::Write } else { Direction::Read });
+        }
+        let d = ev.direction;
+        if !ev.missing.is_empty() || ev.truncated() {
+            // The byte stream has a hole: what is pending cannot be framed
+            // across it. Give everything out as it is; the rest is raw.
+            conn.flush_side(d, true, out);
+            conn.proto = Proto::Raw;
+            out.push(ev);
+            return;
+        }
+        let side = &mut conn.sides[idx(d)];
+        side.first.get_or_insert(First { timestamp_ns: ev.timestamp_ns, tid: ev.tid });
+        side.last_data_ns = now_ns;
+        match conn.proto {
+            Proto::Detecting | Proto::Raw => side.raw.extend_from_slice(&ev.payload),
+            Proto::Http1 => side.http1.push(&ev.payload),
+            Proto::Http2 => match side.h2.as_mut() {
+                Some(h) => h.push(&ev.payload),
+                None => side.raw.extend_from_slice(&ev.payload),
+            },
+        }
+        if conn.proto == Proto::Detecting {
+            conn.detect(d);
+        }
+        conn.process(d, &cfg, out);
+        if conn.proto == Proto::Raw {
+            // The other side's bytes are a whole message now that this side speaks.
+            conn.flush_side(other(d), false, out);
+        }
+        let (proto, first) = (conn.proto, First { timestamp_ns: ev.timestamp_ns, tid: ev.tid });
+        let side = &mut conn.sides[idx(d)];
+        if side.pending() > 0 && proto != Proto::Raw {
+            side.first.get_or_insert(first);
+        }
+    }
+
+    /// SSL_free(ssl) in process pid: what is pending comes out, the
+    /// connection is forgotten.
+    pub fn close(&mut self, pid: u32, ssl: u64, out: &mut Vec<TlsEvent>) {
+        self.close_key((pid, ssl), out);
+    }
+
+    fn close_key(&mut self, key: (u32, u64), out: &mut Vec<TlsEvent>) {
+        if let Some(mut c) = self.conns.remove(&key) {
+            c.flush_side(Direction::Read, true, out);
+            c.flush_side(Direction::Write, true, out);
+        }
+    }
+
+    /// Emits what has waited the idle time; forgets silent connections.
+    pub fn tick(&mut self, now_ns: u64, out: &mut Vec<TlsEvent>) {
+        let cfg = self.cfg;
+        let mut dead = Vec::new();
+        for (key, c) in self.conns.iter_mut() {
+            for d in [Direction::Read, Direction::Write] {
+                let s = &c.sides[idx(d)];
+                let idle = now_ns.saturating_sub(s.last_data_ns) >= cfg.idle_ns;
+                // An HTTP/2 frame cut in two waits for its rest (framing
+                // depends on it); anything else waits no longer than the idle time.
+                let waits = c.proto == Proto::Http2 && s.raw.is_empty();
+                if idle && s.pending() > 0 && !waits {
+                    c.flush_side(d, false, out);
+                }
+            }
+            if now_ns.saturating_sub(c.last_activity_ns) >= cfg.conn_timeout_ns {
+                dead.push(*key);
+            }
+        }
+        for key in dead {
+            self.close_key(key, out);
+        }
+    }
+
+    /// At shutdown: everything pending comes out.
+    pub fn flush(&mut self, out: &mut Vec<TlsEvent>) {
+        let keys: Vec<(u32, u64)> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close_key(k, out);
+        }
+    }
+}
+
+impl Conn {
+    /// Decides the protocol from the first bytes of side `d`.
+    fn detect(&mut self, d: Direction) {
+        let buf = &self.sides[idx(d)].raw;
+        if buf.starts_with(http2::PREFACE) {
+            self.proto = Proto::Http2;
+            self.c2s = Some(d);
+        } else if http2::PREFACE.starts_with(buf) {
+            return; // maybe a preface: wait for the rest
+        } else {
+            match looks_http1(buf) {
+                None => return,
+                Some(true) => {
+                    self.proto = Proto::Http1;
+                    let request = !buf.starts_with(b"HTTP/");
+                    if self.c2s.is_none() {
+                        self.c2s = Some(if request { d } else { other(d) });
+                    }
+                }
+                Some(false) => self.proto = Proto::Raw,
+            }
+        }
+        // Bytes held while detecting go to the chosen decoders.
+        let c2s = self.c2s.unwrap_or(d);
+        for dir in [Direction::Read, Direction::Write] {
+            let s = &mut self.sides[idx(dir)];
+            match self.proto {
+                Proto::Http1 => {
+                    let held = std::mem::take(&mut s.raw);
+                    s.http1.push(&held);
+                }
+                Proto::Http2 => {
+                    let mut h = http2::Direction::new(dir == c2s);
+                    h.push(&std::mem::take(&mut s.raw));
+                    s.h2 = Some(h);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn event(&self, d: Direction, first: Option<First>, payload: Vec<u8>, kind: u32, decoded: Option<Decoded>) -> TlsEvent {
+        let f = first.unwrap_or(First { timestamp_ns: self.meta.timestamp_ns, tid: self.meta.tid });
+        TlsEvent {
+            timestamp_ns: f.timestamp_ns,
+            tid: f.tid,
+            direction: d,
+            total_len: payload.len() as u32,
+            payload,
+            missing: Vec::new(),
+            kind,
+            decoded: decoded.map(Box::new),
+            ..self.meta.clone()
+        }
+    }
+
+    fn http1_event(&mut self, d: Direction, m: http1::Message) -> TlsEvent {
+        let kind = if !m.has_head && m.head.len == 0 && m.head.method.is_empty() && m.head.status == 0 {
+            UNKNOWN
+        } else if m.head.is_request {
+            HTTP1_REQUEST
+        } else {
+            HTTP1_RESPONSE
+        };
+        if m.has_head && m.head.is_request {
+            self.methods.push_back(m.head.method.clone());
+            if self.methods.len() > 1024 {
+                self.methods.pop_front();
+            }
+        }
+        let decoded = (kind != UNKNOWN).then(|| Decoded::Http1 {
+            head_len: if m.has_head { m.head.len } else { 0 },
+            chunked: m.body == http1::Body::Chunked,
+            coding: m.head.field("content-encoding").and_then(coding_of),
+            complete: m.complete,
+            starts: m.has_head,
+        });
+        let first = self.sides[idx(d)].first.take();
+        self.event(d, first, m.bytes, kind, decoded)
+    }
+
+    /// Emits the complete messages side `d` holds.
+    fn process(&mut self, d: Direction, cfg: &Config, out: &mut Vec<TlsEvent>) {
+        match self.proto {
+            Proto::Http1 => loop {
+                let Conn { sides, methods, .. } = self;
+                let next = sides[idx(d)].http1.next(&mut || methods.pop_front());
+                match next {
+                    Ok(Some(m)) => {
+                        let ev = self.http1_event(d, m);
+                        out.push(ev);
+                    }
+                    Ok(None) => {
+                        if self.sides[idx(d)].http1.buffered() > cfg.max_message {
+                            self.flush_side(d, false, out);
+                        }
+                        break;
+                    }
+                    Err(http1::FrameError::NotHttp(_)) => {
+                        // Not (or no longer) HTTP/1: what is held comes out raw.
+                        self.proto = Proto::Raw;
+                        for dir in [Direction::Read, Direction::Write] {
+                            let s = &mut self.sides[idx(dir)];
+                            if let Some(m) = s.http1.take_partial(true) {
+                                s.raw.extend_from_slice(&m.bytes);
+                            }
+                        }
+                        break;
+                    }
+                }
+            },
+            Proto::Http2 => {
+                let kind = if self.c2s == Some(d) { HTTP2_REQUEST } else { HTTP2_RESPONSE };
+                let batch = self.sides[idx(d)].h2.as_mut().and_then(|h| h.take_batch());
+                if let Some(b) = batch {
+                    let first = self.sides[idx(d)].first.take();
+                    let decoded = Decoded::Http2 { preface: b.preface, frames: b.frames };
+                    out.push(self.event(d, first, b.bytes, kind, Some(decoded)));
+                }
+            }
+            Proto::Raw => {
+                if self.sides[idx(d)].raw.len() > cfg.max_message {
+                    self.flush_side(d, false, out);
+                }
+            }
+            Proto::Detecting => {}
+        }
+    }
+
+    /// Emits what side `d` holds, complete or not; `ended`: the connection is over.
+    fn flush_side(&mut self, d: Direction, ended: bool, out: &mut Vec<TlsEvent>) {
+        let s = &mut self.sides[idx(d)];
+        if let Some(m) = s.http1.take_partial(ended) {
+            let ev = self.http1_event(d, m);
+            out.push(ev);
+        }
+        let s = &mut self.sides[idx(d)];
+        let mut raw = std::mem::take(&mut s.raw);
+        if ended {
+            if let Some(h) = s.h2.as_mut() {
+                raw.extend(h.take_rest());
+            }
+        }
+        if !raw.is_empty() {
+            let first = s.first.take();
+            out.push(self.event(d, first, raw, UNKNOWN, None));
+        }
+        if self.sides[idx(d)].pending() == 0 {
+            self.sides[idx(d)].first = None;
+        }
+        if ended && self.proto == Proto::Detecting {
+            self.proto = Proto::Raw;
+        }
+        if !ended && self.proto == Proto::Detecting && self.sides[idx(d)].pending() == 0 {
+            // Gave up waiting for a protocol to show itself.
+            self.proto = Proto::Raw;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::sample_event;
+
+    const MS: u64 = 1_000_000;
+
+    fn call(ssl: u64, dir: Direction, data: &[u8]) -> TlsEvent {
+        TlsEvent { ssl, direction: dir, role: Some(Role::Client), ..sample_event(data) }
+    }
+
+    fn kinds(evs: &[TlsEvent]) -> Vec<(u32, String)> {
+        evs.iter().map(|e| (e.kind, String::from_utf8_lossy(&e.payload).into_owned())).collect()
+    }
+
+    #[test]
+    fn http1_keep_alive_pipelined_and_split() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        a.push(call(1, Direction::Write, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo"), 0, &mut out);
+        assert_eq!(kinds(&out), vec![(1, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n".into())], "the first at once");
+        a.push(call(1, Direction::Write, b"st: x\r\n\r\n"), MS, &mut out);
+        assert_eq!(out[1].kind, 1);
+        assert!(out[1].payload.starts_with(b"GET /b"));
+        a.push(call(1, Direction::Read, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"), 2 * MS, &mut out);
+        assert_eq!(out.len(), 2, "the response waits for its body");
+        a.push(call(1, Direction::Read, b"cdHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"), 3 * MS, &mut out);
+        assert_eq!(kinds(&out[2..]), vec![
+            (3, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd".into()),
+            (3, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into())
+        ]);
+        assert!(matches!(out[2].decoded.as_deref(), Some(Decoded::Http1 { complete: true, starts: true, head_len: 38, .. })));
+        assert_eq!(out[2].timestamp_ns, out[2].timestamp_ns, "timestamp of the first byte");
+    }
+
+    #[test]
+    fn raw_messages_come_out_when_the_other_side_speaks_or_after_idle() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        a.push(call(2, Direction::Write, b"*1\r\n$4\r\n"), 0, &mut out);
+        a.push(call(2, Direction::Write, b"PING\r\n"), MS, &mut out);
+        assert!(out.is_empty());
+        a.push(call(2, Direction::Read, b"+PONG\r\n"), 2 * MS, &mut out);
+        assert_eq!(kinds(&out), vec![(0, "*1\r\n$4\r\nPING\r\n".into())]);
+        a.tick(50 * MS, &mut out);
+        assert_eq!(out.len(), 1, "not idle long enough");
+        a.tick(102 * MS, &mut out);
+        assert_eq!(kinds(&out[1..]), vec![(0, "+PONG\r\n".into())]);
+    }
+
+    #[test]
+    fn http1_partials_at_idle_and_close() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        a.push(call(3, Direction::Read, b"HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n<html>"), 0, &mut out);
+        a.tick(100 * MS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(matches!(out[0].decoded.as_deref(), Some(Decoded::Http1 { complete: false, starts: true, .. })));
+        a.push(call(3, Direction::Read, b"</html>"), 150 * MS, &mut out);
+        a.close(4242, 3, &mut out);
+        assert_eq!(kinds(&out[1..]), vec![(3, "</html>".into())]);
+        assert!(matches!(out[1].decoded.as_deref(), Some(Decoded::Http1 { complete: true, starts: false, head_len: 0, .. })));
+        assert_eq!(a.tracked(), 0);
+    }
+
+    #[test]
+    fn http2_batches_typed_by_direction() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        let mut flight = http2::PREFACE.to_vec();
+        flight.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
+        // The preface arrives in two reads on the server side (role: server, reading).
+        let srv = |d, data: &[u8], t: i64| TlsEvent { ssl: 4, direction: d, role: Some(Role::Server), timestamp_ns: t, ..sample_event(data) };
+        a.push(srv(Direction::Read, &flight[..10], 0), 0, &mut out);
+        assert!(out.is_empty(), "a preface prefix waits");
+        a.push(srv(Direction::Read, &flight[10..], 1), MS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, 2);
+        assert!(matches!(out[0].decoded.as_deref(), Some(Decoded::Http2 { preface: true, frames }) if frames.len() == 1));
+        a.push(srv(Direction::Write, &[0, 0, 0, 4, 1, 0, 0, 0, 0], 2), 2 * MS, &mut out);
+        assert_eq!(out[1].kind, 4);
+        // Half a frame waits for its rest, even past the idle time.
+        a.push(srv(Direction::Write, &[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2], 3), 3 * MS, &mut out);
+        a.tick(500 * MS, &mut out);
+        assert_eq!(out.len(), 2);
+        a.push(srv(Direction::Write, &[3, 4, 5, 6, 7, 8], 4), 501 * MS, &mut out);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn holes_make_the_connection_raw() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        a.push(call(5, Direction::Write, b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nab"), 0, &mut out);
+        let mut broken = call(5, Direction::Write, b"xxxx");
+        broken.missing = vec![0..2];
+        a.push(broken, MS, &mut out);
+        assert_eq!(out.len(), 2, "what was held, then the damaged call as it is");
+        assert_eq!(out[1].missing, vec![0..2]);
+    }
+
+    #[test]
+    fn connections_are_bounded_and_expire() {
+        let mut a = Assembler::new(Config { max_conns: 2, ..Config::default() });
+        let mut out = Vec::new();
+        for ssl in 10..13 {
+            a.push(call(ssl, Direction::Write, b"GET / HTTP/1.1\r\n"), ssl * MS, &mut out);
+        }
+        assert_eq!(a.tracked(), 2);
+        assert_eq!(out.len(), 1, "the oldest was closed and its partial head given out");
+        a.tick(200_000 * MS, &mut out);
+        assert_eq!(a.tracked(), 0, "silent connections are forgotten");
+    }
+
+    #[test]
+    fn detection_never_panics_on_random_bytes() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut a = Assembler::new(Config { max_conns: 64, ..Config::default() });
+        let mut out = Vec::new();
+        for i in 0..20_000u64 {
+            let len = (x % 64) as usize;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Mostly printable, sometimes a preface or HTTP fragments.
+                    match x % 11 {
+                        0 => b'\r',
+                        1 => b'\n',
+                        2 => b' ',
+                        _ => (x >> 8) as u8,
+                    }
+                })
+                .collect();
+            let mut data = data;
+            if i % 97 == 0 {
+                data = [http2::PREFACE, &data].concat();
+            } else if i % 89 == 0 {
+                data = [b"GET / HTTP/1.1\r\n".as_slice(), &data].concat();
+            }
+            let d = if x % 2 == 0 { Direction::Read } else { Direction::Write };
+            a.push(call(x % 16, d, &data), i * MS, &mut out);
+            if i % 50 == 0 {
+                a.tick(i * MS, &mut out);
+            }
+        }
+        a.flush(&mut out);
+        assert!(out.iter().all(|e| e.kind <= 4));
+    }
+}

@@ -1,0 +1,506 @@
+//! HTTP/2 for one direction of a connection: the client preface, frames
+//! parsed across reads, header blocks (HEADERS/PUSH_PROMISE and their
+//! CONTINUATIONs) decoded with one HPACK decoder for the life of the
+//! connection, and DATA decompressed for display when its stream said
+//! `content-encoding: gzip` or `deflate`. Each batch of complete frames
+//! becomes one event.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::hpack::{Decoder, Field};
+use crate::format::inflate::{coding_of, StreamDecoder};
+
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const HEADER_LEN: usize = 9;
+
+pub const DATA: u8 = 0;
+pub const HEADERS: u8 = 1;
+pub const PRIORITY: u8 = 2;
+pub const RST_STREAM: u8 = 3;
+pub const SETTINGS: u8 = 4;
+pub const PUSH_PROMISE: u8 = 5;
+pub const PING: u8 = 6;
+pub const GOAWAY: u8 = 7;
+pub const WINDOW_UPDATE: u8 = 8;
+pub const CONTINUATION: u8 = 9;
+
+const END_STREAM: u8 = 0x1;
+/// SETTINGS and PING use the END_STREAM bit as ACK.
+#[cfg(test)]
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY_FLAG: u8 = 0x20;
+
+pub fn type_name(t: u8) -> String {
+    match t {
+        DATA => "DATA".into(),
+        HEADERS => "HEADERS".into(),
+        PRIORITY => "PRIORITY".into(),
+        RST_STREAM => "RST_STREAM".into(),
+        SETTINGS => "SETTINGS".into(),
+        PUSH_PROMISE => "PUSH_PROMISE".into(),
+        PING => "PING".into(),
+        GOAWAY => "GOAWAY".into(),
+        WINDOW_UPDATE => "WINDOW_UPDATE".into(),
+        CONTINUATION => "CONTINUATION".into(),
+        t => format!("UNKNOWN(0x{t:02x})"),
+    }
+}
+
+fn setting_name(id: u16) -> String {
+    match id {
+        1 => "HEADER_TABLE_SIZE".into(),
+        2 => "ENABLE_PUSH".into(),
+        3 => "MAX_CONCURRENT_STREAMS".into(),
+        4 => "INITIAL_WINDOW_SIZE".into(),
+        5 => "MAX_FRAME_SIZE".into(),
+        6 => "MAX_HEADER_LIST_SIZE".into(),
+        8 => "ENABLE_CONNECT_PROTOCOL".into(),
+        9 => "NO_RFC7540_PRIORITIES".into(),
+        id => format!("0x{id:x}"),
+    }
+}
+
+fn error_name(code: u32) -> String {
+    const NAMES: [&str; 14] = [
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
+    ];
+    NAMES.get(code as usize).map_or_else(|| format!("0x{code:x}"), |n| n.to_string())
+}
+
+/// What one frame says, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// A complete header block (HEADERS, or PUSH_PROMISE with its promised stream).
+    Headers { fields: Vec<Field>, promised: Option<u32> },
+    /// Part of a header block whose CONTINUATION frames are still to come.
+    HeadersContinue,
+    Data { data: Vec<u8>, decompressed: bool },
+    Settings(Vec<(u16, u32)>),
+    WindowUpdate(u32),
+    Ping([u8; 8]),
+    RstStream(u32),
+    GoAway { last_stream: u32, code: u32, debug: Vec<u8> },
+    Priority { depends_on: u32, weight: u16, exclusive: bool },
+    Other,
+    /// The frame could not be decoded; the rest of the connection goes on.
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub len: u32,
+    pub detail: Detail,
+    /// Problems worth showing next to the frame (e.g. a DATA frame that
+    /// did not decompress).
+    pub note: Option<String>,
+}
+
+impl fmt::Display for Frame {
+    /// `HEADERS stream=1 length=45 flags=END_STREAM|END_HEADERS`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} stream={} length={}", type_name(self.kind), self.stream, self.len)?;
+        let mut names = Vec::new();
+        let ack_type = self.kind == SETTINGS || self.kind == PING;
+        if self.flags & END_STREAM != 0 {
+            names.push(if ack_type { "ACK" } else { "END_STREAM" });
+        }
+        if self.flags & END_HEADERS != 0 && matches!(self.kind, HEADERS | PUSH_PROMISE | CONTINUATION) {
+            names.push("END_HEADERS");
+        }
+        if self.flags & PADDED != 0 && matches!(self.kind, DATA | HEADERS | PUSH_PROMISE) {
+            names.push("PADDED");
+        }
+        if self.flags & PRIORITY_FLAG != 0 && self.kind == HEADERS {
+            names.push("PRIORITY");
+        }
+        if !names.is_empty() {
+            write!(f, " flags={}", names.join("|"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Frame {
+    /// Lines describing the frame's contents (not its data).
+    pub fn detail_lines(&self) -> Vec<String> {
+        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match &self.detail {
+            Detail::Headers { fields, promised } => {
+                let mut v: Vec<String> = promised.iter().map(|p| format!("promised stream {p}")).collect();
+                v.extend(fields.iter().map(|(n, val)| format!("header field \"{}\" = \"{}\"", s(n), s(val))));
+                v
+            }
+            Detail::HeadersContinue => vec!["(header block continues in CONTINUATION frames)".into()],
+            Detail::Settings(list) => list.iter().map(|(id, v)| format!("{} = {v}", setting_name(*id))).collect(),
+            Detail::WindowUpdate(n) => vec![format!("window size increment = {n}")],
+            Detail::Ping(d) => vec![format!("opaque data = {}", d.iter().map(|b| format!("{b:02x}")).collect::<String>())],
+            Detail::RstStream(code) => vec![format!("error code = {}", error_name(*code))],
+            Detail::GoAway { last_stream, code, debug } => {
+                let mut v = vec![format!("last stream = {last_stream}, error code = {}", error_name(*code))];
+                if !debug.is_empty() {
+                    v.push(format!("debug data = \"{}\"", s(debug)));
+                }
+                v
+            }
+            Detail::Priority { depends_on, weight, exclusive } => {
+                vec![format!("depends on stream {depends_on}{}, weight {weight}", if *exclusive { " (exclusive)" } else { "" })]
+            }
+            Detail::Error(e) => vec![format!("[ecapture: cannot decode this frame: {e}]")],
+            Detail::Data { .. } | Detail::Other => Vec::new(),
+        }
+    }
+}
+
+/// One direction of an HTTP/2 connection.
+pub struct Direction {
+    /// This direction must start with the client preface, not yet seen.
+    expect_preface: bool,
+    buf: Vec<u8>,
+    hpack: Decoder,
+    /// A header block waiting for its CONTINUATION frames: (stream, promised, bytes).
+    pending_block: Option<(u32, Option<u32>, Vec<u8>)>,
+    /// Streams whose DATA is compressed.
+    inflaters: HashMap<u32, StreamDecoder>,
+}
+
+/// A batch: the raw bytes of the complete frames (and preface), and what
+/// they say.
+pub struct Batch {
+    pub bytes: Vec<u8>,
+    pub frames: Vec<Frame>,
+    pub preface: bool,
+}
+
+/// Bytes of a frame payload after padding and priority fields.
+fn unpad(flags: u8, payload: &[u8], extra: usize) -> Result<&[u8], String> {
+    let (pad, start) = if flags & PADDED != 0 { (*payload.first().ok_or("missing pad length")? as usize, 1) } else { (0, 0) };
+    let start = start + extra;
+    if start + pad > payload.len() {
+        return Err("padding longer than the frame".into());
+    }
+    Ok(&payload[start..payload.len() - pad])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl Direction {
+    /// `client_to_server`: this direction starts with the client preface.
+    pub fn new(client_to_server: bool) -> Direction {
+        Direction { expect_preface: client_to_server, buf: Vec::new(), hpack: Decoder::new(), pending_block: None, inflaters: HashMap::new() }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The complete frames now buffered, parsed; None when there are none.
+    pub fn take_batch(&mut self) -> Option<Batch> {
+        let mut at = 0;
+        let mut preface = false;
+        if self.expect_preface {
+            if self.buf.len() < PREFACE.len() {
+                return None;
+            }
+            self.expect_preface = false;
+            if self.buf.starts_with(PREFACE) {
+                at = PREFACE.len();
+                preface = true;
+            }
+        }
+        let mut frames = Vec::new();
+        while self.buf.len() - at >= HEADER_LEN {
+            let h = &self.buf[at..at + HEADER_LEN];
+            let len = (h[0] as usize) << 16 | (h[1] as usize) << 8 | h[2] as usize;
+            if self.buf.len() - at - HEADER_LEN < len {
+                break;
+            }
+            let (kind, flags) = (h[3], h[4]);
+            let stream = u32_at(h, 5) & 0x7fff_ffff;
+            let payload = self.buf[at + HEADER_LEN..at + HEADER_LEN + len].to_vec();
+            at += HEADER_LEN + len;
+            frames.push(self.decode(kind, flags, stream, &payload));
+        }
+        if at == 0 {
+            return None;
+        }
+        let rest = self.buf.split_off(at);
+        let bytes = std::mem::replace(&mut self.buf, rest);
+        Some(Batch { bytes, frames, preface })
+    }
+
+    fn header_block(&mut self, stream: u32, promised: Option<u32>, block: &[u8]) -> Detail {
+        match self.hpack.decode(block) {
+            Ok(fields) => {
+                if let Some(c) = fields.iter().find(|(n, _)| n == b"content-encoding").and_then(|(_, v)| coding_of(v)) {
+                    self.inflaters.insert(promised.unwrap_or(stream), StreamDecoder::new(c));
+                }
+                Detail::Headers { fields, promised }
+            }
+            Err(e) => {
+                // The table is out of step now: start again from empty.
+                self.hpack.reset();
+                Detail::Error(format!("HPACK: {e}; decoder reset"))
+            }
+        }
+    }
+
+    fn decode(&mut self, kind: u8, flags: u8, stream: u32, p: &[u8]) -> Frame {
+        let mut note = None;
+        let detail = match kind {
+            DATA => match unpad(flags, p, 0) {
+                Ok(data) => {
+                    let (data, decompressed) = match self.inflaters.get_mut(&stream) {
+                        Some(inf) => match inf.feed(data) {
+                            Ok(out) => (out, true),
+                            Err(e) => {
+                                note = Some(format!("[ecapture: content-encoding: {e}; shown as received]"));
+                                self.inflaters.remove(&stream);
+                                (data.to_vec(), false)
+                            }
+                        },
+                        None => (data.to_vec(), false),
+                    };
+                    if flags & END_STREAM != 0 {
+                        self.inflaters.remove(&stream);
+                    }
+                    Detail::Data { data, decompressed }
+                }
+                Err(e) => Detail::Error(e),
+            },
+            HEADERS | PUSH_PROMISE => {
+                let extra = match kind {
+                    HEADERS if flags & PRIORITY_FLAG != 0 => 5,
+                    PUSH_PROMISE => 4,
+                    _ => 0,
+                };
+                match unpad(flags, p, extra) {
+                    Ok(block) => {
+                        let pad = if flags & PADDED != 0 { 1 } else { 0 };
+                        let promised = (kind == PUSH_PROMISE && p.len() >= pad + 4).then(|| u32_at(p, pad) & 0x7fff_ffff);
+                        if flags & END_HEADERS != 0 {
+                            self.header_block(stream, promised, block)
+                        } else {
+                            self.pending_block = Some((stream, promised, block.to_vec()));
+                            Detail::HeadersContinue
+                        }
+                    }
+                    Err(e) => Detail::Error(e),
+                }
+            }
+            CONTINUATION => match self.pending_block.as_mut() {
+                Some((s, _, block)) if *s == stream => {
+                    block.extend_from_slice(p);
+                    if flags & END_HEADERS != 0 {
+                        let (s, promised, block) = self.pending_block.take().unwrap_or_default();
+                        self.header_block(s, promised, &block)
+                    } else {
+                        Detail::HeadersContinue
+                    }
+                }
+                _ => Detail::Error("CONTINUATION without a header block".into()),
+            },
+            SETTINGS => Detail::Settings(p.chunks_exact(6).map(|c| (u16::from_be_bytes([c[0], c[1]]), u32_at(c, 2))).collect()),
+            WINDOW_UPDATE if p.len() == 4 => Detail::WindowUpdate(u32_at(p, 0) & 0x7fff_ffff),
+            PING if p.len() == 8 => {
+                let mut d = [0u8; 8];
+                d.copy_from_slice(p);
+                Detail::Ping(d)
+            }
+            RST_STREAM if p.len() == 4 => Detail::RstStream(u32_at(p, 0)),
+            GOAWAY if p.len() >= 8 => {
+                Detail::GoAway { last_stream: u32_at(p, 0) & 0x7fff_ffff, code: u32_at(p, 4), debug: p[8..].to_vec() }
+            }
+            PRIORITY if p.len() == 5 => Detail::Priority {
+                depends_on: u32_at(p, 0) & 0x7fff_ffff,
+                weight: p[4] as u16 + 1,
+                exclusive: p[0] & 0x80 != 0,
+            },
+            WINDOW_UPDATE | PING | RST_STREAM | GOAWAY | PRIORITY => Detail::Error(format!("bad {} length {}", type_name(kind), p.len())),
+            _ => Detail::Other,
+        };
+        Frame { kind, flags, stream, len: p.len() as u32, detail, note }
+    }
+
+    /// Whatever is buffered (an unfinished frame), given up at the end.
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![(payload.len() >> 16) as u8, (payload.len() >> 8) as u8, payload.len() as u8, kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A client's first flight: preface, SETTINGS, WINDOW_UPDATE, and the
+    /// HEADERS of RFC 7541 C.4.1 split into HEADERS + CONTINUATION.
+    fn client_flight() -> Vec<u8> {
+        let mut b = PREFACE.to_vec();
+        b.extend(frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100, 0, 4, 0, 0x10, 0, 0]));
+        b.extend(frame(WINDOW_UPDATE, 0, 0, &[0, 0x3f, 0, 1]));
+        let block = [0x82, 0x86, 0x84, 0x41, 0x8c, 0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff];
+        b.extend(frame(HEADERS, END_STREAM, 1, &block[..5]));
+        b.extend(frame(CONTINUATION, END_HEADERS, 1, &block[5..]));
+        b.extend(frame(PING, 0, 0, b"12345678"));
+        b
+    }
+
+    fn summary(batches: &[Batch]) -> Vec<String> {
+        batches.iter().flat_map(|b| b.frames.iter()).flat_map(|f| std::iter::once(f.to_string()).chain(f.detail_lines())).collect()
+    }
+
+    #[test]
+    fn frames_headers_and_continuation() {
+        let input = client_flight();
+        let mut d = Direction::new(true);
+        d.push(&input);
+        let b = d.take_batch().unwrap();
+        assert!(b.preface);
+        assert_eq!(b.bytes, input, "the batch is exactly the complete frames");
+        let lines = summary(&[b]);
+        assert_eq!(
+            lines,
+            vec![
+                "SETTINGS stream=0 length=12",
+                "MAX_CONCURRENT_STREAMS = 100",
+                "INITIAL_WINDOW_SIZE = 1048576",
+                "WINDOW_UPDATE stream=0 length=4",
+                "window size increment = 4128769",
+                "HEADERS stream=1 length=5 flags=END_STREAM",
+                "(header block continues in CONTINUATION frames)",
+                "CONTINUATION stream=1 length=12 flags=END_HEADERS",
+                "header field \":method\" = \"GET\"",
+                "header field \":scheme\" = \"http\"",
+                "header field \":path\" = \"/\"",
+                "header field \":authority\" = \"www.example.com\"",
+                "PING stream=0 length=8",
+                "opaque data = 3132333435363738",
+            ]
+        );
+    }
+
+    #[test]
+    fn split_at_every_byte_boundary_gives_the_same_frames() {
+        let input = client_flight();
+        let mut whole = Direction::new(true);
+        whole.push(&input);
+        let want = summary(&[whole.take_batch().unwrap()]);
+        for cut in 1..input.len() {
+            let mut d = Direction::new(true);
+            let mut batches = Vec::new();
+            d.push(&input[..cut]);
+            batches.extend(d.take_batch());
+            d.push(&input[cut..]);
+            batches.extend(d.take_batch());
+            assert_eq!(summary(&batches), want, "cut at {cut}");
+            assert_eq!(batches.iter().map(|b| b.bytes.len()).sum::<usize>(), input.len());
+            assert_eq!(d.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn hpack_state_lives_across_blocks_and_errors_reset_it() {
+        let mut d = Direction::new(false);
+        // RFC 7541 C.3.1 then C.3.2, which refers to the first's table entry.
+        d.push(&frame(HEADERS, END_HEADERS, 1, &[0x82, 0x86, 0x84, 0x41, 0x0f, b'w', b'w', b'w', b'.', b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o', b'm']));
+        d.push(&frame(HEADERS, END_HEADERS, 3, &[0x82, 0x86, 0x84, 0xbe, 0x58, 0x08, b'n', b'o', b'-', b'c', b'a', b'c', b'h', b'e']));
+        let lines = summary(&[d.take_batch().unwrap()]);
+        assert!(lines.contains(&"header field \":authority\" = \"www.example.com\"".to_string()), "{lines:?}");
+        assert_eq!(lines.iter().filter(|l| l.contains("www.example.com")).count(), 2, "the second block decodes too");
+        d.push(&frame(HEADERS, END_HEADERS, 5, &[0xff, 0x80]));
+        let lines = summary(&[d.take_batch().unwrap()]);
+        assert!(lines[1].contains("HPACK") && lines[1].contains("decoder reset"), "{lines:?}");
+    }
+
+    #[test]
+    fn gzip_data_is_decompressed_per_stream() {
+        let gz = [
+            0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x57, 0xc8, 0x40, 0x27, 0xb9,
+            0x00, 0x00, 0x88, 0x59, 0x0b, 0x18, 0x00, 0x00, 0x00,
+        ];
+        let mut d = Direction::new(false);
+        // :status 200 (0x88), content-encoding: gzip (literal, indexed name 26).
+        d.push(&frame(HEADERS, END_HEADERS, 1, &[0x88, 0x5a, 0x04, b'g', b'z', b'i', b'p']));
+        d.push(&frame(DATA, 0, 1, &gz[..12]));
+        d.push(&frame(DATA, END_STREAM | PADDED, 1, &[[3u8].as_slice(), &gz[12..], &[0, 0, 0]].concat()));
+        d.push(&frame(DATA, END_STREAM, 3, b"plain"));
+        let b = d.take_batch().unwrap();
+        let data: Vec<u8> = b
+            .frames
+            .iter()
+            .filter_map(|f| match &f.detail {
+                Detail::Data { data, decompressed: true } if f.stream == 1 => Some(data.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(data, b"hello hello hello hello\n");
+        assert!(matches!(&b.frames[3].detail, Detail::Data { data, decompressed: false } if data == b"plain"));
+    }
+
+    #[test]
+    fn a_missing_preface_is_not_invented() {
+        let mut d = Direction::new(true);
+        d.push(&frame(PING, ACK, 0, b"abcdefgh")[..]);
+        d.push(&[0; 15]);
+        let b = d.take_batch().unwrap();
+        assert!(!b.preface);
+        assert_eq!(b.frames[0].to_string(), "PING stream=0 length=8 flags=ACK");
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..2000 {
+            let mut d = Direction::new(round % 2 == 0);
+            for _ in 0..8 {
+                let len = (x % 97) as usize;
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                d.push(&data);
+                if let Some(b) = d.take_batch() {
+                    for f in &b.frames {
+                        let _ = (f.to_string(), f.detail_lines());
+                    }
+                }
+            }
+        }
+    }
+}
