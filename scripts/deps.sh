@@ -13,7 +13,7 @@ declare -A need=(
   [flex]=flex [bison]=bison [gawk]=gawk [cc]=gcc
 )
 if [ "$what" = test ]; then
-  need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool [protoc]=protobuf-compiler )
+  need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool [protoc]=protobuf-compiler [nginx]=nginx )
 fi
 
 missing=()

@@ -103,6 +103,18 @@ struct Conn {
     last_activity_ns: u64,
 }
 
+/// What the first bytes of a side say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Wait,
+    Http2,
+    Http1 { request: bool },
+    Other,
+}
+
+/// Bytes of unknown data held while waiting for the other side to speak.
+const MAX_UNKNOWN_WAIT: usize = 64 << 10;
+
 fn idx(d: Direction) -> usize {
     match d {
         Direction::Read => 0,
@@ -199,6 +211,10 @@ impl Assembler {
         }
         if conn.proto == Proto::Detecting {
             conn.detect(d);
+            if conn.proto != Proto::Detecting {
+                // The other side may hold bytes that waited for this decision.
+                conn.process(other(d), &cfg, out);
+            }
         }
         conn.process(d, &cfg, out);
         if conn.proto == Proto::Raw {
@@ -259,26 +275,52 @@ impl Assembler {
 }
 
 impl Conn {
-    /// Decides the protocol from the first bytes of side `d`.
+    /// Decides the protocol from the first bytes of either side. A side
+    /// that shows nothing known (an HTTP/2 server's SETTINGS, sent before
+    /// it reads the client's preface) waits for the other side to speak.
     fn detect(&mut self, d: Direction) {
-        let buf = &self.sides[idx(d)].raw;
-        if buf.starts_with(http2::PREFACE) {
-            self.proto = Proto::Http2;
-            self.c2s = Some(d);
-        } else if http2::PREFACE.starts_with(buf) {
-            return; // maybe a preface: wait for the rest
-        } else {
-            match looks_http1(buf) {
-                None => return,
-                Some(true) => {
-                    self.proto = Proto::Http1;
-                    let request = !buf.starts_with(b"HTTP/");
-                    if self.c2s.is_none() {
-                        self.c2s = Some(if request { d } else { other(d) });
-                    }
+        let verdict = |buf: &[u8]| -> Verdict {
+            if buf.is_empty() {
+                Verdict::Wait
+            } else if buf.starts_with(http2::PREFACE) {
+                Verdict::Http2
+            } else if http2::PREFACE.starts_with(buf) {
+                Verdict::Wait
+            } else {
+                match looks_http1(buf) {
+                    None => Verdict::Wait,
+                    Some(true) => Verdict::Http1 { request: !buf.starts_with(b"HTTP/") },
+                    Some(false) => Verdict::Other,
                 }
-                Some(false) => self.proto = Proto::Raw,
             }
+        };
+        let mine = verdict(&self.sides[idx(d)].raw);
+        let theirs = verdict(&self.sides[idx(other(d))].raw);
+        let (v, side) = match (mine, theirs) {
+            (Verdict::Wait, _) => return,
+            (Verdict::Other, Verdict::Http2 | Verdict::Http1 { .. }) => (theirs, other(d)),
+            (Verdict::Other, Verdict::Other) => (Verdict::Other, d),
+            (Verdict::Other, Verdict::Wait) => {
+                if self.sides[idx(d)].raw.len() > MAX_UNKNOWN_WAIT {
+                    (Verdict::Other, d)
+                } else {
+                    return;
+                }
+            }
+            (v, _) => (v, d),
+        };
+        match v {
+            Verdict::Http2 => {
+                self.proto = Proto::Http2;
+                self.c2s = Some(side);
+            }
+            Verdict::Http1 { request } => {
+                self.proto = Proto::Http1;
+                if self.c2s.is_none() {
+                    self.c2s = Some(if request { side } else { other(side) });
+                }
+            }
+            _ => self.proto = Proto::Raw,
         }
         // Bytes held while detecting go to the chosen decoders.
         let c2s = self.c2s.unwrap_or(d);
@@ -429,6 +471,12 @@ mod tests {
         TlsEvent { ssl, direction: dir, role: Some(Role::Client), ..sample_event(data) }
     }
 
+    impl TlsEvent {
+        fn clone_with_ssl(&self, ssl: u64) -> TlsEvent {
+            TlsEvent { ssl, ..self.clone() }
+        }
+    }
+
     fn kinds(evs: &[TlsEvent]) -> Vec<(u32, String)> {
         evs.iter().map(|e| (e.kind, String::from_utf8_lossy(&e.payload).into_owned())).collect()
     }
@@ -505,6 +553,27 @@ mod tests {
         assert_eq!(out.len(), 2);
         a.push(srv(Direction::Write, &[3, 4, 5, 6, 7, 8], 4), 501 * MS, &mut out);
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn an_http2_server_speaking_first_waits_for_the_preface() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        let srv = |d, data: &[u8]| TlsEvent { ssl: 6, direction: d, role: Some(Role::Server), ..sample_event(data) };
+        // nginx sends its SETTINGS before reading the client's preface.
+        a.push(srv(Direction::Write, &[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 128]), 0, &mut out);
+        assert!(out.is_empty(), "unknown bytes wait for the other side");
+        let mut flight = http2::PREFACE.to_vec();
+        flight.extend([0, 0, 0, 4, 1, 0, 0, 0, 0]);
+        a.push(srv(Direction::Read, &flight), MS, &mut out);
+        let got: Vec<(u32, Direction)> = out.iter().map(|e| (e.kind, e.direction)).collect();
+        assert_eq!(got, vec![(4, Direction::Write), (2, Direction::Read)], "both sides decoded as HTTP/2");
+        assert!(matches!(out[0].decoded.as_deref(), Some(Decoded::Http2 { preface: false, frames }) if frames.len() == 1));
+        // A server banner that is not HTTP goes out raw after the idle time.
+        a.push(srv(Direction::Write, b"* OK IMAP4rev1 ready\r\n").clone_with_ssl(7), 0, &mut out);
+        a.tick(100 * MS, &mut out);
+        assert_eq!(out.last().unwrap().kind, UNKNOWN);
+        assert_eq!(out.last().unwrap().payload, b"* OK IMAP4rev1 ready\r\n");
     }
 
     #[test]
