@@ -113,17 +113,14 @@ fn http2_two_requests_on_one_connection_decode_with_hpack() {
     let ec = Ecapture::start(&["tls"]);
     let base = format!("https://127.0.0.1:{}", ng.port);
     let pid = curl_pid(&["--http2", &format!("{base}/a.txt"), "-o", "/dev/null", &format!("{base}/b.txt")]);
-    // Text output: one block per frame, header fields decoded.
-    let mut seen = String::new();
-    let mut kinds = Vec::new();
-    while !(seen.contains(r#"header field ":path" = "/a.txt""#) && seen.contains(r#"header field ":path" = "/b.txt""#)
-        && seen.contains("the contents of b"))
-    {
-        let e = ec.wait_event("curl's HTTP/2 frames", |e| e.pid == pid);
-        assert!(e.rendered, "HTTP/2 events are rendered as frames");
-        kinds.push(e.dir.clone());
-        seen.push_str(&text(&e));
-    }
+    // Text output: one block per frame, header fields decoded. A rendering
+    // has no length of its own: stopping ends the last one.
+    let (status, _, all, _) = ec.stop();
+    assert!(status.success());
+    let mine: Vec<&Event> = all.iter().filter(|e| e.pid == pid).collect();
+    assert!(mine.iter().all(|e| e.rendered), "HTTP/2 events are rendered as frames");
+    let seen: String = mine.iter().map(|e| text(e)).collect();
+    assert!(seen.contains(r#"header field ":path" = "/a.txt""#) && seen.contains(r#"header field ":path" = "/b.txt""#), "{seen}");
     assert!(seen.contains("HTTP/2 client connection preface"), "{seen}");
     assert!(seen.contains("HTTP/2 HEADERS stream=1 "), "{seen}");
     assert!(seen.contains("HTTP/2 HEADERS stream=3 "), "the second request on the same connection: {seen}");
@@ -131,7 +128,6 @@ fn http2_two_requests_on_one_connection_decode_with_hpack() {
     assert!(seen.contains("the contents of a\n") && seen.contains("the contents of b\n"), "{seen}");
     assert!(seen.contains("HTTP/2 SETTINGS stream=0"), "{seen}");
     assert!(!seen.contains("cannot decode"), "{seen}");
-    ec.stop();
 
     // The same over eCaptureQ: types 2 (client to server) and 4 (server to client).
     let ec = Ecapture::start(&["tls", "--ecaptureq", "ws://127.0.0.1:0/"]);
@@ -166,21 +162,19 @@ fn gzip_responses_show_their_decompressed_text() {
     let ec = Ecapture::start(&["tls"]);
     let url = format!("https://127.0.0.1:{}/big.txt", ng.port);
     let pid1 = curl_pid(&["--http1.1", "-H", "Accept-Encoding: gzip", &url]);
-    let resp = ec.wait_event("the gzip HTTP/1.1 response", |e| e.pid == pid1 && e.dir == "READ");
-    let t = text(&resp);
+    let pid2 = curl_pid(&["--http2", "-H", "accept-encoding: gzip", &url]);
+    // Renderings have no length of their own: stopping ends the last one.
+    let (_, _, all, _) = ec.stop();
+    let resp = all.iter().find(|e| e.pid == pid1 && e.dir == "READ").expect("the gzip HTTP/1.1 response");
+    let t = text(resp);
     assert!(resp.rendered, "a gzip body is shown decompressed");
     assert!(t.contains("Content-Encoding: gzip"), "{t}");
     assert!(t.contains("line 0000 of a text that gzip shrinks very well\n") && t.contains("line 0399 of a text"), "{t}");
     assert!(resp.notes.iter().any(|n| n.contains("gzip body decompressed")), "{:?}", resp.notes);
     assert!(resp.length < t.len(), "the bytes captured are the compressed ones");
 
-    let pid2 = curl_pid(&["--http2", "-H", "accept-encoding: gzip", &url]);
-    let mut seen = String::new();
-    while !seen.contains("line 0399 of a text") {
-        let e = ec.wait_event("the gzip HTTP/2 response", |e| e.pid == pid2 && e.dir == "READ");
-        seen.push_str(&text(&e));
-    }
+    let seen: String = all.iter().filter(|e| e.pid == pid2 && e.dir == "READ").map(text).collect();
+    assert!(seen.contains("line 0000 of a text") && seen.contains("line 0399 of a text"), "{seen}");
     assert!(seen.contains(r#"header field "content-encoding" = "gzip""#), "{seen}");
     assert!(seen.contains("(decompressed)"), "{seen}");
-    ec.stop();
 }
