@@ -150,6 +150,15 @@ fn http2_two_requests_on_one_connection_decode_with_hpack() {
     let unknown = c.entries().iter().filter(|e| matches!(e, Entry::Event(v) if v.dst_port == ng.port as u32 && v.kind == 0)).count();
     assert_eq!(unknown, 0, "no HTTP/2 bytes of this connection left undecoded");
     ec.stop();
+
+    // --ecaptureq-payload text: the rendering travels instead of the bytes.
+    let ec = Ecapture::start(&["tls", "--ecaptureq", "ws://127.0.0.1:0/", "--ecaptureq-payload", "text"]);
+    let c = EcqClient::connect(&ecq_url(&ec));
+    let pid = curl_pid(&["--http2", &format!("{base}/a.txt")]);
+    c.wait_count("the HTTP/2 request", pid, 1, 2, 2);
+    let text: String = c.events_of(pid).iter().filter(|e| e.kind == 2).map(|e| String::from_utf8_lossy(&e.payload).into_owned()).collect();
+    assert!(text.contains("HTTP/2 client connection preface\n") && text.contains(r#"header field ":path" = "/a.txt""#), "{text}");
+    ec.stop();
 }
 
 #[test]

@@ -279,6 +279,52 @@ mod tests {
         assert!(out.contains("transferred 100 bytes; captured the first 8"), "{out}");
     }
 
+    fn body(f: TextFormat, e: &TlsEvent) -> String {
+        let mut v = Vec::new();
+        f.write_body(&mut v, e).unwrap();
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn http1_chunked_gzip_body_is_shown_decoded() {
+        let gz = miniz_oxide::deflate::compress_to_vec(b"hello, decoded world\n", 6);
+        // A gzip member: header, raw deflate, CRC32 and size (unchecked).
+        let mut member = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+        member.extend(&gz);
+        member.extend([0u8; 8]);
+        let head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut payload = head.to_vec();
+        payload.extend(format!("{:x}\r\n", member.len()).as_bytes());
+        payload.extend(&member);
+        payload.extend(b"\r\n0\r\n\r\n");
+        let mut e = ev(&payload);
+        e.decoded = Some(Box::new(Decoded::Http1 { head_len: head.len(), chunked: true, coding: Some(Coding::Gzip), complete: true, starts: true }));
+        let out = body(TextFormat::default(), &e);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"), "{out}");
+        assert!(out.contains("\r\n\r\nhello, decoded world\n[ecapture: chunked body de-chunked"), "{out}");
+        assert!(out.contains("[ecapture: gzip body decompressed: "), "{out}");
+        // --hex shows the bytes themselves.
+        assert!(body(TextFormat { hex: true, tsize: 0 }, &e).starts_with("00000000  48 54 54 50"));
+    }
+
+    #[test]
+    fn http2_frames_are_one_block_each() {
+        let mut d = http2::Direction::new(true);
+        let mut b = crate::assemble::http2::PREFACE.to_vec();
+        b.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        b.extend([0, 0, 3, 1, 5, 0, 0, 0, 1, 0x82, 0x84, 0x86]);
+        d.push(&b);
+        let batch = d.take_batch().unwrap();
+        let mut e = ev(&batch.bytes);
+        e.decoded = Some(Box::new(Decoded::Http2 { preface: batch.preface, frames: batch.frames }));
+        assert_eq!(
+            body(TextFormat::default(), &e),
+            "HTTP/2 client connection preface\nHTTP/2 SETTINGS stream=0 length=0\n\
+             HTTP/2 HEADERS stream=1 length=3 flags=END_STREAM|END_HEADERS\n\
+             header field \":method\" = \"GET\"\nheader field \":path\" = \"/\"\nheader field \":scheme\" = \"http\"\n\n"
+        );
+    }
+
     #[test]
     fn printable_rules() {
         assert!(is_printable(b"line\r\n\ttabbed \xc3\xa9"));
