@@ -2,7 +2,9 @@
 #
 #   make            install missing build tools, build target/release/ecapture
 #   make run        ... then run `ecapture tls` (ARGS="--pid 1234" to add flags)
-#   make test       ... then run the unit and end-to-end tests (e2e needs root)
+#   make test       ... then run the unit and end-to-end tests (e2e needs root),
+#                   and the end-to-end tests again against the static binary
+#   make static     the static (musl) binary: target/x86_64-unknown-linux-musl/release/ecapture
 #   make vmlinux    regenerate bpf/vmlinux.h from this machine's BTF
 #   make proto      regenerate src/ecaptureq/pb from proto/ecaptureq.proto
 #
@@ -12,7 +14,8 @@
 
 CARGO   ?= cargo
 CLANG   ?= clang
-STRIP   ?= llvm-strip
+# llvm-strip, or a versioned one (Alpine keeps them in /usr/lib/llvm*/bin).
+STRIP   ?= $(or $(shell command -v llvm-strip 2>/dev/null),$(firstword $(wildcard /usr/lib/llvm*/bin/llvm-strip)),llvm-strip)
 ARCH    := x86
 BPF_OUT ?= target/bpf
 LIBBPF_INCLUDE ?=
@@ -23,7 +26,15 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 
 BIN := target/release/ecapture
 
-.PHONY: all build deps test-deps run test bpf vmlinux proto clean
+MUSL_TARGET  := x86_64-unknown-linux-musl
+MUSL_PREREQS := $(CURDIR)/target/musl-prereqs
+STATIC_BIN   := target/$(MUSL_TARGET)/release/ecapture
+# The vendored C libraries (libelf, zlib, libbpf) are built with musl-gcc,
+# seeing the kernel headers and gnulib's argp/obstack (scripts/musl-prereqs.sh).
+MUSL_ENV := CC_x86_64_unknown_linux_musl=x86_64-linux-musl-gcc \
+	CFLAGS_x86_64_unknown_linux_musl="-isystem $(MUSL_PREREQS)/include -L$(MUSL_PREREQS)/lib"
+
+.PHONY: all build deps test-deps static-deps run test test-static static bpf vmlinux proto clean
 
 all: build
 
@@ -33,6 +44,9 @@ deps:
 test-deps:
 	@scripts/deps.sh test
 
+static-deps:
+	@scripts/deps.sh static
+
 build: deps
 	$(CARGO) build --release --bins
 
@@ -40,8 +54,23 @@ run: build
 	$(BIN) tls $(ARGS)
 
 # E2E tests run when root; ECAPTURE_E2E=1 makes a skip a failure (CI sets it).
-test: build test-deps
+# Everything runs against the glibc build, then the end-to-end suites again
+# against the static binary: the shipped artefact is the tested one.
+test: build test-deps static
 	$(CARGO) test --release -- --test-threads=$${TEST_THREADS:-4}
+	$(MAKE) --no-print-directory test-static
+
+test-static:
+	ECAPTURE_BIN=$(CURDIR)/$(STATIC_BIN) ECAPTUREQ_CLIENT_BIN=$(CURDIR)/target/$(MUSL_TARGET)/release/ecaptureq_client \
+		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test http --test cli -- --test-threads=$${TEST_THREADS:-4}
+
+# One static binary (static-pie, musl): libbpf, libelf and zlib built in.
+static: deps static-deps
+	@scripts/musl-prereqs.sh $(MUSL_PREREQS)
+	$(MUSL_ENV) $(CARGO) build --release --target $(MUSL_TARGET) --bins \
+		--config profile.release.lto=true --config profile.release.codegen-units=1
+	@file $(STATIC_BIN) | grep -q 'static' || { echo "static: $(STATIC_BIN) is not statically linked"; exit 1; }
+	@echo "static: $(STATIC_BIN): $$(stat -c %s $(STATIC_BIN)) bytes ($$(du -h $(STATIC_BIN) | cut -f1)), statically linked"
 
 bpf: $(BPF_OUT)/tls.bpf.o
 

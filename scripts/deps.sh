@@ -12,6 +12,13 @@ declare -A need=(
   [autoreconf]=autoconf [automake]=automake [autopoint]=autopoint [libtoolize]=libtool
   [flex]=flex [bison]=bison [gawk]=gawk [cc]=gcc
 )
+if [ "$what" = static ]; then
+  need+=( [x86_64-linux-musl-gcc]=musl-tools [gnulib-tool]=gnulib [file]=file )
+  rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl || {
+    echo "deps: adding the x86_64-unknown-linux-musl target (rustup)"
+    rustup target add x86_64-unknown-linux-musl >/dev/null
+  }
+fi
 if [ "$what" = test ]; then
   need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool [protoc]=protobuf-compiler [nginx]=nginx )
 fi

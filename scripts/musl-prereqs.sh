@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# What building ecapture for x86_64-unknown-linux-musl needs beyond Debian's
+# musl-tools, in one directory (idempotent):
+#  - include/{linux,asm,asm-generic}: the kernel UAPI headers, which musl-gcc
+#    does not see on Debian (libbpf includes <linux/bpf.h> ...);
+#  - argp and obstack for elfutils' configure (musl has neither), built with
+#    musl-gcc from Debian's gnulib. Only configure's link tests and elfutils'
+#    helper library (libeu, not part of libelf) use them: none of their code
+#    ends up in the ecapture binary.
+set -euo pipefail
+dir=${1:?usage: musl-prereqs.sh DIR}
+[ -f "$dir/.done" ] && exit 0
+cc=x86_64-linux-musl-gcc
+command -v $cc >/dev/null || { echo "musl-prereqs: $cc not found (apt-get install musl-tools)" >&2; exit 1; }
+command -v gnulib-tool >/dev/null || { echo "musl-prereqs: gnulib-tool not found (apt-get install gnulib)" >&2; exit 1; }
+
+rm -rf "$dir"
+mkdir -p "$dir/include" "$dir/lib" "$dir/src"
+ln -s /usr/include/linux "$dir/include/linux"
+ln -s /usr/include/asm-generic "$dir/include/asm-generic"
+ln -s "/usr/include/$(gcc -dumpmachine)/asm" "$dir/include/asm"
+
+echo "musl-prereqs: building argp and obstack from gnulib with $cc"
+gnulib-tool --create-testdir --without-tests --dir="$dir/src/gnulib" argp obstack >"$dir/src/gnulib.log" 2>&1
+(cd "$dir/src/gnulib" && ./configure --quiet CC=$cc --host=x86_64-linux-musl >>"$dir/src/gnulib.log" 2>&1 \
+  && make -j"$(nproc)" >>"$dir/src/gnulib.log" 2>&1) || { echo "musl-prereqs: gnulib build failed, see $dir/src/gnulib.log" >&2; exit 1; }
+cp "$dir/src/gnulib/gllib/libgnu.a" "$dir/lib/libargp.a"
+cp "$dir/src/gnulib/gllib/libgnu.a" "$dir/lib/libobstack.a"
+cp "$dir/src/gnulib/gllib/argp.h" "$dir/include/gnulib-argp.h"
+cp "$dir/src/gnulib/gllib/obstack.h" "$dir/include/gnulib-obstack.h"
+# gnulib's headers expect gnulib's config.h: the few macros they use.
+for h in argp obstack; do
+  cat >"$dir/include/$h.h" <<H
+/* $h.h for elfutils on musl: gnulib's, with the macros its config.h defines. */
+#ifndef ECAPTURE_MUSL_${h^^}_H
+#define ECAPTURE_MUSL_${h^^}_H
+#ifndef _GL_ATTRIBUTE_FORMAT
+# define _GL_ATTRIBUTE_FORMAT(spec) __attribute__ ((__format__ spec))
+#endif
+#ifndef _GL_ATTRIBUTE_SPEC_PRINTF_STANDARD
+# define _GL_ATTRIBUTE_SPEC_PRINTF_STANDARD __printf__
+# define _GL_ATTRIBUTE_SPEC_PRINTF_SYSTEM __printf__
+#endif
+#ifndef _GL_ATTRIBUTE_PURE
+# define _GL_ATTRIBUTE_PURE __attribute__ ((__pure__))
+#endif
+#ifndef _GL_INLINE_HEADER_BEGIN
+# define _GL_INLINE_HEADER_BEGIN
+# define _GL_INLINE_HEADER_END
+#endif
+#ifndef _GL_INLINE
+# define _GL_INLINE static inline
+#endif
+#include "gnulib-$h.h"
+#endif
+H
+done
+
+# A failed vendored build of libbpf-sys leaves elfutils configured inside the
+# registry copy of the crate; start the next one clean.
+for src in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/libbpf-sys-*/elfutils; do
+  if [ -f "$src/Makefile" ]; then make -C "$src" distclean >/dev/null 2>&1 || true; fi
+done
+touch "$dir/.done"
+echo "musl-prereqs: ready in $dir"
