@@ -123,7 +123,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     let stats = Arc::new(Stats::default());
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
     let pb = probes.perf_buffer(cfg.mapsize_pages, Box::new(Forward { tx, stats: Arc::clone(&stats) }))?;
-    let readers = Readers::spawn(pb.into_cpu_buffers())?;
+    let readers = Readers::spawn(pb.into_cpu_buffers(), &stats)?;
     let assembly = AsmConfig {
         idle_ns: cfg.idle_ms * 1_000_000,
         max_message: (cfg.capture_cap as usize).max(4 << 20),

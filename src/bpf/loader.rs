@@ -231,9 +231,12 @@ impl TlsProbes {
         self.links.len()
     }
 
-    /// A perf buffer on the events map with `pages` pages per CPU.
+    /// A perf buffer on the events map with `pages` pages per CPU; a
+    /// reader is woken when a quarter of its ring is full, and polls for
+    /// the rest (see bpf::reader).
     pub fn perf_buffer(&self, pages: usize, handler: Box<dyn PerfHandler>) -> Result<PerfBuffer> {
-        PerfBuffer::new(self.obj.map_fd("events")?, pages, handler)
+        let wakeup = (pages * 4096 / 4).min(u32::MAX as usize) as u32;
+        PerfBuffer::new(self.obj.map_fd("events")?, pages, wakeup, handler)
     }
 
     /// The BPF side's failure counters, summed over CPUs.

@@ -47,14 +47,17 @@ pub struct Readers {
 }
 
 impl Readers {
-    pub fn spawn(bufs: Vec<PerfCpuBuffer>) -> Result<Readers> {
+    /// `stats.records` tells a reader whether records are coming (any CPU's:
+    /// it only chooses how often to look).
+    pub fn spawn(bufs: Vec<PerfCpuBuffer>, stats: &Arc<Stats>) -> Result<Readers> {
         let stop = Arc::new(EventFd::new().context(|| "cannot create eventfd".into())?);
         let mut readers = Readers { stop, threads: Vec::new() };
         for (i, buf) in bufs.into_iter().enumerate() {
             let stop = Arc::clone(&readers.stop);
+            let stats = Arc::clone(stats);
             let t = std::thread::Builder::new()
                 .name(format!("perf-reader-{i}"))
-                .spawn(move || read_loop(buf, &stop))
+                .spawn(move || read_loop(buf, &stop, &stats))
                 .context(|| "cannot start a reader thread".into())?;
             readers.threads.push(t);
         }
@@ -82,7 +85,15 @@ impl Drop for Readers {
     }
 }
 
-fn read_loop(mut buf: PerfCpuBuffer, stop: &EventFd) {
+/// How long a reader sleeps before looking at its ring again: records
+/// below the wake-up watermark wait at most this long. Short while records
+/// come, longer when the ring has been empty a while (an idle tool should
+/// not spin).
+const POLL_BUSY_MS: i32 = 2;
+const POLL_IDLE_MS: i32 = 20;
+const IDLE_AFTER_EMPTY_POLLS: u32 = 500;
+
+fn read_loop(mut buf: PerfCpuBuffer, stop: &EventFd, stats: &Stats) {
     let fd = match buf.fd() {
         Ok(fd) => fd,
         Err(e) => {
@@ -90,17 +101,25 @@ fn read_loop(mut buf: PerfCpuBuffer, stop: &EventFd) {
             return;
         }
     };
+    let mut empty_polls = 0u32;
     loop {
-        let ready = match poll_readable(&[fd, stop.fd()], -1) {
+        let timeout = if empty_polls >= IDLE_AFTER_EMPTY_POLLS { POLL_IDLE_MS } else { POLL_BUSY_MS };
+        let ready = match poll_readable(&[fd, stop.fd()], timeout) {
             Ok(r) => r,
             Err(e) => {
                 log::error!("perf reader: poll failed: {e}");
                 return;
             }
         };
+        let before = stats.records.load(std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = buf.consume() {
             log::error!("{e}");
             return;
+        }
+        if stats.records.load(std::sync::atomic::Ordering::Relaxed) == before {
+            empty_polls = empty_polls.saturating_add(1);
+        } else {
+            empty_polls = 0;
         }
         if ready[1] {
             // Probes are detached before stop: this drains what is left.

@@ -362,22 +362,33 @@ impl Drop for PerfInner {
     }
 }
 
-unsafe extern "C" fn sample_cb(ctx: *mut c_void, cpu: c_int, data: *mut c_void, size: u32) {
-    // SAFETY: ctx is the handler pointer given to perf_buffer__new, alive
-    // until perf_buffer__free; data points to size readable bytes for the
-    // duration of the callback.
+/// One perf record, as the kernel wrote it (libbpf copies a record that
+/// wraps around the ring into one piece first).
+unsafe extern "C" fn event_cb(ctx: *mut c_void, cpu: c_int, ev: *mut sys::perf_event_header) -> sys::bpf_perf_event_ret {
+    // SAFETY: ctx is the handler pointer given to perf_buffer__new_raw, alive
+    // until perf_buffer__free; ev points to a whole record of ev.size bytes
+    // for the duration of the callback.
     unsafe {
         let h = &*(ctx as *const Box<dyn PerfHandler>);
-        h.sample(cpu, std::slice::from_raw_parts(data as *const u8, size as usize));
+        let size = (*ev).size as usize;
+        let rec = std::slice::from_raw_parts(ev as *const u8, size);
+        let body = &rec[std::mem::size_of::<sys::perf_event_header>().min(size)..];
+        match (*ev).type_ {
+            // PERF_SAMPLE_RAW: u32 size, then the data.
+            sys::PERF_RECORD_SAMPLE if body.len() >= 4 => {
+                let n = u32::from_ne_bytes([body[0], body[1], body[2], body[3]]) as usize;
+                h.sample(cpu, &body[4..(4 + n).min(body.len())]);
+            }
+            // u64 id, u64 lost.
+            sys::PERF_RECORD_LOST if body.len() >= 16 => {
+                let mut lost = [0u8; 8];
+                lost.copy_from_slice(&body[8..16]);
+                h.lost(cpu, u64::from_ne_bytes(lost));
+            }
+            _ => {}
+        }
     }
-}
-
-unsafe extern "C" fn lost_cb(ctx: *mut c_void, cpu: c_int, cnt: u64) {
-    // SAFETY: as in sample_cb.
-    unsafe {
-        let h = &*(ctx as *const Box<dyn PerfHandler>);
-        h.lost(cpu, cnt);
-    }
+    sys::LIBBPF_PERF_EVENT_CONT
 }
 
 /// A perf buffer over a BPF_MAP_TYPE_PERF_EVENT_ARRAY map, one ring per CPU.
@@ -386,15 +397,26 @@ pub struct PerfBuffer {
 }
 
 impl PerfBuffer {
-    /// `pages` per CPU (a power of two).
-    pub fn new(map_fd: RawFd, pages: usize, handler: Box<dyn PerfHandler>) -> Result<PerfBuffer> {
+    /// `pages` per CPU (a power of two). The kernel wakes a reader only once
+    /// `wakeup_bytes` are waiting (not at every record: a wake-up costs
+    /// ~10 µs in the writing process); readers poll with a timeout for the rest.
+    pub fn new(map_fd: RawFd, pages: usize, wakeup_bytes: u32, handler: Box<dyn PerfHandler>) -> Result<PerfBuffer> {
         let handler = Box::into_raw(Box::new(handler));
-        let opts = sys::perf_buffer_opts { sz: std::mem::size_of::<sys::perf_buffer_opts>() as _, ..Default::default() };
-        // SAFETY: map_fd is a perf event array; the callbacks match libbpf's
-        // types and handler stays valid until PerfInner::drop frees it.
-        let pb = unsafe {
-            sys::perf_buffer__new(map_fd, pages as _, Some(sample_cb), Some(lost_cb), handler.cast(), &opts)
-        };
+        // SAFETY: a zeroed perf_event_attr is valid; the fields set below
+        // are what libbpf's own perf_buffer__new sets, plus the watermark.
+        let mut attr: sys::perf_event_attr = unsafe { std::mem::zeroed() };
+        attr.size = std::mem::size_of::<sys::perf_event_attr>() as u32;
+        attr.type_ = sys::PERF_TYPE_SOFTWARE;
+        attr.config = sys::PERF_COUNT_SW_BPF_OUTPUT as u64;
+        attr.sample_type = sys::PERF_SAMPLE_RAW as u64;
+        attr.__bindgen_anon_1.sample_period = 1;
+        attr.set_watermark(1);
+        attr.__bindgen_anon_2.wakeup_watermark = wakeup_bytes.max(1);
+        let opts = sys::perf_buffer_raw_opts { sz: std::mem::size_of::<sys::perf_buffer_raw_opts>() as _, ..Default::default() };
+        // SAFETY: map_fd is a perf event array; attr is a valid attribute
+        // set; the callback matches libbpf's type and handler stays valid
+        // until PerfInner::drop frees it.
+        let pb = unsafe { sys::perf_buffer__new_raw(map_fd, pages as _, &mut attr, Some(event_cb), handler.cast(), &opts) };
         match NonNull::new(pb) {
             Some(pb) => Ok(PerfBuffer { inner: Arc::new(PerfInner { pb, handler }) }),
             None => {
