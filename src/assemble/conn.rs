@@ -69,11 +69,13 @@ enum Proto {
     Raw,
 }
 
-/// The time and thread of the first byte still pending on a side.
+/// The time and thread of the first byte still pending on a side, and
+/// when (assembler clock) it arrived: nothing waits past the idle time.
 #[derive(Debug, Clone, Copy)]
 struct First {
     timestamp_ns: i64,
     tid: u32,
+    arrived_ns: u64,
 }
 
 #[derive(Default)]
@@ -199,7 +201,7 @@ impl Assembler {
             return;
         }
         let side = &mut conn.sides[idx(d)];
-        side.first.get_or_insert(First { timestamp_ns: ev.timestamp_ns, tid: ev.tid });
+        side.first.get_or_insert(First { timestamp_ns: ev.timestamp_ns, tid: ev.tid, arrived_ns: now_ns });
         side.last_data_ns = now_ns;
         match conn.proto {
             Proto::Detecting | Proto::Raw => side.raw.extend_from_slice(&ev.payload),
@@ -221,7 +223,7 @@ impl Assembler {
             // The other side's bytes are a whole message now that this side speaks.
             conn.flush_side(other(d), false, out);
         }
-        let (proto, first) = (conn.proto, First { timestamp_ns: ev.timestamp_ns, tid: ev.tid });
+        let (proto, first) = (conn.proto, First { timestamp_ns: ev.timestamp_ns, tid: ev.tid, arrived_ns: now_ns });
         let side = &mut conn.sides[idx(d)];
         if side.pending() > 0 && proto != Proto::Raw {
             side.first.get_or_insert(first);
@@ -248,7 +250,10 @@ impl Assembler {
         for (key, c) in self.conns.iter_mut() {
             for d in [Direction::Read, Direction::Write] {
                 let s = &c.sides[idx(d)];
-                let idle = now_ns.saturating_sub(s.last_data_ns) >= cfg.idle_ns;
+                // Quiet for the idle time, or the oldest pending byte that old
+                // (a steady stream must not be held back indefinitely).
+                let oldest = s.first.map_or(s.last_data_ns, |f| f.arrived_ns);
+                let idle = now_ns.saturating_sub(s.last_data_ns.min(oldest)) >= cfg.idle_ns;
                 // An HTTP/2 frame cut in two waits for its rest (framing
                 // depends on it); anything else waits no longer than the idle time.
                 let waits = c.proto == Proto::Http2 && s.raw.is_empty();
@@ -342,7 +347,7 @@ impl Conn {
     }
 
     fn event(&self, d: Direction, first: Option<First>, payload: Vec<u8>, kind: u32, decoded: Option<Decoded>) -> TlsEvent {
-        let f = first.unwrap_or(First { timestamp_ns: self.meta.timestamp_ns, tid: self.meta.tid });
+        let f = first.unwrap_or(First { timestamp_ns: self.meta.timestamp_ns, tid: self.meta.tid, arrived_ns: 0 });
         TlsEvent {
             timestamp_ns: f.timestamp_ns,
             tid: f.tid,
@@ -514,6 +519,13 @@ mod tests {
         assert_eq!(out.len(), 1, "not idle long enough");
         a.tick(102 * MS, &mut out);
         assert_eq!(kinds(&out[1..]), vec![(0, "+PONG\r\n".into())]);
+        // A steady stream is not held back past the idle time either.
+        for t in 0..30 {
+            a.push(call(2, Direction::Read, b"+tick\r\n"), (200 + t * 5) * MS, &mut out);
+            a.tick((200 + t * 5) * MS, &mut out);
+        }
+        assert_eq!(out.len(), 3, "one flush when the oldest pending byte is 100 ms old");
+        assert_eq!(out[2].payload.len(), 21 * 7);
     }
 
     #[test]
