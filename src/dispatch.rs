@@ -1,6 +1,7 @@
-//! The dispatcher thread: decodes perf records, reassembles calls, turns
-//! them into events and writes their text form. It ends when every reader
-//! has gone (the channel disconnects), after emitting what is still pending.
+//! The dispatcher thread: puts the readers' records back in capture order,
+//! reassembles calls, turns them into events and writes their text form. It
+//! ends when every reader has gone (the channel disconnects), after emitting
+//! what is still pending.
 
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
@@ -10,10 +11,11 @@ use crossbeam_channel::{select, tick, Receiver};
 
 use crate::assemble::chunks::{Call, Reassembler};
 use crate::assemble::conn::{Assembler, Config as AsmConfig};
-use crate::bpf::reader::Record;
+use crate::bpf::reader::{Input, Record};
 use crate::ecaptureq::hub::Hub;
 use crate::ecaptureq::proto;
-use crate::event::{ChunkHdr, TlsEvent};
+use crate::event::TlsEvent;
+use crate::reorder::Reorder;
 use crate::format::json;
 use crate::format::text::TextFormat;
 use crate::sink::SinkSender;
@@ -67,7 +69,9 @@ pub enum EventSink {
 }
 
 pub struct Dispatcher {
-    pub rx: Receiver<Record>,
+    pub rx: Receiver<Input>,
+    /// How many readers send `Input::Drained` markers.
+    pub readers: usize,
     pub clock: WallClock,
     pub sink: EventSink,
     pub stats: Arc<Stats>,
@@ -79,7 +83,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn run(self) {
-        let Dispatcher { rx, clock, sink, stats, stop, assembly } = self;
+        let Dispatcher { rx, readers, clock, sink, stats, stop, assembly } = self;
         let mut sink = match sink {
             EventSink::Stdout { render, out } => {
                 Sink::Stdout(render, Output { out: BufWriter::with_capacity(64 << 10, out), broken: false, stop })
@@ -94,19 +98,21 @@ impl Dispatcher {
         let ticker = tick(TICK);
         let mut calls = Vec::new();
         let mut msgs = Vec::new();
+        let mut order = Reorder::new(readers);
         loop {
             select! {
-                recv(rx) -> msg => match msg {
-                    Ok(rec) => match ChunkHdr::parse(&rec.data) {
-                        Ok((hdr, _)) if hdr.is_close() => asm.close(hdr.pid, hdr.ssl, &mut msgs),
-                        Ok((hdr, data)) => reasm.push(hdr, data, now(), &mut calls),
-                        Err(e) => {
-                            Stats::add(&stats.malformed, 1);
-                            log::debug!("malformed record from CPU {}: {e}", rec.cpu);
-                        }
-                    },
-                    Err(_) => break,
-                },
+                recv(rx) -> msg => {
+                    match msg {
+                        Ok(Input::Record(rec)) => order.push(rec.hdr.ts_ns, rec),
+                        Ok(Input::Drained { reader, upto_ns }) => order.drained(reader, upto_ns),
+                        Err(_) => break,
+                    }
+                    while let Some(rec) = order.pop_ready() {
+                        take(rec, &mut asm, &mut reasm, now(), &mut calls, &mut msgs);
+                        // Before the next record: a close must follow its calls.
+                        assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
+                    }
+                }
                 recv(ticker) -> _ => {
                     reasm.expire(now(), PARTIAL_MAX_AGE.as_nanos() as u64, &mut calls);
                     assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
@@ -120,11 +126,28 @@ impl Dispatcher {
                 sink.flush();
             }
         }
+        while let Some(rec) = order.pop_any() {
+            take(rec, &mut asm, &mut reasm, now(), &mut calls, &mut msgs);
+            assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
+        }
+        if order.forced > 0 {
+            log::debug!("{} records released before every reader had passed them (readers stalled)", order.forced);
+        }
         reasm.flush(&mut calls);
         assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
         asm.flush(&mut msgs);
         emit(&mut msgs, &mut sink, &stats);
         sink.flush();
+    }
+}
+
+/// One record, in capture order: a chunk into call reassembly, or a close
+/// into the assembler.
+fn take(rec: Record, asm: &mut Assembler, reasm: &mut Reassembler, now: u64, calls: &mut Vec<Call>, msgs: &mut Vec<TlsEvent>) {
+    if rec.hdr.is_close() {
+        asm.close(rec.hdr.pid, rec.hdr.ssl, msgs);
+    } else {
+        reasm.push(rec.hdr, rec.payload, now, calls);
     }
 }
 
@@ -139,6 +162,7 @@ fn assemble(
     msgs: &mut Vec<TlsEvent>,
 ) {
     for call in calls.drain(..) {
+        Stats::add(&stats.calls, 1);
         let ev = to_event(call, clock);
         if ev.truncated() {
             Stats::add(&stats.truncated, 1);
@@ -184,9 +208,13 @@ impl Sink {
         }
     }
 
+    /// The dispatcher has caught up: write out what is buffered, wake the
+    /// eCaptureQ clients.
     fn flush(&mut self) {
-        if let Sink::Stdout(_, out) = self {
-            out.flush();
+        match self {
+            Sink::Stdout(_, out) => out.flush(),
+            Sink::Hub(hub, _) => hub.wake(),
+            Sink::Remote(..) => {}
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod localtime;
 pub mod logging;
 pub mod outputs;
 pub mod pipeline;
+pub mod reorder;
 pub mod sink;
 pub mod stats;
 pub mod sys;

@@ -122,8 +122,13 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
 
     let stats = Arc::new(Stats::default());
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
-    let pb = probes.perf_buffer(cfg.mapsize_pages, Box::new(Forward { tx, stats: Arc::clone(&stats) }))?;
-    let readers = Readers::spawn(pb.into_cpu_buffers(), &stats)?;
+    let pb = probes.perf_buffer(cfg.mapsize_pages, Box::new(Forward { tx: tx.clone(), stats: Arc::clone(&stats) }))?;
+    let rings = pb.into_cpu_buffers();
+    let ring_count = rings.len();
+    let readers = Readers::spawn(rings, &tx, &stats)?;
+    // From here on only the readers (and the perf buffer's callback) send:
+    // the channel disconnects when they are gone.
+    drop(tx);
     let assembly = AsmConfig {
         idle_ns: cfg.idle_ms * 1_000_000,
         max_message: (cfg.capture_cap as usize).max(4 << 20),
@@ -131,6 +136,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     };
     let dispatcher = Dispatcher {
         rx,
+        readers: ring_count,
         clock: WallClock::new(),
         sink: outputs.event_sink(),
         stats: Arc::clone(&stats),
@@ -139,7 +145,10 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     };
     let dispatch_thread = std::thread::Builder::new()
         .name("dispatcher".into())
-        .spawn(move || dispatcher.run())
+        .spawn(move || {
+            crate::bpf::reader::raise_capture_priority();
+            dispatcher.run()
+        })
         .context(|| "cannot start the dispatcher thread".into())?;
 
     let filter = match (cfg.pid, cfg.uid) {

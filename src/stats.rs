@@ -15,10 +15,12 @@ pub struct Stats {
     /// each is also a failed bpf_perf_event_output, counted by the BPF side
     /// at once, whereas perf reports a loss only when a later record follows.
     pub kernel_lost: AtomicU64,
-    /// Records dropped because the dispatcher's channel was full.
+    /// Records a reader could not hand over: the dispatcher was gone.
     pub channel_full: AtomicU64,
     /// Records that did not decode.
     pub malformed: AtomicU64,
+    /// SSL calls captured (before they are assembled into messages).
+    pub calls: AtomicU64,
     /// Events emitted, and their captured payload bytes.
     pub events: AtomicU64,
     pub bytes: AtomicU64,
@@ -38,6 +40,7 @@ pub struct Snapshot {
     pub kernel_lost: u64,
     pub channel_full: u64,
     pub malformed: u64,
+    pub calls: u64,
     pub events: u64,
     pub bytes: u64,
     pub truncated: u64,
@@ -74,6 +77,7 @@ impl Stats {
             kernel_lost: self.kernel_lost.load(Relaxed),
             channel_full: self.channel_full.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
+            calls: self.calls.load(Relaxed),
             events: self.events.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
             truncated: self.truncated.load(Relaxed),
@@ -118,7 +122,7 @@ impl Snapshot {
             Some(s) => format!("; sinks: {} records written, {} dropped", s.written, s.dropped),
             None => String::new(),
         };
-        format!("{} events, {} bytes captured; {}{ecq}{sinks}", self.events, self.bytes, self.losses())
+        format!("{} events, {} calls, {} bytes captured; {}{ecq}{sinks}", self.events, self.calls, self.bytes, self.losses())
     }
 
     /// A warning line when something was lost since `prev`, else None.
@@ -144,7 +148,7 @@ mod tests {
         let a = s.snapshot(BpfFailures::default());
         assert_eq!(
             a.summary(),
-            "3 events, 300 bytes captured; lost 0 (buffer full 0, bpf other 0, channel 0, malformed 0); \
+            "3 events, 0 calls, 300 bytes captured; lost 0 (buffer full 0, bpf other 0, channel 0, malformed 0); \
              0 incomplete (0 bytes missing), 0 truncated"
         );
         assert_eq!(a.loss_report(&a), None);

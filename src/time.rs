@@ -10,6 +10,12 @@ pub struct WallClock {
     offset_ns: i64,
 }
 
+impl Default for WallClock {
+    fn default() -> WallClock {
+        WallClock::new()
+    }
+}
+
 impl WallClock {
     /// Samples both clocks; the realtime read is bracketed by two monotonic
     /// reads and the tightest of a few tries is kept.

@@ -254,6 +254,33 @@ fn fifty_clients_all_get_every_event() {
     assert!(stderr.iter().any(|l| l.ends_with("50 clients served, 0 events dropped for slow clients")), "{stderr:?}");
 }
 
+#[test]
+fn writes_hopping_between_cpus_arrive_in_capture_order() {
+    if !e2e_enabled("ecq_cpu_hop") {
+        return;
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("SKIPPED ecq_cpu_hop: needs 2 CPUs (one perf ring each)");
+        return;
+    }
+    let dir = TempDir::new("ecq-hop");
+    let (_server, port) = py_server(dir.path(), "127.0.0.1");
+    let (ec, url) = start(&["--uid", "61052"]);
+    let client = EcqClient::connect(&url);
+    // Every write from another CPU: consecutive requests sit in different
+    // rings, read by different threads, and must still come out in order.
+    let (count, size) = (400usize, 200usize);
+    let pid = py_client_as(Some(61052), port, &[count.to_string().as_ref(), size.to_string().as_ref(), "hop".as_ref()]);
+    client.wait_count("every request", pid, 1, 1, count);
+    let writes: Vec<Ev> = client.events_of(pid).into_iter().filter(|e| e.dir() == 1 && e.kind == 1).collect();
+    for (i, e) in writes.iter().enumerate() {
+        let head = format!("PUT /bulk/{i} HTTP/1.1\r\n");
+        assert!(e.payload.starts_with(head.as_bytes()), "request {i} out of order: {:?}", String::from_utf8_lossy(&e.payload[..30]));
+    }
+    let (status, _, _, _) = ec.stop();
+    assert!(status.success());
+}
+
 /// The HTTP status of a refused handshake.
 fn refused(url: &str, headers: &[(&str, &str)]) -> u16 {
     match EcqClient::connect_with(url, headers) {

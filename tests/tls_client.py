@@ -6,15 +6,21 @@ tests/tls_server.py on 127.0.0.1:PORT:
     tls_client.py PORT COUNT SIZE    COUNT requests PUT /bulk/<i> with SIZE-byte
                                      bodies (starting "%08d " % i), each head and
                                      body in one write, pipelined on one connection
+    tls_client.py PORT COUNT SIZE hop  the same, moving to the next CPU before
+                                     each write (its records land in a different
+                                     CPU's ring every time)
 
 sendall on a blocking socket hands the whole buffer to one SSL_write_ex.
 Exits 0 once the server has confirmed every body length.
 """
+import os
 import socket
 import ssl
 import sys
 
 port = int(sys.argv[1])
+hop = sys.argv[4:] == ["hop"]
+cpus = sorted(os.sched_getaffinity(0))
 if len(sys.argv) == 3:
     body = open(sys.argv[2], "rb").read()
     writes = [b"PUT /bulk HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body), body]
@@ -32,7 +38,9 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 with socket.create_connection(("127.0.0.1", port)) as s:
     with ctx.wrap_socket(s) as t:
-        for w in writes:
+        for i, w in enumerate(writes):
+            if hop:
+                os.sched_setaffinity(0, {cpus[i % len(cpus)]})
             t.sendall(w)
         reply = b""
         while reply.count(b" body bytes") < len(want):

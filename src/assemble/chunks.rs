@@ -87,7 +87,9 @@ impl Reassembler {
 
     /// Adds one chunk (already validated by `ChunkHdr::parse`); completed
     /// calls are appended to `out`. `now_ns` is any monotonic clock.
-    pub fn push(&mut self, hdr: ChunkHdr, data: &[u8], now_ns: u64, out: &mut Vec<Call>) {
+    /// The chunk's bytes are taken by value: a call in one chunk (the
+    /// common case) keeps them without a copy.
+    pub fn push(&mut self, hdr: ChunkHdr, data: Vec<u8>, now_ns: u64, out: &mut Vec<Call>) {
         let id = hdr.call_id;
         if !self.partial.contains_key(&id) {
             if self.closed_set.contains(&id) {
@@ -96,7 +98,7 @@ impl Reassembler {
             }
             // The common case: the whole call in one chunk.
             if hdr.chunk_off == 0 && hdr.chunk_len == hdr.captured_len {
-                out.push(Call { payload: data.to_vec(), hdr, missing: Vec::new() });
+                out.push(Call { payload: data, hdr, missing: Vec::new() });
                 return;
             }
             if self.partial.len() >= self.max_partials {
@@ -110,7 +112,7 @@ impl Reassembler {
             }
             let mut payload = Vec::with_capacity(hdr.captured_len as usize);
             payload.resize(hdr.chunk_off as usize, 0);
-            payload.extend_from_slice(data);
+            payload.extend_from_slice(&data);
             let next_off = hdr.chunk_off + hdr.chunk_len;
             let p = Partial { hdr, payload, next_off, missing, last_ns: now_ns };
             if next_off == p.hdr.captured_len {
@@ -129,7 +131,7 @@ impl Reassembler {
             p.missing.push(p.next_off..hdr.chunk_off);
             p.payload.resize(hdr.chunk_off as usize, 0);
         }
-        p.payload.extend_from_slice(data);
+        p.payload.extend_from_slice(&data);
         p.next_off = hdr.chunk_off + hdr.chunk_len;
         p.last_ns = now_ns;
         if p.next_off == p.hdr.captured_len {
@@ -204,7 +206,7 @@ mod tests {
     fn single_chunk_is_immediate() {
         let mut r = Reassembler::new(16);
         let mut out = Vec::new();
-        r.push(hdr(1, 3, 0, 3), b"abc", 0, &mut out);
+        r.push(hdr(1, 3, 0, 3), b"abc".to_vec(), 0, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].payload, b"abc");
         assert!(out[0].missing.is_empty());
@@ -220,10 +222,10 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..ca.len().max(cb.len()) {
             if let Some((h, d)) = ca.get(i) {
-                r.push(h.clone(), d, i as u64, &mut out);
+                r.push(h.clone(), d.to_vec(), i as u64, &mut out);
             }
             if let Some((h, d)) = cb.get(i) {
-                r.push(h.clone(), d, i as u64, &mut out);
+                r.push(h.clone(), d.to_vec(), i as u64, &mut out);
             }
         }
         assert_eq!(out.len(), 2);
@@ -240,7 +242,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, (h, d)) in chunks(1, &a).into_iter().enumerate() {
             if i != 1 {
-                r.push(h, &d, 0, &mut out);
+                r.push(h, d.clone(), 0, &mut out);
             }
         }
         assert_eq!(out.len(), 1);
@@ -258,7 +260,7 @@ mod tests {
         let cs = chunks(9, &a);
         let mut r = Reassembler::new(16);
         let mut out = Vec::new();
-        r.push(cs[1].0.clone(), &cs[1].1, 10, &mut out);
+        r.push(cs[1].0.clone(), cs[1].1.clone(), 10, &mut out);
         assert!(out.is_empty());
         r.expire(15, 10, &mut out);
         assert!(out.is_empty(), "not old enough yet");
@@ -267,7 +269,7 @@ mod tests {
         assert_eq!(out[0].missing, vec![0..4, 8..12]);
         assert_eq!(out[0].payload.len(), 12);
         // A straggler of the emitted call is not a new call.
-        r.push(cs[2].0.clone(), &cs[2].1, 30, &mut out);
+        r.push(cs[2].0.clone(), cs[2].1.clone(), 30, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(r.stats().stray_chunks, 1);
         assert_eq!(r.pending(), 0);
@@ -279,9 +281,9 @@ mod tests {
         let cs = chunks(3, &a);
         let mut r = Reassembler::new(16);
         let mut out = Vec::new();
-        r.push(cs[0].0.clone(), &cs[0].1, 0, &mut out);
-        r.push(cs[0].0.clone(), &cs[0].1, 0, &mut out);
-        r.push(cs[1].0.clone(), &cs[1].1, 0, &mut out);
+        r.push(cs[0].0.clone(), cs[0].1.clone(), 0, &mut out);
+        r.push(cs[0].0.clone(), cs[0].1.clone(), 0, &mut out);
+        r.push(cs[1].0.clone(), cs[1].1.clone(), 0, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].payload, a);
         assert_eq!(r.stats().stray_chunks, 1);
@@ -293,7 +295,7 @@ mod tests {
         let mut out = Vec::new();
         for id in 0..3u64 {
             let (h, d) = chunks(id, &[7u8; 8]).remove(0);
-            r.push(h, &d, id, &mut out);
+            r.push(h, d.clone(), id, &mut out);
         }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].hdr.call_id, 0, "oldest evicted");
@@ -310,7 +312,7 @@ mod tests {
         let mut r = Reassembler::new(16);
         let mut out = Vec::new();
         for (h, d) in chunks(42, &a) {
-            r.push(h, &d, 0, &mut out);
+            r.push(h, d.clone(), 0, &mut out);
         }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].payload, a);

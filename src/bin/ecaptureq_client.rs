@@ -78,7 +78,9 @@ fn print_entry(out: &mut dyn Write, data: &[u8], verbose: bool) -> std::io::Resu
 
 /// Reads messages until the connection ends; returns why.
 fn session(url: &str, verbose: bool) -> String {
-    let (mut ws, _) = match tungstenite::connect(url) {
+    // tungstenite zeroes its read buffer on every read: 16 KiB, not 128.
+    let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 << 10);
+    let (mut ws, _) = match tungstenite::client::connect_with_config(url, Some(config), 3) {
         Ok(c) => c,
         Err(e) => return format!("cannot connect: {e}"),
     };

@@ -4,6 +4,12 @@
 //! dropped (logs are kept), counted, and the client is told when it catches
 //! up. Each client's writer thread drains its own queue (see `client`).
 //!
+//! Events wake the clients' threads in batches, not one by one: the
+//! dispatcher calls `wake` once it has caught up with its input (and the hub
+//! wakes them itself every `WAKE_EVERY` events), so with a hundred clients a
+//! burst of events costs a hundred wake-ups, not a hundred per event. Log
+//! lines wake at once.
+//!
 //! Lock order: the log book (crate::logging) before the hub's lock, and
 //! nothing here logs while holding the hub's lock.
 
@@ -45,6 +51,10 @@ impl Default for Limits {
     }
 }
 
+/// Events queued before the hub wakes the clients without waiting for
+/// `Hub::wake`: bounds the delay when the dispatcher never catches up.
+const WAKE_EVERY: u32 = 256;
+
 struct QueueState {
     msgs: VecDeque<Msg>,
     bytes: usize,
@@ -85,8 +95,8 @@ impl ClientQueue {
     }
 
     /// Appends `msg`, dropping the oldest events beyond `limits`; returns
-    /// how many were dropped.
-    fn push(&self, msg: Msg, limits: &Limits) -> u64 {
+    /// how many were dropped. Wakes the writer thread if `wake`.
+    fn push(&self, msg: Msg, limits: &Limits, wake: bool) -> u64 {
         let dropped = {
             let mut s = self.lock();
             if s.closed {
@@ -109,7 +119,9 @@ impl ClientQueue {
             s.untold += dropped;
             dropped
         };
-        self.wake_if_waiting();
+        if wake {
+            self.wake_if_waiting();
+        }
         dropped
     }
 
@@ -167,6 +179,8 @@ impl ClientQueue {
 
 struct HubState {
     clients: Vec<Arc<ClientQueue>>,
+    /// Events queued since the clients were last woken.
+    unwoken: u32,
     next_id: u64,
     closed: bool,
 }
@@ -183,7 +197,7 @@ pub struct Hub {
 impl Hub {
     pub fn new(limits: Limits) -> Hub {
         Hub {
-            state: Mutex::new(HubState { clients: Vec::new(), next_id: 1, closed: false }),
+            state: Mutex::new(HubState { clients: Vec::new(), unwoken: 0, next_id: 1, closed: false }),
             limits,
             dropped: AtomicU64::new(0),
             served: AtomicU64::new(0),
@@ -194,12 +208,15 @@ impl Hub {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `msg` for every client, in the order of calls.
+    /// Queues `msg` for every client, in the order of calls. Events wake
+    /// the clients only every `WAKE_EVERY` (see `wake`); logs at once.
     pub fn broadcast(&self, msg: Msg) {
-        let s = self.lock();
+        let mut s = self.lock();
+        let wake = msg.kind == Kind::Log || s.unwoken + 1 >= WAKE_EVERY;
+        s.unwoken = if wake { 0 } else { s.unwoken + 1 };
         let mut dropped = 0;
         for c in &s.clients {
-            dropped += c.push(msg.clone(), &self.limits);
+            dropped += c.push(msg.clone(), &self.limits, wake);
         }
         drop(s);
         if dropped > 0 {
@@ -209,6 +226,19 @@ impl Hub {
 
     pub fn broadcast_event(&self, data: Vec<u8>) {
         self.broadcast(Msg { kind: Kind::Event, data: Bytes::from(data) });
+    }
+
+    /// Wakes the clients waiting for events queued since the last wake-up
+    /// (the dispatcher calls this when it has caught up with its input).
+    pub fn wake(&self) {
+        let mut s = self.lock();
+        if s.unwoken == 0 {
+            return;
+        }
+        s.unwoken = 0;
+        for c in &s.clients {
+            c.wake_if_waiting();
+        }
     }
 
     /// A new client: its queue, and the log lines to replay before anything
@@ -271,11 +301,11 @@ mod tests {
     fn full_queue_drops_oldest_events_and_keeps_logs() {
         let q = ClientQueue::new(1).unwrap();
         let lim = Limits { max_msgs: 3, max_bytes: usize::MAX };
-        assert_eq!(q.push(msg(Kind::Log, 1), &lim), 0);
-        assert_eq!(q.push(msg(Kind::Event, 2), &lim), 0);
-        assert_eq!(q.push(msg(Kind::Event, 3), &lim), 0);
-        assert_eq!(q.push(msg(Kind::Event, 4), &lim), 1, "event 2 goes");
-        assert_eq!(q.push(msg(Kind::Event, 5), &lim), 1, "event 3 goes");
+        assert_eq!(q.push(msg(Kind::Log, 1), &lim, true), 0);
+        assert_eq!(q.push(msg(Kind::Event, 2), &lim, true), 0);
+        assert_eq!(q.push(msg(Kind::Event, 3), &lim, true), 0);
+        assert_eq!(q.push(msg(Kind::Event, 4), &lim, true), 1, "event 2 goes");
+        assert_eq!(q.push(msg(Kind::Event, 5), &lim, true), 1, "event 3 goes");
         let (got, t) = take_all(&q);
         assert_eq!(got, vec![1, 4, 5]);
         assert_eq!(t, Taken { dropped: 2, closed: false });
@@ -287,7 +317,7 @@ mod tests {
         let q = ClientQueue::new(1).unwrap();
         let lim = Limits { max_msgs: 100, max_bytes: 25 };
         for i in 0..5 {
-            q.push(msg(Kind::Log, i), &lim);
+            q.push(msg(Kind::Log, i), &lim, true);
         }
         let (got, t) = take_all(&q);
         assert_eq!(got, vec![3, 4], "only logs: the oldest logs go, not counted as events");
@@ -299,7 +329,7 @@ mod tests {
         let q = ClientQueue::new(1).unwrap();
         let lim = Limits::default();
         for i in 0..4 {
-            q.push(msg(Kind::Event, i), &lim);
+            q.push(msg(Kind::Event, i), &lim, true);
         }
         let mut out = Vec::new();
         q.take(&mut out, 25);
@@ -334,11 +364,44 @@ mod tests {
         let (q, _) = hub.register().unwrap().unwrap();
         assert!(q.prepare_wait());
         hub.broadcast(msg(Kind::Event, 1));
+        hub.wake();
         let ready = crate::sys::os::poll_readable(&[q.wake_fd()], 0).unwrap();
         assert!(ready[0], "woken");
         q.end_wait();
         assert!(!crate::sys::os::poll_readable(&[q.wake_fd()], 0).unwrap()[0], "drained");
         hub.broadcast(msg(Kind::Event, 2));
+        hub.wake();
         assert!(!crate::sys::os::poll_readable(&[q.wake_fd()], 0).unwrap()[0], "not waiting: no syscall");
+    }
+
+    #[test]
+    fn events_wake_in_batches_logs_at_once() {
+        let hub = Hub::new(Limits::default());
+        let (q, _) = hub.register().unwrap().unwrap();
+        let woken = |q: &ClientQueue| crate::sys::os::poll_readable(&[q.wake_fd()], 0).unwrap()[0];
+        assert!(q.prepare_wait());
+        hub.broadcast(msg(Kind::Event, 1));
+        assert!(!woken(&q), "an event alone waits for wake()");
+        hub.wake();
+        assert!(woken(&q), "woken by wake()");
+        q.end_wait();
+        let mut out = Vec::new();
+        q.take(&mut out, usize::MAX);
+
+        assert!(q.prepare_wait());
+        hub.wake();
+        assert!(!woken(&q), "nothing new: no wake-up");
+        hub.broadcast(msg(Kind::Log, 2));
+        assert!(woken(&q), "a log line wakes at once");
+        q.end_wait();
+        q.take(&mut out, usize::MAX);
+
+        assert!(q.prepare_wait());
+        for i in 0..WAKE_EVERY - 1 {
+            hub.broadcast(msg(Kind::Event, i as u8));
+        }
+        assert!(!woken(&q));
+        hub.broadcast(msg(Kind::Event, 0));
+        assert!(woken(&q), "woken after WAKE_EVERY events without wake()");
     }
 }

@@ -28,7 +28,15 @@ pub struct TextFormat {
 
 /// Text that reads well on a terminal: valid UTF-8 without control
 /// characters other than tab, CR and LF.
+///
+/// Printable ASCII is checked 64 bytes at a time without early exit, which
+/// the compiler vectorises (the char-by-char check cost a third of the
+/// dispatcher's time on bulk transfers); anything else takes the UTF-8 path.
 pub fn is_printable(data: &[u8]) -> bool {
+    let ascii = |b: u8| (b.wrapping_sub(0x20) < 0x5f) | (b == b'\n') | (b == b'\r') | (b == b'\t');
+    if data.chunks(64).all(|c| c.iter().fold(true, |ok, &b| ok & ascii(b))) {
+        return true;
+    }
     match std::str::from_utf8(data) {
         Ok(s) => s.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')),
         Err(_) => false,
@@ -332,6 +340,19 @@ mod tests {
         assert!(!is_printable(b"\xff\xfe"));
         assert!(!is_printable(b"\x1b[31m"));
         assert!(is_printable(b""));
+        assert!(!is_printable(b"\x7f"), "DEL");
+        assert!(!is_printable("\u{85}".as_bytes()), "a C1 control");
+        // The 64-byte blocks: a bad byte anywhere, in the first or a later one.
+        let mut long = vec![b'a'; 200];
+        assert!(is_printable(&long));
+        for at in [0, 63, 64, 199] {
+            long[at] = 0;
+            assert!(!is_printable(&long), "NUL at {at}");
+            long[at] = b'a';
+        }
+        long[130] = 0xc3;
+        long[131] = 0xa9;
+        assert!(is_printable(&long), "UTF-8 in a later block");
     }
 
     #[test]

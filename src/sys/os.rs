@@ -262,3 +262,18 @@ impl StopSignal {
         }
     }
 }
+
+/// Sets the calling thread's nice value (Linux nice values are per thread).
+/// Lowering it needs CAP_SYS_NICE.
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid and setpriority take plain integers. The thread id is
+    // explicit (who=0 is the calling thread on Linux, the process elsewhere).
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
