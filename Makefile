@@ -4,6 +4,8 @@
 #   make run        ... then run `ecapture tls` (ARGS="--pid 1234" to add flags)
 #   make test       ... then run the unit and end-to-end tests (e2e needs root),
 #                   and the end-to-end tests again against the static binary
+#   make bench      ... then the benchmark (SPEC §6): overhead, completeness, latency,
+#                   memory/fan-out, size/start-up; needs root and bpftrace
 #   make static     the static (musl) binary: target/x86_64-unknown-linux-musl/release/ecapture
 #   make vmlinux    regenerate bpf/vmlinux.h from this machine's BTF
 #   make proto      regenerate src/ecaptureq/pb from proto/ecaptureq.proto
@@ -34,7 +36,7 @@ STATIC_BIN   := target/$(MUSL_TARGET)/release/ecapture
 MUSL_ENV := CC_x86_64_unknown_linux_musl=x86_64-linux-musl-gcc \
 	CFLAGS_x86_64_unknown_linux_musl="-isystem $(MUSL_PREREQS)/include -L$(MUSL_PREREQS)/lib"
 
-.PHONY: all build deps test-deps static-deps run test test-static static bpf vmlinux proto clean
+.PHONY: all build deps test-deps static-deps bench-deps run test test-static static bench bpf vmlinux proto clean
 
 all: build
 
@@ -46,6 +48,9 @@ test-deps:
 
 static-deps:
 	@scripts/deps.sh static
+
+bench-deps:
+	@scripts/deps.sh bench
 
 build: deps
 	$(CARGO) build --release --bins
@@ -71,6 +76,17 @@ static: deps static-deps
 		--config profile.release.lto=true --config profile.release.codegen-units=1
 	@file $(STATIC_BIN) | grep -q 'static' || { echo "static: $(STATIC_BIN) is not statically linked"; exit 1; }
 	@echo "static: $(STATIC_BIN): $$(stat -c %s $(STATIC_BIN)) bytes ($$(du -h $(STATIC_BIN) | cut -f1)), statically linked"
+
+# The load generator links the system's libssl: the library the probes attach to.
+TLSLOAD := target/bench/tlsload
+$(TLSLOAD): bench/tlsload.c
+	@mkdir -p $(@D)
+	$${CC:-cc} -O2 -Wall -o $@ $< -lssl -lcrypto -lpthread
+
+# Interleaved, repeated runs against baselines (BENCH_RUNS=5); prints a table
+# and writes target/bench/results.json.
+bench: build bench-deps static $(TLSLOAD)
+	$(CARGO) bench --bench suite
 
 bpf: $(BPF_OUT)/tls.bpf.o
 

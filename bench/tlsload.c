@@ -7,10 +7,13 @@
  *
  *   {"writes":N*C,"bytes":...,"seconds":...,"us_per_write":...,"writes_per_s":...}
  *
- *   tlsload CERT KEY [-n writes] [-s size] [-c conns] [-r writes/s per conn] [-t]
+ *   tlsload CERT KEY [-n writes] [-s size] [-c conns] [-r writes/s per conn] [-t] [-H]
  *
- * -t stamps each write: its first 24 bytes are "T<ns since epoch, 20 digits>:"
- * (CLOCK_REALTIME at the SSL_write call), so a consumer can measure latency.
+ * -t stamps each write: it carries "T<ns since epoch, 20 digits>:" (22
+ * bytes, CLOCK_REALTIME at the SSL_write call) — at its start, or with -H
+ * at the start of the body — so a consumer can measure latency.
+ * -H makes each write a whole HTTP/1.1 request of `size` bytes (head and
+ * body), so message assembly emits it at once instead of after an idle time.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,7 +31,7 @@
 #include <unistd.h>
 
 static long n_writes = 10000, size = 64, conns = 1, rate = 0;
-static int stamp = 0;
+static int stamp = 0, http = 0;
 static SSL_CTX *sctx, *cctx;
 
 static uint64_t now_ns(clockid_t clk)
@@ -88,8 +91,20 @@ static void *client(void *arg)
 	SSL_set_fd(s, fd);
 	if (SSL_connect(s) != 1)
 		die("SSL_connect");
-	char *buf = malloc(size > 32 ? size : 32);
+	char *buf = malloc(size > 128 ? size : 128);
 	memset(buf, 'x', size);
+	int body_at = 0;
+	if (http) {
+		char head[96];
+		int n = 0, len = 0;
+		/* The head's own length depends on the digits of the body length. */
+		for (int i = 0; i < 3; i++)
+			len = snprintf(head, sizeof(head), "POST /load HTTP/1.1\r\nContent-Length: %ld\r\n\r\n", size - n), n = len;
+		if (size < len + 24)
+			die("-H needs -s of at least 80 bytes");
+		memcpy(buf, head, len);
+		body_at = len;
+	}
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
 	for (long i = 0; i < n_writes; i++) {
 		if (rate > 0) {
@@ -103,7 +118,7 @@ static void *client(void *arg)
 		if (stamp && size >= 24) {
 			char t[32];
 			snprintf(t, sizeof(t), "T%020llu:", (unsigned long long)now_ns(CLOCK_REALTIME));
-			memcpy(buf, t, 22);
+			memcpy(buf + body_at, t, 22);
 		}
 		if (SSL_write(s, buf, size) != size)
 			die("SSL_write");
@@ -121,18 +136,19 @@ static void *client(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: tlsload CERT KEY [-n writes] [-s size] [-c conns] [-r rate] [-t]\n");
+		fprintf(stderr, "usage: tlsload CERT KEY [-n writes] [-s size] [-c conns] [-r rate] [-t] [-H]\n");
 		return 2;
 	}
 	int opt;
 	optind = 3;
-	while ((opt = getopt(argc, argv, "n:s:c:r:t")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:c:r:tH")) != -1) {
 		switch (opt) {
 		case 'n': n_writes = atol(optarg); break;
 		case 's': size = atol(optarg); break;
 		case 'c': conns = atol(optarg); break;
 		case 'r': rate = atol(optarg); break;
 		case 't': stamp = 1; break;
+		case 'H': http = 1; break;
 		default: return 2;
 		}
 	}

@@ -19,6 +19,11 @@ if [ "$what" = static ]; then
     rustup target add x86_64-unknown-linux-musl >/dev/null
   }
 fi
+if [ "$what" = bench ]; then
+  need+=( [bpftrace]=bpftrace [openssl]=openssl [cc]=gcc )
+  # tlsload links the system's libssl
+  [ -e /usr/include/openssl/ssl.h ] || need+=( [/nonexistent/libssl-dev]=libssl-dev )
+fi
 if [ "$what" = test ]; then
   need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool [protoc]=protobuf-compiler [nginx]=nginx )
 fi

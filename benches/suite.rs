@@ -1,0 +1,813 @@
+//! `make bench`: ecapture measured against baselines run in the same
+//! invocation (SPEC §6), interleaved and repeated, medians and ranges:
+//!
+//! 1. overhead per SSL_write: no capture, a bare counting uprobe+uretprobe
+//!    (bpftrace: the floor), `ecapture tls` (text to /dev/null), and
+//!    `--ecaptureq` with one client;
+//! 2. completeness at the highest rate, then under heavier loads until the
+//!    first loss;
+//! 3. latency from SSL_write to an eCaptureQ client at ~1k events/s;
+//! 4. RSS and fan-out with 1, 10 and 100 clients at ~10k events/s;
+//! 5. binary size and start-up time.
+//!
+//! Needs root, bpftrace, and the binaries `make bench` builds first. Prints a
+//! table and writes target/bench/results.json. BENCH_RUNS sets the repeats;
+//! BENCH_ONLY=2,4 runs only those sections (while working on one).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ecapture::ecaptureq::proto::{self, Payload};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("bench: {msg}");
+    std::process::exit(1);
+}
+
+struct Env {
+    ecapture: PathBuf,
+    static_bin: PathBuf,
+    tlsload: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    libssl: String,
+    runs: usize,
+    only: Option<Vec<u32>>,
+}
+
+impl Env {
+    fn wants(&self, section: u32) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(&section))
+    }
+}
+
+/// One tlsload run: what it printed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    writes: f64,
+    bytes: f64,
+    seconds: f64,
+    us_per_write: f64,
+    writes_per_s: f64,
+}
+
+fn json_num(line: &str, key: &str) -> f64 {
+    line.split(&format!("\"{key}\":"))
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fail(&format!("no {key} in {line}")))
+}
+
+/// Runs tlsload in the background; its result at join.
+fn tlsload_spawn(env: &Env, args: &[String]) -> JoinHandle<Load> {
+    let child = Command::new(&env.tlsload)
+        .arg(&env.cert)
+        .arg(&env.key)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot run tlsload: {e}")));
+    std::thread::spawn(move || {
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| fail(&format!("tlsload: {e}")));
+        if !out.status.success() {
+            fail("tlsload failed");
+        }
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        Load {
+            writes: json_num(&line, "writes"),
+            bytes: json_num(&line, "bytes"),
+            seconds: json_num(&line, "seconds"),
+            us_per_write: json_num(&line, "us_per_write"),
+            writes_per_s: json_num(&line, "writes_per_s"),
+        }
+    })
+}
+
+fn tlsload(env: &Env, args: &[&str]) -> Load {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tlsload_spawn(env, &args)
+        .join()
+        .unwrap_or_else(|_| fail("tlsload thread"))
+}
+
+/// A running ecapture, its stderr lines collected.
+struct Ecap {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    rx: mpsc::Receiver<String>,
+    startup: Duration,
+}
+
+impl Ecap {
+    fn start(bin: &Path, args: &[&str]) -> Ecap {
+        let t = Instant::now();
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| fail(&format!("cannot run {}: {e}", bin.display())));
+        let err = child.stderr.take().unwrap_or_else(|| fail("no stderr"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let l = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                l.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut e = Ecap {
+            child,
+            lines,
+            rx,
+            startup: Duration::ZERO,
+        };
+        e.wait_line("probes attached");
+        e.startup = t.elapsed();
+        e
+    }
+
+    fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self
+                .rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => fail(&format!(
+                    "ecapture never logged {needle:?}: {:?}",
+                    self.lines.lock().map(|l| l.clone())
+                )),
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn rss_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// CPU time used so far (user + system), in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the ")" that ends comm: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit(')').next().unwrap_or_default();
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / hz
+    }
+
+    /// SIGTERM; the summary line.
+    fn stop(mut self) -> Summary {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(20)); // the stderr thread's last lines
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let line = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains(" bytes captured; lost "))
+            .cloned()
+            .unwrap_or_default();
+        Summary::parse(&line)
+    }
+}
+
+/// The counters of ecapture's summary line.
+#[derive(Debug, Default, Clone, Copy)]
+struct Summary {
+    events: u64,
+    calls: u64,
+    bytes: u64,
+    lost: u64,
+    ecq_dropped: u64,
+}
+
+impl Summary {
+    fn parse(line: &str) -> Summary {
+        let num_before = |key: &str| -> u64 {
+            line.split(key)
+                .next()
+                .and_then(|s| s.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let num_after = |key: &str| -> u64 {
+            line.split(key)
+                .nth(1)
+                .and_then(|s| s.split([' ', ',', ';', ')']).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        Summary {
+            events: num_before(" events,"),
+            calls: num_before(" calls,"),
+            bytes: num_before(" bytes captured"),
+            lost: num_after("; lost "),
+            ecq_dropped: num_before(" events dropped for slow clients"),
+        }
+    }
+}
+
+/// bpftrace counting SSL_{read,write}[_ex] entries and returns: the floor.
+fn floor_start(env: &Env) -> Child {
+    let l = &env.libssl;
+    let fns = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"];
+    let up: Vec<String> = fns.iter().map(|f| format!("uprobe:{l}:{f}")).collect();
+    let ur: Vec<String> = fns.iter().map(|f| format!("uretprobe:{l}:{f}")).collect();
+    let prog = format!(
+        "BEGIN {{ printf(\"ready\\n\"); }} {} {{ @calls = count(); }} {} {{ @rets = count(); }}",
+        up.join(", "),
+        ur.join(", ")
+    );
+    let mut child = Command::new("bpftrace")
+        .args(["-e", &prog])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot run bpftrace: {e}")));
+    let mut out = BufReader::new(
+        child
+            .stdout
+            .take()
+            .unwrap_or_else(|| fail("bpftrace stdout")),
+    );
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("ready") {
+        line.clear();
+    }
+    if !line.contains("ready") {
+        fail("bpftrace did not start");
+    }
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = out.read_to_end(&mut sink);
+    });
+    child
+}
+
+fn floor_stop(mut c: Child) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+    let _ = c.wait();
+}
+
+/// An eCaptureQ client: counts event frames; optionally measures the
+/// latency of stamped writes.
+struct Client {
+    handle: JoinHandle<ClientResult>,
+}
+
+#[derive(Debug, Default)]
+struct ClientResult {
+    events: u64,
+    latencies_us: Vec<f64>,
+}
+
+impl Client {
+    /// `latency`: time stamped writes ("T<ns>:" in the payload, which only
+    /// tlsload -t writes) from their stamp to their arrival here.
+    fn connect(url: &str, latency: bool) -> Client {
+        // A small read buffer: tungstenite zeroes it on every read, and with
+        // the default (128 KiB) a hundred clients spend more CPU on memset
+        // than ecapture spends serving them.
+        let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 << 10);
+        let (mut ws, _) = tungstenite::client::connect_with_config(url, Some(config), 0)
+            .unwrap_or_else(|e| fail(&format!("connect {url}: {e}")));
+        let handle = std::thread::spawn(move || {
+            let mut r = ClientResult::default();
+            while let Ok(msg) = ws.read() {
+                let tungstenite::Message::Binary(data) = msg else {
+                    continue;
+                };
+                // LogEntry{log_type: EVENT} starts 08 02: count without decoding.
+                if !data.starts_with(&[0x08, 0x02]) {
+                    continue;
+                }
+                r.events += 1;
+                if !latency {
+                    continue;
+                }
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as f64)
+                    .unwrap_or(0.0);
+                if let Ok(entry) = proto::decode(&data) {
+                    if let Payload::Event(e) = proto::payload(entry) {
+                        if e.uuid.split('_').nth(4) == Some("1") {
+                            if let Some(stamp) = find_stamp(&e.payload) {
+                                r.latencies_us.push((now - stamp) / 1000.0);
+                            }
+                        }
+                    }
+                }
+            }
+            r
+        });
+        Client { handle }
+    }
+
+    fn join(self) -> ClientResult {
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+/// "T<20 digits>:" in a payload: ns since the epoch.
+fn find_stamp(p: &[u8]) -> Option<f64> {
+    let i = p
+        .windows(2)
+        .position(|w| w[0] == b'T' && w[1].is_ascii_digit())?;
+    let digits = p.get(i + 1..i + 21)?;
+    std::str::from_utf8(digits).ok()?.parse::<f64>().ok()
+}
+
+fn median(v: &[f64]) -> f64 {
+    percentile(v, 50.0)
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let i = ((p / 100.0) * (s.len() - 1) as f64).round() as usize;
+    s[i.min(s.len() - 1)]
+}
+
+fn range(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+fn ecq_url(e: &mut Ecap) -> String {
+    let l = e
+        .lines
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|l| l.contains("listening on "))
+        .cloned();
+    let l = l.unwrap_or_else(|| e.wait_line("listening on "));
+    l.split("listening on ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// One benchmark section: prints its table, returns its JSON member.
+type Section = fn(&Env) -> String;
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        fail("must run as root (it loads BPF programs)");
+    }
+    if Command::new("bpftrace").arg("--version").output().is_err() {
+        fail("bpftrace not found (apt-get install bpftrace)");
+    }
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if !cert.exists() {
+        let st = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "3650",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status();
+        if !st.is_ok_and(|s| s.success()) {
+            fail("openssl req failed");
+        }
+    }
+    let env = Env {
+        // BENCH_ECAPTURE: another build (e.g. one with symbols, to profile).
+        ecapture: std::env::var_os("BENCH_ECAPTURE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/release/ecapture")),
+        static_bin: root().join("target/x86_64-unknown-linux-musl/release/ecapture"),
+        tlsload: dir.join("tlsload"),
+        cert,
+        key,
+        libssl: "/usr/lib/x86_64-linux-gnu/libssl.so.3".into(),
+        runs: std::env::var("BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5),
+        only: std::env::var("BENCH_ONLY")
+            .ok()
+            .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect()),
+    };
+    for p in [&env.ecapture, &env.tlsload] {
+        if !p.exists() {
+            fail(&format!("{} is missing: run `make bench`", p.display()));
+        }
+    }
+    let started = Instant::now();
+    let mut json = Vec::new();
+    let uname = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "ecapture benchmark — {date} — Linux {uname}, {cpu}, {ncpu} CPUs, {} runs each\n",
+        env.runs
+    );
+    json.push(format!("\"machine\":{{\"date\":\"{date}\",\"kernel\":\"{uname}\",\"cpu\":\"{cpu}\",\"cpus\":{ncpu}}}"));
+
+    let sections: [(u32, Section); 5] = [
+        (1, overhead),
+        (2, completeness),
+        (3, latency),
+        (4, fan_out),
+        (5, size_and_startup),
+    ];
+    for (n, section) in sections {
+        if env.wants(n) {
+            json.push(section(&env));
+        }
+    }
+
+    let out = dir.join("results.json");
+    let text = format!("{{{}}}\n", json.join(","));
+    if let Err(e) = std::fs::write(&out, text) {
+        fail(&format!("{}: {e}", out.display()));
+    }
+    println!(
+        "results: {} ({:.0} s)",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Section 1: µs per SSL_write with no capture, the bpftrace floor, ecapture text
+/// and ecapture --ecaptureq with one client; interleaved, `runs` times.
+fn overhead(env: &Env) -> String {
+    let writes = "20000";
+    let configs = ["none", "floor", "ecapture", "ecaptureq"];
+    let mut us: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let load = |env: &Env| tlsload(env, &["-n", writes, "-s", "64"]);
+    for run in 0..env.runs {
+        for k in 0..configs.len() {
+            // Rotate the order so no configuration always runs first.
+            let c = (k + run) % configs.len();
+            let l = match configs[c] {
+                "none" => load(env),
+                "floor" => {
+                    let f = floor_start(env);
+                    let l = load(env);
+                    floor_stop(f);
+                    l
+                }
+                "ecapture" => {
+                    let e = Ecap::start(&env.ecapture, &["tls"]);
+                    let l = load(env);
+                    e.stop();
+                    l
+                }
+                _ => {
+                    let mut e =
+                        Ecap::start(&env.ecapture, &["tls", "--ecaptureq", "ws://127.0.0.1:0/"]);
+                    let client = Client::connect(&ecq_url(&mut e), false);
+                    let l = load(env);
+                    e.stop();
+                    client.join();
+                    l
+                }
+            };
+            us[c].push(l.us_per_write);
+        }
+    }
+    let med: Vec<f64> = us.iter().map(|v| median(v)).collect();
+    let ratio = |i: usize| (med[i] - med[0]) / (med[1] - med[0]);
+    println!("1. overhead: µs per SSL_write of 64 bytes ({writes} writes, one TLS connection on loopback), median [min–max]");
+    let names = [
+        "no capture",
+        "bpftrace uprobe+uretprobe count (floor)",
+        "ecapture tls (text to /dev/null)",
+        "ecapture tls --ecaptureq, 1 client",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let (lo, hi) = range(&us[i]);
+        println!("   {n:<44} {:>7.2} [{lo:.2}–{hi:.2}]", med[i]);
+    }
+    println!(
+        "   ratio (ecapture − none)/(floor − none): {:.2} text, {:.2} eCaptureQ   (SPEC target ≤ 1.25)\n",
+        ratio(2),
+        ratio(3)
+    );
+    format!(
+        "\"overhead\":{{\"us_per_write\":{{\"none\":{:.3},\"floor\":{:.3},\"ecapture\":{:.3},\"ecaptureq\":{:.3}}},\"ratio_text\":{:.3},\"ratio_ecaptureq\":{:.3},\"runs\":{}}}",
+        med[0],
+        med[1],
+        med[2],
+        med[3],
+        ratio(2),
+        ratio(3),
+        env.runs
+    )
+}
+
+/// What a captured load made, and what ecapture captured of it.
+struct Completeness {
+    writes: f64,
+    bytes_made: f64,
+    seconds: f64,
+    summary: Summary,
+}
+
+/// Runs `procs` tlsload processes of `conns` connections each under
+/// `ecapture tls`.
+fn captured_load(
+    env: &Env,
+    procs: usize,
+    conns: usize,
+    size: usize,
+    writes_per_conn: usize,
+) -> Completeness {
+    let e = Ecap::start(&env.ecapture, &["tls"]);
+    let t = Instant::now();
+    let args: Vec<String> = [
+        "-n",
+        &writes_per_conn.to_string(),
+        "-s",
+        &size.to_string(),
+        "-c",
+        &conns.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let hs: Vec<JoinHandle<Load>> = (0..procs).map(|_| tlsload_spawn(env, &args)).collect();
+    let loads: Vec<Load> = hs
+        .into_iter()
+        .map(|h| h.join().unwrap_or_default())
+        .collect();
+    let seconds = t.elapsed().as_secs_f64();
+    let summary = e.stop();
+    Completeness {
+        writes: loads.iter().map(|l| l.writes).sum(),
+        // Each write, and the server's read of it.
+        bytes_made: 2.0 * loads.iter().map(|l| l.bytes).sum::<f64>(),
+        seconds,
+        summary,
+    }
+}
+
+/// Section 2: Calls and bytes captured vs made: one connection at its highest
+/// rate, then harder loads (more processes and connections, then bigger
+/// writes) until the first loss.
+fn completeness(env: &Env) -> String {
+    let c = captured_load(env, 1, 1, 64, 200_000);
+    let made_calls = 2.0 * c.writes;
+    let s = c.summary;
+    println!(
+        "2. completeness at the highest rate one connection makes ({:.0} writes/s of 64 bytes), default buffers",
+        c.writes / c.seconds
+    );
+    println!(
+        "   calls captured {} of {made_calls:.0} made, bytes {} of {:.0}, lost {}",
+        s.calls, s.bytes, c.bytes_made, s.lost
+    );
+    let head = format!(
+        "\"calls_made\":{made_calls:.0},\"calls_captured\":{},\"bytes_made\":{:.0},\"bytes_captured\":{},\"lost\":{},\"writes_per_s\":{:.0}",
+        s.calls,
+        c.bytes_made,
+        s.bytes,
+        s.lost,
+        c.writes / c.seconds
+    );
+    println!("   harder loads, until the first loss (MB/s: plaintext captured, both ends):");
+    let mut steps = Vec::new();
+    let mut first_loss = None;
+    // (processes, connections each, write size, writes per connection)
+    for (procs, conns, size, n) in [
+        (2, 2, 64, 40_000),
+        (4, 4, 64, 10_000),
+        (1, 1, 1024, 40_000),
+        (1, 1, 4096, 20_000),
+        (2, 2, 4096, 10_000),
+        (1, 1, 16384, 10_000),
+        (2, 2, 16384, 5_000),
+        (4, 4, 16384, 2_000),
+        (4, 4, 65536, 500),
+    ] {
+        let c = captured_load(env, procs, conns, size, n);
+        let s = c.summary;
+        let (rate, mbs) = (c.writes / c.seconds, c.bytes_made / c.seconds / 1e6);
+        let clean = s.lost == 0 && s.bytes as f64 >= c.bytes_made;
+        println!(
+            "   {procs} proc × {conns} conn × {size:>5} B: {rate:>7.0} writes/s {mbs:>6.0} MB/s, bytes {} of {:.0}, lost {}",
+            s.bytes, c.bytes_made, s.lost
+        );
+        steps.push(format!(
+            "{{\"procs\":{procs},\"conns\":{conns},\"size\":{size},\"writes_per_s\":{rate:.0},\"mb_per_s\":{mbs:.1},\"bytes_made\":{:.0},\"bytes_captured\":{},\"lost\":{}}}",
+            c.bytes_made, s.bytes, s.lost
+        ));
+        if !clean {
+            first_loss = Some((rate, mbs));
+            break;
+        }
+    }
+    match first_loss {
+        Some((r, m)) => println!("   first loss at {r:.0} writes/s, {m:.0} MB/s\n"),
+        None => println!("   no loss at any of these loads\n"),
+    }
+    format!(
+        "\"completeness\":{{{head},\"harder\":[{}],\"first_loss\":{}}}",
+        steps.join(","),
+        first_loss.map_or("null".to_string(), |(r, m)| format!(
+            "{{\"writes_per_s\":{r:.0},\"mb_per_s\":{m:.1}}}"
+        ))
+    )
+}
+
+/// Section 3: SSL_write to eCaptureQ client, stamped HTTP/1.1 requests at 1000/s.
+fn latency(env: &Env) -> String {
+    let mut e = Ecap::start(&env.ecapture, &["tls", "--ecaptureq", "ws://127.0.0.1:0/"]);
+    let url = ecq_url(&mut e);
+    let client = Client::connect(&url, true);
+    let args: Vec<String> = ["-n", "3000", "-s", "128", "-r", "1000", "-t", "-H"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    tlsload_spawn(env, &args).join().unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(200)); // the last events' way to the client
+    e.stop();
+    let lat = client.join().latencies_us;
+    let (p50, p99, max) = (
+        percentile(&lat, 50.0) / 1000.0,
+        percentile(&lat, 99.0) / 1000.0,
+        range(&lat).1 / 1000.0,
+    );
+    println!(
+        "3. latency, SSL_write to eCaptureQ client, HTTP/1.1 requests at 1000/s: {} samples",
+        lat.len()
+    );
+    println!("   p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms   (SPEC target p99 ≤ 10 ms)\n");
+    format!(
+        "\"latency_ms\":{{\"samples\":{},\"p50\":{p50:.3},\"p99\":{p99:.3},\"max\":{max:.3}}}",
+        lat.len()
+    )
+}
+
+/// Section 4: RSS of ecapture with 1, 10 and 100 eCaptureQ clients at ~10k
+/// events/s, and whether every client got every event.
+fn fan_out(env: &Env) -> String {
+    println!(
+        "4. memory and fan-out at ~10k events/s (5000 HTTP requests/s, both ends captured, 4 s)"
+    );
+    let mut rows = Vec::new();
+    for n in [1usize, 10, 100] {
+        let mut e = Ecap::start(&env.ecapture, &["tls", "--ecaptureq", "ws://127.0.0.1:0/"]);
+        let url = ecq_url(&mut e);
+        let clients: Vec<Client> = (0..n).map(|_| Client::connect(&url, false)).collect();
+        let args: Vec<String> = ["-n", "20000", "-s", "128", "-r", "5000", "-H"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cpu0 = e.cpu_seconds();
+        let h = tlsload_spawn(env, &args);
+        let mut peak = 0;
+        while !h.is_finished() {
+            peak = peak.max(e.rss_kib("VmRSS:"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let load = h.join().unwrap_or_default();
+        let cpu = (e.cpu_seconds() - cpu0) / load.seconds.max(0.001) * 100.0;
+        std::thread::sleep(Duration::from_millis(300)); // the clients' last events
+        peak = peak.max(e.rss_kib("VmRSS:"));
+        let hwm = e.rss_kib("VmHWM:");
+        let s = e.stop();
+        let counts: Vec<u64> = clients.into_iter().map(|c| c.join().events).collect();
+        let all = s.lost == 0
+            && s.events as f64 >= 2.0 * load.writes
+            && counts.iter().all(|&c| c == s.events);
+        let least = counts.iter().copied().min().unwrap_or(0);
+        println!(
+            "   {n:>3} clients: RSS peak {:.1} MiB (high-water {:.1}), CPU {cpu:.0}%; load {:.0} requests/s; {} of {:.0} events captured ({:.0}/s), lost {}; every client got every event: {}",
+            peak as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            load.writes_per_s,
+            s.events,
+            2.0 * load.writes,
+            s.events as f64 / load.seconds.max(0.001),
+            s.lost,
+            if all { "yes".to_string() } else { format!("no (least {least}, dropped for slow clients {})", s.ecq_dropped) }
+        );
+        rows.push(format!(
+            "{{\"clients\":{n},\"rss_peak_mib\":{:.2},\"rss_hwm_mib\":{:.2},\"cpu_percent\":{cpu:.1},\"requests_per_s\":{:.0},\"events\":{},\"lost\":{},\"least_received\":{least},\"all_got_all\":{all},\"dropped_for_slow_clients\":{}}}",
+            peak as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            load.writes_per_s,
+            s.events,
+            s.lost,
+            s.ecq_dropped
+        ));
+    }
+    println!("   (SPEC targets: ≤ 32 MiB with 10 clients; 100 clients keep up)\n");
+    format!("\"memory\":[{}]", rows.join(","))
+}
+
+/// Section 5: Binary sizes; start to "probes attached" of the static binary.
+fn size_and_startup(env: &Env) -> String {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut starts = Vec::new();
+    let bin = if env.static_bin.exists() {
+        &env.static_bin
+    } else {
+        &env.ecapture
+    };
+    for _ in 0..env.runs {
+        let e = Ecap::start(bin, &["tls"]);
+        starts.push(e.startup.as_secs_f64() * 1000.0);
+        e.stop();
+    }
+    let (lo, hi) = range(&starts);
+    println!("5. size and start-up");
+    println!(
+        "   static binary {:.2} MiB ({}), glibc binary {:.2} MiB   (SPEC target ≤ 8 MiB)",
+        size(&env.static_bin) as f64 / 1048576.0,
+        env.static_bin.display(),
+        size(&env.ecapture) as f64 / 1048576.0
+    );
+    println!(
+        "   start to \"probes attached\" ({}): {:.0} ms [{lo:.0}–{hi:.0}]   (SPEC target ≤ 300 ms)\n",
+        if bin == &env.static_bin { "static" } else { "glibc" },
+        median(&starts)
+    );
+    format!(
+        "\"size\":{{\"static_bytes\":{},\"glibc_bytes\":{}}},\"startup_ms\":{{\"median\":{:.1},\"min\":{lo:.1},\"max\":{hi:.1}}}",
+        size(&env.static_bin),
+        size(&env.ecapture),
+        median(&starts)
+    )
+}
