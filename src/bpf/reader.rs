@@ -1,28 +1,32 @@
 //! Perf-buffer reader threads, one per CPU ring. The libbpf callback decodes
-//! the record's header, copies its payload and sends both to the
+//! the record's header, copies its payload and hands both to the
 //! dispatcher's bounded channel.
 //!
-//! When the channel is full the reader waits for the dispatcher rather than
-//! dropping: the kernel ring behind it (`--mapsize`, megabytes per CPU) is
-//! the buffer, and the only place a record may be lost, counted by the
-//! kernel. A reader woken at the ring's watermark hands over thousands of
-//! records at once — more than the channel holds — and on a busy machine the
-//! dispatcher may not run for a while; dropping there lost events with the
-//! ring nearly empty. A record is counted as lost here only if the
-//! dispatcher is gone.
+//! A reader never blocks on the channel and never drops for lack of room
+//! in it: when the channel is full, the record that did not fit is kept
+//! aside, the pass over the ring stops, and the reader retries a
+//! millisecond later, reading on from the ring once the record is in. The
+//! kernel ring (`--mapsize`, megabytes per CPU) stays the buffer, and the
+//! only place a record can be lost — counted by the BPF side. (A reader woken
+//! at the ring's watermark has thousands of records to hand over, more than
+//! the channel holds, while on a busy machine the dispatcher may not have
+//! run yet: dropping there lost events with the ring nearly empty.)
 //!
-//! After each pass over its ring a reader sends a `Drained` marker: the
+//! After each complete pass a reader sends a `Drained` marker: the
 //! dispatcher uses them to put the CPUs' records back in order (`reorder`).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Sender;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
 use crate::error::{Context, Result};
 use crate::event::ChunkHdr;
 use crate::stats::Stats;
-use crate::sys::libbpf::{PerfCpuBuffer, PerfHandler};
+use crate::sys::libbpf::{Flow, PerfCpuBuffer, PerfHandler};
 use crate::sys::os::{monotonic_ns, poll_readable, EventFd};
 
 /// One perf record, decoded: its header, and its payload copied out of the
@@ -59,6 +63,39 @@ pub fn raise_capture_priority() {
     }
 }
 
+thread_local! {
+    /// This reader's input that the channel had no room for: it goes first
+    /// when the reader resumes. (The callback runs on the reader's thread.)
+    static HELD: Cell<Option<Input>> = const { Cell::new(None) };
+}
+
+/// Whether this reader holds an input back.
+fn holding() -> bool {
+    HELD.with(|h| {
+        let held = h.take();
+        let some = held.is_some();
+        h.set(held);
+        some
+    })
+}
+
+/// Hands `input` over, or keeps it in HELD; false if it had to be kept.
+fn hand_over(tx: &Sender<Input>, input: Input, stats: &Stats) -> bool {
+    match tx.try_send(input) {
+        Ok(()) => true,
+        Err(TrySendError::Full(input)) => {
+            HELD.with(|h| h.set(Some(input)));
+            false
+        }
+        Err(TrySendError::Disconnected(input)) => {
+            if matches!(input, Input::Record(_)) {
+                Stats::add(&stats.channel_full, 1);
+            }
+            true
+        }
+    }
+}
+
 /// The perf buffer's callbacks.
 pub struct Forward {
     pub tx: Sender<Input>,
@@ -66,18 +103,20 @@ pub struct Forward {
 }
 
 impl PerfHandler for Forward {
-    fn sample(&self, cpu: i32, data: &[u8]) {
+    fn sample(&self, cpu: i32, data: &[u8]) -> Flow {
         Stats::add(&self.stats.records, 1);
         let rec = match ChunkHdr::parse(data) {
             Ok((hdr, payload)) => Record { hdr, payload: payload.to_vec() },
             Err(e) => {
                 Stats::add(&self.stats.malformed, 1);
                 log::debug!("malformed record from CPU {cpu}: {e}");
-                return;
+                return Flow::Continue;
             }
         };
-        if self.tx.send(Input::Record(rec)).is_err() {
-            Stats::add(&self.stats.channel_full, 1);
+        if hand_over(&self.tx, Input::Record(rec), &self.stats) {
+            Flow::Continue
+        } else {
+            Flow::Stop
         }
     }
 
@@ -143,6 +182,10 @@ impl Drop for Readers {
 const POLL_BUSY_MS: i32 = 2;
 const POLL_IDLE_MS: i32 = 20;
 const IDLE_AFTER_EMPTY_POLLS: u32 = 500;
+/// With a record held back, how soon the channel is tried again.
+const RETRY_MS: i32 = 1;
+/// At shutdown, how long the last records may wait for the dispatcher.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_millis(500);
 
 fn read_loop(reader: usize, mut buf: PerfCpuBuffer, tx: &Sender<Input>, stop: &EventFd, stats: &Stats) {
     let fd = match buf.fd() {
@@ -154,6 +197,19 @@ fn read_loop(reader: usize, mut buf: PerfCpuBuffer, tx: &Sender<Input>, stop: &E
     };
     let mut empty_polls = 0u32;
     loop {
+        // What the channel had no room for goes first; the ring waits.
+        if let Some(input) = HELD.with(|h| h.take()) {
+            if !hand_over(tx, input, stats) {
+                match poll_readable(&[stop.fd()], RETRY_MS) {
+                    Ok(r) if r[0] => return drain_at_stop(&mut buf, tx, stats),
+                    Ok(_) => continue,
+                    Err(e) => {
+                        log::error!("perf reader: poll failed: {e}");
+                        return;
+                    }
+                }
+            }
+        }
         let timeout = if empty_polls >= IDLE_AFTER_EMPTY_POLLS { POLL_IDLE_MS } else { POLL_BUSY_MS };
         let ready = match poll_readable(&[fd, stop.fd()], timeout) {
             Ok(r) => r,
@@ -162,13 +218,14 @@ fn read_loop(reader: usize, mut buf: PerfCpuBuffer, tx: &Sender<Input>, stop: &E
                 return;
             }
         };
+        if ready[1] {
+            // Probes are detached before stop: what is left is finite.
+            return drain_at_stop(&mut buf, tx, stats);
+        }
         let before = stats.records.load(std::sync::atomic::Ordering::Relaxed);
         let upto_ns = monotonic_ns();
         if let Err(e) = buf.consume() {
             log::error!("{e}");
-            return;
-        }
-        if tx.send(Input::Drained { reader, upto_ns }).is_err() {
             return;
         }
         if stats.records.load(std::sync::atomic::Ordering::Relaxed) == before {
@@ -176,11 +233,32 @@ fn read_loop(reader: usize, mut buf: PerfCpuBuffer, tx: &Sender<Input>, stop: &E
         } else {
             empty_polls = 0;
         }
-        if ready[1] {
-            // Probes are detached before stop: this drains what is left.
-            if let Err(e) = buf.consume() {
-                log::error!("{e}");
+        // Only a complete pass vouches for everything before `upto_ns`.
+        if !holding() {
+            hand_over(tx, Input::Drained { reader, upto_ns }, stats);
+        }
+    }
+}
+
+/// Hands over everything left in the ring, waiting for the dispatcher (it
+/// runs until the readers are gone) at most `SHUTDOWN_PATIENCE` per record.
+fn drain_at_stop(buf: &mut PerfCpuBuffer, tx: &Sender<Input>, stats: &Stats) {
+    let deadline = Instant::now() + SHUTDOWN_PATIENCE;
+    loop {
+        if let Some(input) = HELD.with(|h| h.take()) {
+            match tx.send_timeout(input, deadline.saturating_duration_since(Instant::now())) {
+                Ok(()) => {}
+                Err(SendTimeoutError::Timeout(Input::Record(_)) | SendTimeoutError::Disconnected(Input::Record(_))) => {
+                    Stats::add(&stats.channel_full, 1);
+                }
+                Err(_) => {}
             }
+        }
+        if let Err(e) = buf.consume() {
+            log::error!("{e}");
+            return;
+        }
+        if !holding() {
             return;
         }
     }

@@ -332,10 +332,19 @@ impl Drop for Link {
     }
 }
 
+/// What a sample callback tells the ring it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on with the next record.
+    Continue,
+    /// End this pass after this record (which counts as read).
+    Stop,
+}
+
 /// What a perf buffer calls: one sample (cpu, bytes), or a count of samples
 /// the kernel dropped on a CPU because the buffer was full. Must not block.
 pub trait PerfHandler: Send + Sync {
-    fn sample(&self, cpu: i32, data: &[u8]);
+    fn sample(&self, cpu: i32, data: &[u8]) -> Flow;
     fn lost(&self, cpu: i32, count: u64);
 }
 
@@ -377,7 +386,10 @@ unsafe extern "C" fn event_cb(ctx: *mut c_void, cpu: c_int, ev: *mut sys::perf_e
             // PERF_SAMPLE_RAW: u32 size, then the data.
             sys::PERF_RECORD_SAMPLE if body.len() >= 4 => {
                 let n = u32::from_ne_bytes([body[0], body[1], body[2], body[3]]) as usize;
-                h.sample(cpu, &body[4..(4 + n).min(body.len())]);
+                if h.sample(cpu, &body[4..(4 + n).min(body.len())]) == Flow::Stop {
+                    // libbpf has already moved past this record.
+                    return sys::LIBBPF_PERF_EVENT_DONE;
+                }
             }
             // u64 id, u64 lost.
             sys::PERF_RECORD_LOST if body.len() >= 16 => {
