@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use util::*;
 
 /// nginx with TLS and HTTP/2 on 127.0.0.1:port, serving `www` with gzip.
+/// One process (no master): killing it when the test ends leaves no worker
+/// behind (a killed master's workers go on serving).
 struct Nginx {
     _proc: Proc,
     port: u16,
@@ -32,7 +34,7 @@ fn nginx(dir: &Path) -> Nginx {
     let port = free_port();
     let d = dir.display();
     let conf = format!(
-        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nuser root;\n\
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nuser root;\n\
          events {{ worker_connections 64; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/client_body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
