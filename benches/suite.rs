@@ -70,7 +70,7 @@ fn json_num(line: &str, key: &str) -> f64 {
 }
 
 /// Runs tlsload in the background; its result at join.
-fn tlsload_spawn(env: &Env, args: &[String]) -> JoinHandle<Load> {
+fn tlsload_spawn(env: &Env, args: &[&str]) -> JoinHandle<Load> {
     let child = Command::new(&env.tlsload)
         .arg(&env.cert)
         .arg(&env.key)
@@ -98,8 +98,7 @@ fn tlsload_spawn(env: &Env, args: &[String]) -> JoinHandle<Load> {
 }
 
 fn tlsload(env: &Env, args: &[&str]) -> Load {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tlsload_spawn(env, &args)
+    tlsload_spawn(env, args)
         .join()
         .unwrap_or_else(|_| fail("tlsload thread"))
 }
@@ -595,17 +594,8 @@ fn captured_load(
 ) -> Completeness {
     let e = Ecap::start(&env.ecapture, &["tls"]);
     let t = Instant::now();
-    let args: Vec<String> = [
-        "-n",
-        &writes_per_conn.to_string(),
-        "-s",
-        &size.to_string(),
-        "-c",
-        &conns.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let (n, s, c) = (writes_per_conn.to_string(), size.to_string(), conns.to_string());
+    let args = ["-n", &n, "-s", &s, "-c", &c];
     let hs: Vec<JoinHandle<Load>> = (0..procs).map(|_| tlsload_spawn(env, &args)).collect();
     let loads: Vec<Load> = hs
         .into_iter()
@@ -695,11 +685,7 @@ fn latency(env: &Env) -> String {
     let mut e = Ecap::start(&env.ecapture, &["tls", "--ecaptureq", "ws://127.0.0.1:0/"]);
     let url = ecq_url(&mut e);
     let client = Client::connect(&url, true);
-    let args: Vec<String> = ["-n", "3000", "-s", "128", "-r", "1000", "-t", "-H"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    tlsload_spawn(env, &args).join().unwrap_or_default();
+    tlsload(env, &["-n", "3000", "-s", "128", "-r", "1000", "-t", "-H"]);
     std::thread::sleep(Duration::from_millis(200)); // the last events' way to the client
     e.stop();
     let lat = client.join().latencies_us;
@@ -730,12 +716,8 @@ fn fan_out(env: &Env) -> String {
         let mut e = Ecap::start(&env.ecapture, &["tls", "--ecaptureq", "ws://127.0.0.1:0/"]);
         let url = ecq_url(&mut e);
         let clients: Vec<Client> = (0..n).map(|_| Client::connect(&url, false)).collect();
-        let args: Vec<String> = ["-n", "20000", "-s", "128", "-r", "5000", "-H"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
         let cpu0 = e.cpu_seconds();
-        let h = tlsload_spawn(env, &args);
+        let h = tlsload_spawn(env, &["-n", "20000", "-s", "128", "-r", "5000", "-H"]);
         let mut peak = 0;
         while !h.is_finished() {
             peak = peak.max(e.rss_kib("VmRSS:"));

@@ -4,6 +4,7 @@
 //! what is still pending.
 
 use std::io::{self, BufWriter, Write};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,13 +92,16 @@ impl Dispatcher {
             EventSink::Sink { render, sink } => Sink::Remote(render, sink),
             EventSink::EcaptureQ(hub, render) => Sink::Hub(hub, render),
         };
-        let mut reasm = Reassembler::new(MAX_PARTIALS);
-        let mut asm = Assembler::new(assembly);
-        let started = Instant::now();
-        let now = || started.elapsed().as_nanos() as u64;
+        let mut stages = Stages {
+            reasm: Reassembler::new(MAX_PARTIALS),
+            asm: Assembler::new(assembly),
+            calls: Vec::new(),
+            msgs: Vec::new(),
+            clock,
+            stats,
+            started: Instant::now(),
+        };
         let ticker = tick(TICK);
-        let mut calls = Vec::new();
-        let mut msgs = Vec::new();
         let mut order = Reorder::new(readers);
         loop {
             select! {
@@ -108,71 +112,92 @@ impl Dispatcher {
                         Err(_) => break,
                     }
                     while let Some(rec) = order.pop_ready() {
-                        take(rec, &mut asm, &mut reasm, now(), &mut calls, &mut msgs);
-                        // Before the next record: a close must follow its calls.
-                        assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
+                        stages.take(rec);
                     }
                 }
-                recv(ticker) -> _ => {
-                    reasm.expire(now(), PARTIAL_MAX_AGE.as_nanos() as u64, &mut calls);
-                    assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
-                    asm.tick(now(), &mut msgs);
-                }
+                recv(ticker) -> _ => stages.tick(),
             }
-            assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
-            emit(&mut msgs, &mut sink, &stats);
+            stages.assemble();
+            emit(&mut stages.msgs, &mut sink, &stages.stats);
             // Batch writes while records keep coming; flush once caught up.
             if rx.is_empty() {
                 sink.flush();
             }
         }
         while let Some(rec) = order.pop_any() {
-            take(rec, &mut asm, &mut reasm, now(), &mut calls, &mut msgs);
-            assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
+            stages.take(rec);
         }
         if order.forced > 0 {
             log::debug!("{} records released before every reader had passed them (readers stalled)", order.forced);
         }
-        reasm.flush(&mut calls);
-        assemble(&mut calls, &clock, &mut asm, now(), &stats, &reasm, &mut msgs);
-        asm.flush(&mut msgs);
-        emit(&mut msgs, &mut sink, &stats);
+        stages.finish();
+        emit(&mut stages.msgs, &mut sink, &stages.stats);
         sink.flush();
     }
 }
 
-/// One record, in capture order: a chunk into call reassembly, or a close
-/// into the assembler.
-fn take(rec: Record, asm: &mut Assembler, reasm: &mut Reassembler, now: u64, calls: &mut Vec<Call>, msgs: &mut Vec<TlsEvent>) {
-    if rec.hdr.is_close() {
-        asm.close(rec.hdr.pid, rec.hdr.ssl, msgs);
-    } else {
-        reasm.push(rec.hdr, rec.payload, now, calls);
-    }
+/// Records in capture order → calls (reassembly) → messages (assembly).
+struct Stages {
+    reasm: Reassembler,
+    asm: Assembler,
+    /// Calls reassembled, not yet in the assembler.
+    calls: Vec<Call>,
+    /// Messages the assembler handed out, not yet emitted.
+    msgs: Vec<TlsEvent>,
+    clock: WallClock,
+    stats: Arc<Stats>,
+    started: Instant,
 }
 
-/// Calls into the assembler (which hands out messages).
-fn assemble(
-    calls: &mut Vec<Call>,
-    clock: &WallClock,
-    asm: &mut Assembler,
-    now: u64,
-    stats: &Stats,
-    reasm: &Reassembler,
-    msgs: &mut Vec<TlsEvent>,
-) {
-    for call in calls.drain(..) {
-        Stats::add(&stats.calls, 1);
-        let ev = to_event(call, clock);
-        if ev.truncated() {
-            Stats::add(&stats.truncated, 1);
-        }
-        asm.push(ev, now, msgs);
+impl Stages {
+    /// The assemblers' clock: ns since the dispatcher started.
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
     }
-    let r = reasm.stats();
-    stats.incomplete.store(r.incomplete_calls, std::sync::atomic::Ordering::Relaxed);
-    stats.missing_bytes.store(r.missing_bytes, std::sync::atomic::Ordering::Relaxed);
-    stats.stray_chunks.store(r.stray_chunks, std::sync::atomic::Ordering::Relaxed);
+
+    /// One record, in capture order: a chunk into call reassembly, or a
+    /// close into the assembler — after the calls that came before it.
+    fn take(&mut self, rec: Record) {
+        if rec.hdr.is_close() {
+            self.assemble();
+            self.asm.close(rec.hdr.pid, rec.hdr.ssl, &mut self.msgs);
+        } else {
+            let now = self.now();
+            self.reasm.push(rec.hdr, rec.payload, now, &mut self.calls);
+        }
+    }
+
+    /// Calls into the assembler (which hands out messages).
+    fn assemble(&mut self) {
+        let now = self.now();
+        for call in self.calls.drain(..) {
+            Stats::add(&self.stats.calls, 1);
+            let ev = to_event(call, &self.clock);
+            if ev.truncated() {
+                Stats::add(&self.stats.truncated, 1);
+            }
+            self.asm.push(ev, now, &mut self.msgs);
+        }
+        let r = self.reasm.stats();
+        self.stats.incomplete.store(r.incomplete_calls, Relaxed);
+        self.stats.missing_bytes.store(r.missing_bytes, Relaxed);
+        self.stats.stray_chunks.store(r.stray_chunks, Relaxed);
+    }
+
+    /// Stale partial calls and messages idle for long enough come out.
+    fn tick(&mut self) {
+        let now = self.now();
+        self.reasm.expire(now, PARTIAL_MAX_AGE.as_nanos() as u64, &mut self.calls);
+        self.assemble();
+        self.asm.tick(now, &mut self.msgs);
+    }
+
+    /// The end: everything pending comes out, complete or not.
+    fn finish(&mut self) {
+        self.reasm.flush(&mut self.calls);
+        self.assemble();
+        self.asm.flush(&mut self.msgs);
+    }
 }
 
 fn emit(msgs: &mut Vec<TlsEvent>, sink: &mut Sink, stats: &Stats) {

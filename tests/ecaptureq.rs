@@ -384,9 +384,8 @@ fn hostile_and_vanishing_clients_do_not_disturb_others() {
     pinger.send(tungstenite::Message::Ping(b"are you there".to_vec().into())).unwrap();
     let mut ponged = false;
     while !ponged {
-        match pinger.read().expect("the pinger stays connected") {
-            tungstenite::Message::Pong(p) => ponged = p.as_ref() == b"are you there",
-            _ => {}
+        if let tungstenite::Message::Pong(p) = pinger.read().expect("the pinger stays connected") {
+            ponged = p.as_ref() == b"are you there";
         }
     }
 

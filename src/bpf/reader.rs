@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
@@ -66,17 +66,17 @@ pub fn raise_capture_priority() {
 thread_local! {
     /// This reader's input that the channel had no room for: it goes first
     /// when the reader resumes. (The callback runs on the reader's thread.)
-    static HELD: Cell<Option<Input>> = const { Cell::new(None) };
+    static HELD: RefCell<Option<Input>> = const { RefCell::new(None) };
 }
 
 /// Whether this reader holds an input back.
 fn holding() -> bool {
-    HELD.with(|h| {
-        let held = h.take();
-        let some = held.is_some();
-        h.set(held);
-        some
-    })
+    HELD.with(|h| h.borrow().is_some())
+}
+
+/// The input this reader held back, if any.
+fn take_held() -> Option<Input> {
+    HELD.with(|h| h.borrow_mut().take())
 }
 
 /// Hands `input` over, or keeps it in HELD; false if it had to be kept.
@@ -84,7 +84,7 @@ fn hand_over(tx: &Sender<Input>, input: Input, stats: &Stats) -> bool {
     match tx.try_send(input) {
         Ok(()) => true,
         Err(TrySendError::Full(input)) => {
-            HELD.with(|h| h.set(Some(input)));
+            HELD.with(|h| *h.borrow_mut() = Some(input));
             false
         }
         Err(TrySendError::Disconnected(input)) => {
@@ -198,7 +198,7 @@ fn read_loop(reader: usize, mut buf: PerfCpuBuffer, tx: &Sender<Input>, stop: &E
     let mut empty_polls = 0u32;
     loop {
         // What the channel had no room for goes first; the ring waits.
-        if let Some(input) = HELD.with(|h| h.take()) {
+        if let Some(input) = take_held() {
             if !hand_over(tx, input, stats) {
                 match poll_readable(&[stop.fd()], RETRY_MS) {
                     Ok(r) if r[0] => return drain_at_stop(&mut buf, tx, stats),
@@ -245,7 +245,7 @@ fn read_loop(reader: usize, mut buf: PerfCpuBuffer, tx: &Sender<Input>, stop: &E
 fn drain_at_stop(buf: &mut PerfCpuBuffer, tx: &Sender<Input>, stats: &Stats) {
     let deadline = Instant::now() + SHUTDOWN_PATIENCE;
     loop {
-        if let Some(input) = HELD.with(|h| h.take()) {
+        if let Some(input) = take_held() {
             match tx.send_timeout(input, deadline.saturating_duration_since(Instant::now())) {
                 Ok(()) => {}
                 Err(SendTimeoutError::Timeout(Input::Record(_)) | SendTimeoutError::Disconnected(Input::Record(_))) => {
