@@ -145,13 +145,34 @@ pub fn s_server(dir: &Path, accept: &str, www: bool) -> Proc {
     Proc(child)
 }
 
+/// `/usr/bin/python3`, as user `uid` when given (so a test can capture with
+/// --uid and see nothing of the other tests running beside it).
+fn python_as(uid: Option<u32>) -> Command {
+    match uid {
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={u}")).arg(format!("--regid={u}")).arg("--clear-groups").arg("/usr/bin/python3");
+            c
+        }
+        None => Command::new("/usr/bin/python3"),
+    }
+}
+
 /// The test TLS server of tests/tls_server.py (Python's ssl: SSL_read_ex /
 /// SSL_write_ex) on `host` ("127.0.0.1" or "::1"); returns it and its port
 /// once it listens.
 pub fn py_server(dir: &Path, host: &str) -> (Proc, u16) {
+    py_server_as(None, dir, host)
+}
+
+/// `py_server` running as user `uid` (its key is handed to that user).
+pub fn py_server_as(uid: Option<u32>, dir: &Path, host: &str) -> (Proc, u16) {
     let (cert, key) = make_cert(dir);
+    if let Some(u) = uid {
+        std::os::unix::fs::chown(&key, Some(u), Some(u)).expect("chown the key");
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_server.py");
-    let mut child = Command::new("/usr/bin/python3")
+    let mut child = python_as(uid)
         .arg(script)
         .arg(host)
         .arg(cert)
@@ -788,19 +809,10 @@ pub fn py_client(port: u16, args: &[&std::ffi::OsStr]) -> u32 {
     py_client_as(None, port, args)
 }
 
-/// `py_client` running as user `uid` (so a test can capture with --uid and
-/// see nothing of the other tests running beside it).
+/// `py_client` running as user `uid` (see `python_as`).
 pub fn py_client_as(uid: Option<u32>, port: u16, args: &[&std::ffi::OsStr]) -> u32 {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_client.py");
-    let mut cmd = match uid {
-        Some(u) => {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={u}")).arg(format!("--regid={u}")).arg("--clear-groups").arg("/usr/bin/python3");
-            c
-        }
-        None => Command::new("/usr/bin/python3"),
-    };
-    let mut py = cmd
+    let mut py = python_as(uid)
         .arg(script)
         .arg(port.to_string())
         .args(args)
