@@ -739,7 +739,24 @@ impl EcqClient {
                 return;
             }
             if Instant::now() >= deadline {
-                panic!("eCaptureQ client: {what}: {count} of {n} within {PATIENCE:?} (closed: {:?})", g.closed);
+                // What came instead, and what the server said about losses.
+                let mut kinds = std::collections::BTreeMap::new();
+                for e in events_iter(&g.entries, pid) {
+                    *kinds.entry((e.dir, e.kind)).or_insert(0usize) += 1;
+                }
+                let losses: Vec<&String> = g
+                    .entries
+                    .iter()
+                    .filter_map(|e| match e {
+                        Entry::Log(l) if l.contains("lost") || l.contains("too slow") => Some(l),
+                        _ => None,
+                    })
+                    .collect();
+                panic!(
+                    "eCaptureQ client: {what}: {count} of {n} within {PATIENCE:?} (closed: {:?}); \
+                     events of pid {pid} by (dir, type): {kinds:?}; loss reports: {losses:?}",
+                    g.closed
+                );
             }
             g = cv.wait_timeout(g, deadline - Instant::now()).unwrap_or_else(|e| e.into_inner()).0;
         }
