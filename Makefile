@@ -88,9 +88,13 @@ $(TLSLOAD): bench/tlsload.c
 bench: build bench-deps static $(TLSLOAD)
 	$(CARGO) bench --bench suite
 
-bpf: $(BPF_OUT)/tls.bpf.o
+# One object per capture module (bpf/<module>.bpf.c), sharing bpf/common.h
+# (BPF code) and bpf/abi.h (the kernel <-> user ABI).
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(wildcard bpf/*.bpf.c))
 
-$(BPF_OUT)/tls.bpf.o: bpf/tls.bpf.c bpf/events.h bpf/vmlinux.h
+bpf: $(BPF_OBJS)
+
+$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c bpf/common.h bpf/abi.h bpf/vmlinux.h
 	@test -n "$(LIBBPF_INCLUDE)" || { echo "make bpf: LIBBPF_INCLUDE is not set (cargo build sets it)"; exit 1; }
 	@mkdir -p $(BPF_OUT)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp

@@ -1,13 +1,16 @@
 //! The command line: eCapture's flags parsed with pico-args into a validated
-//! `Config`. No I/O happens here besides reading the arguments, so every rule
-//! is unit-tested; checks that need the system (root, pids, files) are in
-//! `main`/`run`.
+//! `Config` — global flags (`Global`, anywhere on the line) and the module
+//! with its own flags (`ModuleConfig`, after the module's name, as eCapture's
+//! subcommand flags). No I/O happens here besides reading the arguments, so
+//! every rule is unit-tested; checks that need the system (root, pids,
+//! files) are in `pipeline` and the modules.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 use crate::ecaptureq::addr::EcqAddr;
 use crate::error::{Error, Result};
+use crate::flags::{opt, parse_size, parse_uint, text};
+use crate::modules::{self, ModuleConfig};
 use crate::sink::{Rotation, Target};
 
 pub const DEFAULT_MAPSIZE_PAGES: usize = 1024;
@@ -34,19 +37,19 @@ pub enum EventFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Module {
-    /// OpenSSL (and, later, BoringSSL): `tls`, alias `openssl`.
-    Tls,
-}
-
 /// A validated configuration for one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub module: Module,
+    pub global: Global,
+    pub module: ModuleConfig,
+}
+
+/// The flags every module shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
     pub debug: bool,
     pub hex: bool,
-    /// Perf buffer pages per CPU, a power of two.
+    /// Ring buffer pages per CPU, a power of two.
     pub mapsize_pages: usize,
     /// 0 = every process.
     pub pid: u32,
@@ -54,11 +57,8 @@ pub struct Config {
     pub uid: u32,
     /// Text output shows at most this many payload bytes per event; 0 = all.
     pub tsize: usize,
-    /// Bytes captured per SSL call; beyond it the event is marked truncated.
+    /// Bytes captured per call; beyond it the event is marked truncated.
     pub capture_cap: u32,
-    pub libssl: Option<PathBuf>,
-    /// `--ssl_version`, e.g. "openssl 3.0.2"; checked by the tls module.
-    pub ssl_version: Option<String>,
     /// `--ecaptureq`: events and logs go to this WebSocket server's clients.
     pub ecaptureq: Option<EcqAddr>,
     /// `--eventaddr` / `--logaddr` given together with `--ecaptureq`, which
@@ -77,10 +77,9 @@ pub struct Config {
     pub ecq_payload_text: bool,
 }
 
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            module: Module::Tls,
+impl Default for Global {
+    fn default() -> Global {
+        Global {
             debug: false,
             hex: false,
             mapsize_pages: DEFAULT_MAPSIZE_PAGES,
@@ -88,8 +87,6 @@ impl Default for Config {
             uid: 0,
             tsize: 0,
             capture_cap: DEFAULT_CAPTURE_CAP,
-            libssl: None,
-            ssl_version: None,
             ecaptureq: None,
             overridden_addrs: Vec::new(),
             logaddr: None,
@@ -106,7 +103,8 @@ pub const HELP: &str = "\
 ecapture — capture TLS plaintext with eBPF uprobes, no CA certificate, no proxy
 
 USAGE:
-    ecapture [FLAGS] <MODULE> [MODULE FLAGS]
+    ecapture [GLOBAL FLAGS] <MODULE> [MODULE FLAGS]
+    (global flags may also follow the module; module flags follow its name)
 
 MODULES:
     tls, openssl     OpenSSL/BoringSSL: SSL_read/SSL_write[_ex] of every process
@@ -115,7 +113,7 @@ MODULES:
 GLOBAL FLAGS:
     -d, --debug              debug logging (RUST_LOG works too)
         --hex                print payloads as a hex dump
-        --mapsize N          perf buffer per CPU, in 4 KiB pages [default: 1024]
+        --mapsize N          ring buffer per CPU, in 4 KiB pages [default: 1024]
     -p, --pid N              capture only this process (0 = all) [default: 0]
     -u, --uid N              capture only this user (0 = all) [default: 0]
     -t, --tsize N            show at most N payload bytes per event (0 = all)
@@ -140,7 +138,7 @@ GLOBAL FLAGS:
     -v, --version            print the version
     -h, --help               print this help
 
-TLS FLAGS:
+TLS FLAGS (after `tls`):
         --libssl PATH        libssl.so (or a binary with OpenSSL linked in) to
                              hook [default: libssl mapped by running processes,
                              and the system's]
@@ -176,31 +174,61 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
     if p.contains(["-v", "--version"]) {
         return Ok(Command::Version);
     }
+    let global = parse_global(&mut p)?;
 
-    let mut c = Config { debug: p.contains(["-d", "--debug"]), hex: p.contains("--hex"), ..Config::default() };
+    // What is left: the module, then its flags.
+    let mut rest = p.finish().into_iter().map(|a| a.to_string_lossy().into_owned());
+    let name = match rest.next() {
+        None => return Err(Error::usage("no module given: try 'ecapture tls' (see ecapture --help)")),
+        Some(f) if f.starts_with('-') && f.len() > 1 => {
+            return Err(match modules::flag_owner(&f) {
+                Some(m) => Error::usage(format!(
+                    "{} is a flag of the {m} module: give it after the module's name, e.g. 'ecapture {m} {f} ...'",
+                    f.split('=').next().unwrap_or(&f)
+                )),
+                None => Error::usage(format!("unknown flag '{f}' (see ecapture --help)")),
+            })
+        }
+        Some(name) => name,
+    };
+    let mut mp = pico_args::Arguments::from_vec(rest.map(OsString::from).collect());
+    let module = ModuleConfig::parse(&name, &mut mp)?;
+    if let Some(a) = mp.finish().first() {
+        let a = a.to_string_lossy();
+        if a.starts_with('-') && a.len() > 1 {
+            return Err(Error::usage(format!("unknown flag '{a}' (see ecapture --help)")));
+        }
+        return Err(Error::usage(format!("unexpected argument '{a}' (see ecapture --help)")));
+    }
+    Ok(Command::Run(Config { global, module }))
+}
 
-    if let Some(n) = opt(&mut p, "--mapsize", None, |s| parse_uint(s, "a number of pages"))? {
+/// The global flags, wherever they are on the line.
+fn parse_global(p: &mut pico_args::Arguments) -> Result<Global> {
+    let mut c = Global { debug: p.contains(["-d", "--debug"]), hex: p.contains("--hex"), ..Global::default() };
+
+    if let Some(n) = opt(p, "--mapsize", None, |s| parse_uint(s, "a number of pages"))? {
         if n == 0 || n > 65536 {
             return Err(Error::usage(format!("invalid value '{n}' for --mapsize: expected 1 to 65536 pages")));
         }
         c.mapsize_pages = (n as usize).next_power_of_two();
     }
-    if let Some(n) = opt(&mut p, "--pid", Some("-p"), |s| parse_uint(s, "a process id"))? {
+    if let Some(n) = opt(p, "--pid", Some("-p"), |s| parse_uint(s, "a process id"))? {
         c.pid = u32::try_from(n).map_err(|_| Error::usage(format!("invalid value '{n}' for --pid: too large")))?;
     }
-    if let Some(n) = opt(&mut p, "--uid", Some("-u"), |s| parse_uint(s, "a user id"))? {
+    if let Some(n) = opt(p, "--uid", Some("-u"), |s| parse_uint(s, "a user id"))? {
         c.uid = u32::try_from(n).map_err(|_| Error::usage(format!("invalid value '{n}' for --uid: too large")))?;
     }
-    if let Some(n) = opt(&mut p, "--tsize", Some("-t"), |s| parse_uint(s, "a number of bytes"))? {
+    if let Some(n) = opt(p, "--tsize", Some("-t"), |s| parse_uint(s, "a number of bytes"))? {
         c.tsize = n as usize;
     }
-    if let Some(n) = opt(&mut p, "--maxpayload", None, parse_size)? {
+    if let Some(n) = opt(p, "--maxpayload", None, parse_size)? {
         if !(MIN_CAPTURE_CAP as u64..=MAX_CAPTURE_CAP as u64).contains(&n) {
             return Err(Error::usage(format!("invalid value '{n}' for --maxpayload: expected 4K to 64M")));
         }
         c.capture_cap = n as u32;
     }
-    match opt(&mut p, "--btf", Some("-b"), |s| parse_uint(s, "0, 1 or 2"))? {
+    match opt(p, "--btf", Some("-b"), |s| parse_uint(s, "0, 1 or 2"))? {
         None | Some(0) | Some(1) => {}
         Some(2) => {
             return Err(Error::usage(
@@ -210,17 +238,17 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         Some(n) => return Err(Error::usage(format!("invalid value '{n}' for --btf: expected 0, 1 or 2"))),
     }
 
-    if let Some(url) = opt(&mut p, "--ecaptureq", None, |s| Ok(s.to_string()))? {
+    if let Some(url) = opt(p, "--ecaptureq", None, text)? {
         c.ecaptureq = Some(EcqAddr::parse(&url)?);
     }
-    if let Some(v) = opt(&mut p, "--ecaptureq-payload", None, |s| Ok(s.to_string()))? {
+    if let Some(v) = opt(p, "--ecaptureq-payload", None, text)? {
         c.ecq_payload_text = match v.as_str() {
             "raw" => false,
             "text" => true,
             _ => return Err(Error::usage(format!("invalid value '{v}' for --ecaptureq-payload: expected raw or text"))),
         };
     }
-    if let Some(ms) = opt(&mut p, "--idletime", None, |s| parse_uint(s, "milliseconds"))? {
+    if let Some(ms) = opt(p, "--idletime", None, |s| parse_uint(s, "milliseconds"))? {
         if !(1..=60_000).contains(&ms) {
             return Err(Error::usage(format!("invalid value '{ms}' for --idletime: expected 1 to 60000 ms")));
         }
@@ -229,7 +257,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
     // With --ecaptureq, events and logs go to its clients: text addresses
     // are checked but not used (the log says so).
     for (long, short) in [("--logaddr", Some("-l")), ("--eventaddr", None)] {
-        if let Some(v) = opt(&mut p, long, short, |s| Ok(s.to_string()))? {
+        if let Some(v) = opt(p, long, short, text)? {
             let target = Target::parse(long, &v)?;
             if c.ecaptureq.is_some() {
                 c.overridden_addrs.push(format!("{long} {v}"));
@@ -243,118 +271,30 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
     if c.eventaddr.is_none() {
         c.eventaddr = c.logaddr.clone();
     }
-    if let Some(mb) = opt(&mut p, "--eventroratesize", None, |s| parse_uint(s, "a size in MiB"))? {
+    if let Some(mb) = opt(p, "--eventroratesize", None, |s| parse_uint(s, "a size in MiB"))? {
         c.rotation.max_bytes = mb.checked_mul(1 << 20).ok_or_else(|| Error::usage("--eventroratesize is too large"))?;
     }
-    if let Some(s) = opt(&mut p, "--eventroratetime", None, |s| parse_uint(s, "a number of seconds"))? {
+    if let Some(s) = opt(p, "--eventroratetime", None, |s| parse_uint(s, "a number of seconds"))? {
         c.rotation.every = (s > 0).then(|| std::time::Duration::from_secs(s));
     }
     if c.rotation.is_on() && c.ecaptureq.is_none() && !matches!(c.eventaddr, Some(Target::File(_))) {
         return Err(Error::usage("--eventroratesize/--eventroratetime rotate the --eventaddr file: give --eventaddr a file path"));
     }
-    if let Some(f) = opt(&mut p, "--eventformat", None, |s| Ok(s.to_string()))? {
+    if let Some(f) = opt(p, "--eventformat", None, text)? {
         c.eventformat = match f.as_str() {
             "text" => EventFormat::Text,
             "json" => EventFormat::Json,
             _ => return Err(Error::usage(format!("invalid value '{f}' for --eventformat: expected text or json"))),
         };
     }
-    // Flags whose behaviour comes later: refuse them rather than ignore them.
-    for (long, short) in [
-        ("--keylogfile", Some("-k")),
-        ("--pcapfile", Some("-w")),
-        ("--ifname", Some("-i")),
-        ("--cgroup_path", None),
-    ] {
-        if opt(&mut p, long, short, |s| Ok(s.to_string()))?.is_some() {
-            return Err(Error::usage(format!("{long} is not yet supported by this version of ecapture")));
-        }
-    }
-    if let Some(m) = opt(&mut p, "--model", Some("-m"), |s| Ok(s.to_string()))? {
-        match m.as_str() {
-            "text" => {}
-            "keylog" | "key" | "pcap" | "pcapng" => {
-                return Err(Error::usage(format!("--model {m} is not yet supported by this version of ecapture")))
-            }
-            _ => {
-                return Err(Error::usage(format!(
-                    "invalid value '{m}' for --model: expected text, keylog, key, pcap or pcapng"
-                )))
-            }
-        }
-    }
-    c.libssl = opt(&mut p, "--libssl", None, |s| Ok(PathBuf::from(s)))?;
-    if c.libssl.as_ref().is_some_and(|l| l.as_os_str().is_empty()) {
-        return Err(Error::usage("invalid value '' for --libssl: expected a path"));
-    }
-    c.ssl_version = opt(&mut p, "--ssl_version", None, |s| Ok(s.to_string()))?;
-
-    let rest = p.finish();
-    let mut module = None;
-    for a in rest {
-        let a = a.to_string_lossy().into_owned();
-        if a.starts_with('-') && a.len() > 1 {
-            return Err(Error::usage(format!("unknown flag '{a}' (see ecapture --help)")));
-        }
-        if module.is_some() {
-            return Err(Error::usage(format!("unexpected argument '{a}' (see ecapture --help)")));
-        }
-        module = Some(a);
-    }
-    c.module = match module.as_deref() {
-        Some("tls") | Some("openssl") => Module::Tls,
-        Some(m @ ("gnutls" | "nss" | "nspr" | "gotls" | "bash" | "zsh" | "mysqld" | "postgres")) => {
-            return Err(Error::usage(format!("module '{m}' is not yet supported by this version of ecapture")))
-        }
-        Some(m) => return Err(Error::usage(format!("unknown module '{m}': expected tls (see ecapture --help)"))),
-        None => return Err(Error::usage("no module given: try 'ecapture tls' (see ecapture --help)")),
-    };
-    Ok(Command::Run(c))
-}
-
-/// Reads an optional flag value, turning pico-args' errors into ours.
-fn opt<T>(
-    p: &mut pico_args::Arguments,
-    long: &'static str,
-    short: Option<&'static str>,
-    f: impl Fn(&str) -> std::result::Result<T, String>,
-) -> Result<Option<T>> {
-    let keys: pico_args::Keys = match short {
-        Some(s) => [s, long].into(),
-        None => long.into(),
-    };
-    let raw: Option<String> = match p.opt_value_from_str(keys) {
-        Ok(v) => v,
-        Err(pico_args::Error::OptionWithoutAValue(_)) => return Err(Error::usage(format!("{long} needs a value"))),
-        Err(pico_args::Error::NonUtf8Argument) => {
-            return Err(Error::usage(format!("invalid value for {long}: not valid UTF-8")))
-        }
-        Err(e) => return Err(Error::usage(format!("{long}: {e}"))),
-    };
-    raw.map(|s| f(&s).map_err(|why| Error::usage(format!("invalid value '{s}' for {long}: {why}")))).transpose()
-}
-
-fn parse_uint(s: &str, what: &str) -> std::result::Result<u64, String> {
-    s.parse::<u64>().map_err(|_| format!("expected {what}"))
-}
-
-/// "4096", "64K", "4M", "1MiB" → bytes.
-fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.trim_end_matches("iB").trim_end_matches('B') {
-        x if x.ends_with(['k', 'K']) => (&x[..x.len() - 1], 1u64 << 10),
-        x if x.ends_with(['m', 'M']) => (&x[..x.len() - 1], 1u64 << 20),
-        x => (x, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| "expected a size in bytes, e.g. 1048576, 512K or 4M".to_string())
+    Ok(c)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::openssl::Flags as TlsFlags;
+    use std::path::PathBuf;
 
     fn run(args: &[&str]) -> Result<Command> {
         parse(args.iter().map(OsString::from).collect())
@@ -364,6 +304,16 @@ mod tests {
         match run(args) {
             Ok(Command::Run(c)) => c,
             other => panic!("expected a config for {args:?}, got {other:?}"),
+        }
+    }
+
+    fn glob(args: &[&str]) -> Global {
+        cfg(args).global
+    }
+
+    fn tls(args: &[&str]) -> TlsFlags {
+        match cfg(args).module {
+            ModuleConfig::Tls(f) => f,
         }
     }
 
@@ -379,27 +329,30 @@ mod tests {
 
     #[test]
     fn defaults() {
-        assert_eq!(cfg(&["tls"]), Config::default());
-        assert_eq!(cfg(&["openssl"]).module, Module::Tls);
+        assert_eq!(cfg(&["tls"]), Config { global: Global::default(), module: ModuleConfig::Tls(TlsFlags::default()) });
+        assert_eq!(cfg(&["openssl"]).module.name(), "tls");
     }
 
     #[test]
     fn flags_in_every_spelling_and_position() {
-        let c = cfg(&["-p", "42", "tls", "--uid=1000", "--hex", "-t", "64", "-d", "--mapsize", "1000"]);
+        let c = glob(&["-p", "42", "tls", "--uid=1000", "--hex", "-t", "64", "-d", "--mapsize", "1000"]);
         assert_eq!((c.pid, c.uid, c.tsize, c.hex, c.debug), (42, 1000, 64, true, true));
         assert_eq!(c.mapsize_pages, 1024, "rounded up to a power of two");
-        assert_eq!(cfg(&["tls", "--pid=7"]).pid, 7);
-        assert_eq!(cfg(&["tls", "--libssl", "/x/libssl.so.3"]).libssl, Some(PathBuf::from("/x/libssl.so.3")));
-        assert_eq!(cfg(&["tls", "--ssl_version=openssl 3.0.2"]).ssl_version.as_deref(), Some("openssl 3.0.2"));
-        assert_eq!(cfg(&["tls", "-m", "text", "-b", "1"]).module, Module::Tls);
+        assert_eq!(glob(&["tls", "--pid=7"]).pid, 7);
+        assert_eq!(tls(&["tls", "--libssl", "/x/libssl.so.3"]).libssl, Some(PathBuf::from("/x/libssl.so.3")));
+        assert_eq!(tls(&["tls", "--ssl_version=openssl 3.0.2"]).ssl_version.map(|v| v.to_string()).as_deref(), Some("OpenSSL 3.0.2"));
+        assert_eq!(cfg(&["tls", "-m", "text", "-b", "1"]).module.name(), "tls");
+        // Module flags go after the module; a global flag may follow it.
+        assert!(err(&["--libssl", "/x", "tls"]).starts_with("--libssl is a flag of the tls module: give it after the module's name"));
+        assert_eq!(glob(&["tls", "--libssl", "/x", "--pid", "3"]).pid, 3);
     }
 
     #[test]
     fn sizes() {
-        assert_eq!(cfg(&["tls", "--maxpayload", "1M"]).capture_cap, 1 << 20);
-        assert_eq!(cfg(&["tls", "--maxpayload", "512K"]).capture_cap, 512 << 10);
-        assert_eq!(cfg(&["tls", "--maxpayload", "8MiB"]).capture_cap, 8 << 20);
-        assert_eq!(cfg(&["tls", "--maxpayload", "65536"]).capture_cap, 65536);
+        assert_eq!(glob(&["tls", "--maxpayload", "1M"]).capture_cap, 1 << 20);
+        assert_eq!(glob(&["tls", "--maxpayload", "512K"]).capture_cap, 512 << 10);
+        assert_eq!(glob(&["tls", "--maxpayload", "8MiB"]).capture_cap, 8 << 20);
+        assert_eq!(glob(&["tls", "--maxpayload", "65536"]).capture_cap, 65536);
         assert!(err(&["tls", "--maxpayload", "1"]).contains("4K to 64M"));
         assert!(err(&["tls", "--maxpayload", "lots"]).contains("expected a size"));
     }
@@ -429,7 +382,7 @@ mod tests {
 
     #[test]
     fn ecaptureq_takes_priority_over_text_addresses() {
-        let c = cfg(&["tls", "--ecaptureq=ws://[::1]:28257/", "--eventaddr", "/tmp/ev", "-l", "/tmp/log"]);
+        let c = glob(&["tls", "--ecaptureq=ws://[::1]:28257/", "--eventaddr", "/tmp/ev", "-l", "/tmp/log"]);
         assert_eq!(c.ecaptureq.unwrap().host, "::1");
         assert_eq!(c.overridden_addrs, vec!["--logaddr /tmp/log".to_string(), "--eventaddr /tmp/ev".to_string()]);
         assert!(err(&["tls", "--ecaptureq", "http://x/"]).contains("expected ws://"));
@@ -437,16 +390,16 @@ mod tests {
 
     #[test]
     fn sinks_and_formats() {
-        let c = cfg(&["tls", "-l", "/tmp/log"]);
+        let c = glob(&["tls", "-l", "/tmp/log"]);
         assert_eq!(c.logaddr, Some(Target::File("/tmp/log".into())));
         assert_eq!(c.eventaddr, c.logaddr, "--eventaddr defaults to --logaddr");
-        let c = cfg(&["tls", "-l", "tcp://h:1", "--eventaddr", "/tmp/ev", "--eventroratesize", "2", "--eventroratetime", "60"]);
+        let c = glob(&["tls", "-l", "tcp://h:1", "--eventaddr", "/tmp/ev", "--eventroratesize", "2", "--eventroratetime", "60"]);
         assert_eq!(c.eventaddr, Some(Target::File("/tmp/ev".into())));
         assert_eq!(c.rotation, Rotation { max_bytes: 2 << 20, every: Some(std::time::Duration::from_secs(60)) });
-        assert_eq!(cfg(&["tls", "--eventformat", "json"]).eventformat, EventFormat::Json);
-        assert_eq!(cfg(&["tls", "--idletime", "250"]).idle_ms, 250);
+        assert_eq!(glob(&["tls", "--eventformat", "json"]).eventformat, EventFormat::Json);
+        assert_eq!(glob(&["tls", "--idletime", "250"]).idle_ms, 250);
         assert!(err(&["tls", "--idletime", "0"]).contains("1 to 60000"));
-        assert!(cfg(&["tls", "--ecaptureq-payload", "text"]).ecq_payload_text);
+        assert!(glob(&["tls", "--ecaptureq-payload", "text"]).ecq_payload_text);
         assert!(err(&["tls", "--ecaptureq-payload", "pretty"]).contains("expected raw or text"));
         assert!(err(&["tls", "--eventformat", "xml"]).contains("expected text or json"));
         assert!(err(&["tls", "--eventaddr", "tcp://nohost"]).contains("expected tcp://HOST:PORT"));

@@ -1,6 +1,5 @@
 //! Runtime logs: one line each on stderr (`<RFC3339 time> <LEVEL> <message>`),
-//! filtered like env_logger (`-d`, or RUST_LOG). libbpf's own messages come
-//! through at debug level.
+//! filtered like env_logger (`-d`, or RUST_LOG).
 //!
 //! Every line is also kept for eCaptureQ (SPEC §5.2): the first
 //! `REPLAY_STARTUP` lines and the latest `REPLAY_RECENT` are replayed to a
@@ -109,7 +108,6 @@ pub fn init(debug: bool) {
     if log::set_boxed_logger(Box::new(Logger { filter })).is_ok() {
         log::set_max_level(max);
     }
-    crate::sys::libbpf::init_logging();
 }
 
 #[cfg(test)]

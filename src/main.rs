@@ -19,7 +19,7 @@ fn main() {
             0
         }
         Ok(Command::Run(cfg)) => {
-            logging::init(cfg.debug);
+            logging::init(cfg.global.debug);
             match pipeline::run(&cfg) {
                 Ok(_) => 0,
                 Err(e) => {

@@ -1,8 +1,9 @@
-//! The coordinator of one `ecapture tls` run: checks the system, starts the
-//! outputs, finds the libraries, attaches the probes and wires perf readers
-//! → channel → dispatcher → outputs. Then it waits for SIGINT/SIGTERM and
-//! shuts down in order: detach (no new events), drain the rings, drain the
-//! channel, log the summary, close the outputs.
+//! The coordinator of one run: checks the system, starts the outputs, asks
+//! the module where to attach, loads and attaches its BPF objects, and wires
+//! ring → reader → channel → dispatcher (decoders, assembly) → outputs.
+//! Then it waits for SIGINT/SIGTERM and shuts down in order: detach (no new
+//! records), drain the ring, drain the channel, log the summary, close the
+//! outputs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,20 +11,20 @@ use std::time::Instant;
 
 use crossbeam_channel::bounded;
 
-use crate::bpf::loader::{BpfConfig, TlsProbes};
-use crate::bpf::reader::{Forward, Readers};
-use crate::cli::Config;
 use crate::assemble::conn::Config as AsmConfig;
+use crate::capture::abi::CommonConfig;
+use crate::capture::loader::Probes;
+use crate::capture::reader::{raise_capture_priority, Reader};
+use crate::capture::{self, Ring};
+use crate::cli::{Config, Global};
 use crate::dispatch::Dispatcher;
 use crate::error::{Context, Error, Result};
 use crate::outputs::Outputs;
 use crate::stats::{Snapshot, Stats};
 use crate::sys::os::{self, StopReason, StopSignal};
 use crate::time::WallClock;
-use crate::tls::discover::{discover, Library};
-use crate::tls::version::SslVersion;
 
-/// Records between the perf readers and the dispatcher.
+/// Records between the reader and the dispatcher.
 const CHANNEL_CAPACITY: usize = 4096;
 /// How often losses (if any) are reported while running.
 const REPORT_EVERY_MS: i32 = 5000;
@@ -43,7 +44,7 @@ fn missing_caps(status: &str) -> Vec<&'static str> {
 }
 
 /// Refuses to start where capture cannot work, with the reason.
-fn check_system(cfg: &Config) -> Result<()> {
+fn check_system(cfg: &Global) -> Result<()> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let missing = missing_caps(&status);
     if os::euid() != 0 && !missing.is_empty() {
@@ -73,99 +74,79 @@ fn check_system(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-fn describe(lib: &Library) -> String {
-    match &lib.version {
-        Some(v) if lib.version_source == "--ssl_version" => format!("{v}, from --ssl_version"),
-        Some(v) => format!("{v}, found in {}", lib.version_source),
-        None => "version unknown".to_string(),
-    }
-}
-
 /// Runs until SIGINT/SIGTERM (or the output closes); returns the final counters.
 pub fn run(cfg: &Config) -> Result<Snapshot> {
     let started = Instant::now();
-    let override_version = match &cfg.ssl_version {
-        Some(s) => Some(SslVersion::parse(s).ok_or_else(|| {
-            Error::usage(format!(
-                "invalid value '{s}' for --ssl_version: expected e.g. \"openssl 3.0.2\", \"openssl 1.1.1w\" or \"boringssl\""
-            ))
-        })?),
-        None => None,
-    };
-    check_system(cfg)?;
-    let outputs = Outputs::start(cfg)?;
+    let g = &cfg.global;
+    capture::route_libbpf_logs();
+    check_system(g)?;
+    let outputs = Outputs::start(g)?;
 
-    let libs = discover(cfg.libssl.as_deref(), override_version)?;
-    let mut offsets = Vec::new();
-    for lib in &libs {
-        let off = lib.version.map(|v| {
-            let (o, exact) = v.offsets();
-            if !exact {
-                log::warn!("{}: {v} is newer or older than the offsets table; using the nearest layout", lib.path.display());
-            }
-            o
-        });
-        if off.is_none() {
-            log::warn!(
-                "{}: no OpenSSL version marker found (use --ssl_version); TLS version will show as unknown",
-                lib.path.display()
-            );
+    let modules = cfg.module.build();
+    let mut plans = Vec::new();
+    for m in &modules {
+        for spec in m.plan()? {
+            plans.push((m, spec));
         }
-        log::info!("hooking {} ({})", lib.path.display(), describe(lib));
-        offsets.push(off);
     }
 
     // Before any thread starts, so signals reach the stop pipe.
     let stop = StopSignal::install().context(|| "cannot install signal handlers".into())?;
-    let bpf_cfg = BpfConfig { target_pid: cfg.pid, target_uid: cfg.uid, capture_cap: cfg.capture_cap, libs: offsets };
-    let mut probes = TlsProbes::attach(&bpf_cfg, &libs)?;
+    let ring = Ring::create(g.mapsize_pages)?;
+    let common = CommonConfig {
+        target_pid: g.pid,
+        target_uid: g.uid,
+        capture_cap: g.capture_cap,
+        wakeup_bytes: ring.wakeup_bytes(),
+    };
+    let clock = WallClock::new();
+    let mut probes = Probes::new(common, ring.fd())?;
+    let mut decoders = Vec::new();
+    for (m, spec) in &plans {
+        probes.load(spec, decoders.len() as u32)?;
+        decoders.push(m.decoder(clock));
+    }
 
     let stats = Arc::new(Stats::default());
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
-    let pb = probes.perf_buffer(cfg.mapsize_pages, Box::new(Forward { tx: tx.clone(), stats: Arc::clone(&stats) }))?;
-    let rings = pb.into_cpu_buffers();
-    let ring_count = rings.len();
-    let readers = Readers::spawn(rings, &tx, &stats)?;
-    // From here on only the readers (and the perf buffer's callback) send:
-    // the channel disconnects when they are gone.
-    drop(tx);
+    // The reader holds the only sender: the channel disconnects when it is gone.
+    let reader = Reader::spawn(ring.consumer()?, tx, &stats)?;
     let assembly = AsmConfig {
-        idle_ns: cfg.idle_ms * 1_000_000,
-        max_message: (cfg.capture_cap as usize).max(4 << 20),
+        idle_ns: g.idle_ms * 1_000_000,
+        max_message: (g.capture_cap as usize).max(4 << 20),
+        decode_bodies: outputs.show_decoded_bodies(),
         ..AsmConfig::default()
     };
     let dispatcher = Dispatcher {
         rx,
-        readers: ring_count,
-        clock: WallClock::new(),
-        sink: outputs.event_sink(),
+        decoders,
+        outputs: outputs.for_messages(stop.notifier()),
         stats: Arc::clone(&stats),
-        stop: stop.notifier(),
         assembly,
     };
     let dispatch_thread = std::thread::Builder::new()
         .name("dispatcher".into())
         .spawn(move || {
-            crate::bpf::reader::raise_capture_priority();
+            raise_capture_priority();
             dispatcher.run()
         })
         .context(|| "cannot start the dispatcher thread".into())?;
 
-    let filter = match (cfg.pid, cfg.uid) {
+    let filter = match (g.pid, g.uid) {
         (0, 0) => String::new(),
         (p, 0) => format!(", pid {p} only"),
         (0, u) => format!(", uid {u} only"),
         (p, u) => format!(", pid {p} and uid {u} only"),
     };
+    let libs = probes.target_count();
     log::info!(
-        "probes attached: {} attachments on {} librar{} in {} ms{filter}; press Ctrl-C to stop",
+        "probes attached: {} attachments on {libs} librar{} in {} ms{filter}; press Ctrl-C to stop",
         probes.attachment_count(),
-        libs.len(),
-        if libs.len() == 1 { "y" } else { "ies" },
+        if libs == 1 { "y" } else { "ies" },
         started.elapsed().as_millis()
     );
 
-    let snapshot = |p: &TlsProbes| outputs.counts(stats.snapshot(p.failures().unwrap_or_default()));
+    let snapshot = |p: &Probes| Snapshot { outputs: outputs.counts(), ..stats.snapshot(p.failures().unwrap_or_default()) };
     let mut reported = snapshot(&probes);
     let reason = loop {
         match stop.wait_timeout(REPORT_EVERY_MS) {
@@ -186,18 +167,19 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         Err(ref e) => log::error!("{e}"),
     }
 
-    // Shutdown: no new events, then drain rings, channel and partial calls.
-    let before = snapshot(&probes);
+    // Shutdown: no new records, then drain the ring, the channel and what
+    // assembly holds.
+    let before = probes.failures().unwrap_or_default();
     let t = Instant::now();
     probes.detach();
     log::debug!("detached in {:?}", t.elapsed());
-    readers.stop();
-    log::debug!("readers drained in {:?}", t.elapsed());
+    reader.stop();
+    log::debug!("reader drained in {:?}", t.elapsed());
     if dispatch_thread.join().is_err() {
         log::error!("the dispatcher thread panicked");
     }
     log::debug!("dispatcher drained in {:?}", t.elapsed());
-    let last: Snapshot = outputs.counts(stats.snapshot(probes.failures().unwrap_or(before.bpf)));
+    let last = Snapshot { outputs: outputs.counts(), ..stats.snapshot(probes.failures().unwrap_or(before)) };
     drop(probes);
     log::info!("{}", last.summary());
     outputs.stop();

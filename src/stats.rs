@@ -5,19 +5,31 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::bpf::loader::BpfFailures;
+/// Counts of failures on the BPF side (the `stats` maps, STAT_* of bpf/abi.h).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BpfFailures {
+    /// The ring buffer was full: a record lost.
+    pub output: u64,
+    pub read_user: u64,
+    pub slot_busy: u64,
+    pub active_full: u64,
+    pub read_len: u64,
+}
+
+impl BpfFailures {
+    /// Failures that lost data (a chunk or a whole call).
+    pub fn total(&self) -> u64 {
+        self.output + self.read_user + self.slot_busy + self.active_full + self.read_len
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Perf records received.
+    /// Records taken out of the ring.
     pub records: AtomicU64,
-    /// Records perf reported lost because a ring was full. Informational:
-    /// each is also a failed bpf_perf_event_output, counted by the BPF side
-    /// at once, whereas perf reports a loss only when a later record follows.
-    pub kernel_lost: AtomicU64,
-    /// Records a reader could not hand over: the dispatcher was gone.
-    pub channel_full: AtomicU64,
-    /// Records that did not decode.
+    /// Records the reader could not hand over: the dispatcher was gone.
+    pub undelivered: AtomicU64,
+    /// Records that did not decode (or of a kind their decoder did not know).
     pub malformed: AtomicU64,
     /// SSL calls captured (before they are assembled into messages).
     pub calls: AtomicU64,
@@ -31,14 +43,15 @@ pub struct Stats {
     pub missing_bytes: AtomicU64,
     /// Chunks that arrived after their call was emitted.
     pub stray_chunks: AtomicU64,
+    /// Records of a kind their module's decoder does not know.
+    pub unknown_records: AtomicU64,
 }
 
 /// A copy of the counters at one moment, with the BPF side's failures.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub records: u64,
-    pub kernel_lost: u64,
-    pub channel_full: u64,
+    pub undelivered: u64,
     pub malformed: u64,
     pub calls: u64,
     pub events: u64,
@@ -47,23 +60,19 @@ pub struct Snapshot {
     pub incomplete: u64,
     pub missing_bytes: u64,
     pub stray_chunks: u64,
+    pub unknown_records: u64,
     pub bpf: BpfFailures,
-    /// With --ecaptureq: clients served and events dropped for slow ones.
-    pub ecq: Option<EcqCounts>,
-    /// With --logaddr/--eventaddr: records written and dropped, all sinks.
-    pub sinks: Option<SinkCounts>,
+    /// What each output delivered and dropped.
+    pub outputs: Vec<OutputCounts>,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SinkCounts {
-    pub written: u64,
+/// One output's part of the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputCounts {
+    /// What it dropped (reported while running when it grows).
     pub dropped: u64,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct EcqCounts {
-    pub clients: u64,
-    pub dropped: u64,
+    /// Its summary, e.g. "eCaptureQ: 2 clients served, 0 events dropped for slow clients".
+    pub text: String,
 }
 
 impl Stats {
@@ -74,8 +83,7 @@ impl Stats {
     pub fn snapshot(&self, bpf: BpfFailures) -> Snapshot {
         Snapshot {
             records: self.records.load(Relaxed),
-            kernel_lost: self.kernel_lost.load(Relaxed),
-            channel_full: self.channel_full.load(Relaxed),
+            undelivered: self.undelivered.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
             calls: self.calls.load(Relaxed),
             events: self.events.load(Relaxed),
@@ -84,28 +92,28 @@ impl Stats {
             incomplete: self.incomplete.load(Relaxed),
             missing_bytes: self.missing_bytes.load(Relaxed),
             stray_chunks: self.stray_chunks.load(Relaxed),
+            unknown_records: self.unknown_records.load(Relaxed),
             bpf,
-            ecq: None,
-            sinks: None,
+            outputs: Vec::new(),
         }
     }
 }
 
 impl Snapshot {
     /// Records (chunks or whole calls) lost anywhere between the BPF
-    /// program and the dispatcher. Full perf rings are in `bpf`.
+    /// program and the dispatcher. A full ring is in `bpf`.
     pub fn lost(&self) -> u64 {
-        self.channel_full + self.malformed + self.bpf.total()
+        self.undelivered + self.malformed + self.unknown_records + self.bpf.total()
     }
 
     fn losses(&self) -> String {
         format!(
             "lost {} (buffer full {}, bpf other {}, channel {}, malformed {}); {} incomplete ({} bytes missing), {} truncated",
             self.lost(),
-            self.bpf.perf_output,
-            self.bpf.total() - self.bpf.perf_output,
-            self.channel_full,
-            self.malformed,
+            self.bpf.output,
+            self.bpf.total() - self.bpf.output,
+            self.undelivered,
+            self.malformed + self.unknown_records,
             self.incomplete,
             self.missing_bytes,
             self.truncated
@@ -114,15 +122,8 @@ impl Snapshot {
 
     /// The one-line shutdown summary.
     pub fn summary(&self) -> String {
-        let ecq = match self.ecq {
-            Some(e) => format!("; eCaptureQ: {} clients served, {} events dropped for slow clients", e.clients, e.dropped),
-            None => String::new(),
-        };
-        let sinks = match self.sinks {
-            Some(s) => format!("; sinks: {} records written, {} dropped", s.written, s.dropped),
-            None => String::new(),
-        };
-        format!("{} events, {} calls, {} bytes captured; {}{ecq}{sinks}", self.events, self.calls, self.bytes, self.losses())
+        let outputs: String = self.outputs.iter().map(|o| format!("; {}", o.text)).collect();
+        format!("{} events, {} calls, {} bytes captured; {}{outputs}", self.events, self.calls, self.bytes, self.losses())
     }
 
     /// A warning line when something was lost since `prev`, else None.
@@ -130,8 +131,7 @@ impl Snapshot {
         let changed = self.lost() != prev.lost()
             || self.incomplete != prev.incomplete
             || self.truncated != prev.truncated
-            || self.ecq.map(|e| e.dropped) != prev.ecq.map(|e| e.dropped)
-            || self.sinks.map(|s| s.dropped) != prev.sinks.map(|s| s.dropped);
+            || self.outputs.iter().map(|o| o.dropped).ne(prev.outputs.iter().map(|o| o.dropped));
         changed.then(|| format!("so far: {}", self.summary()))
     }
 }
@@ -152,15 +152,16 @@ mod tests {
              0 incomplete (0 bytes missing), 0 truncated"
         );
         assert_eq!(a.loss_report(&a), None);
-        Stats::add(&s.kernel_lost, 2); // the same losses as perf_output: not added again
-        Stats::add(&s.channel_full, 1);
-        let b = s.snapshot(BpfFailures { perf_output: 2, slot_busy: 1, ..Default::default() });
+        Stats::add(&s.undelivered, 1);
+        let b = s.snapshot(BpfFailures { output: 2, slot_busy: 1, ..Default::default() });
         assert_eq!(b.lost(), 4);
         assert!(b.loss_report(&a).unwrap().contains("lost 4 (buffer full 2, bpf other 1, channel 1, malformed 0)"));
-        let c = Snapshot { ecq: Some(EcqCounts { clients: 2, dropped: 7 }), ..b };
+        let ecq = |dropped| OutputCounts { dropped, text: format!("eCaptureQ: 2 clients served, {dropped} events dropped for slow clients") };
+        let c = Snapshot { outputs: vec![ecq(7)], ..b.clone() };
         assert!(c.summary().ends_with("; eCaptureQ: 2 clients served, 7 events dropped for slow clients"));
         assert!(c.loss_report(&b).is_some(), "slow-client drops are reported");
-        let d = Snapshot { sinks: Some(SinkCounts { written: 5, dropped: 1 }), ..c };
+        let sink = OutputCounts { dropped: 1, text: "sinks: 5 records written, 1 dropped".into() };
+        let d = Snapshot { outputs: vec![ecq(7), sink], ..c.clone() };
         assert!(d.summary().ends_with("; sinks: 5 records written, 1 dropped"));
         assert!(d.loss_report(&c).is_some(), "sink drops are reported");
     }

@@ -263,15 +263,15 @@ fn writes_hopping_between_cpus_arrive_in_capture_order() {
         return;
     }
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        eprintln!("SKIPPED ecq_cpu_hop: needs 2 CPUs (one perf ring each)");
+        eprintln!("SKIPPED ecq_cpu_hop: needs 2 CPUs to hop between");
         return;
     }
     let dir = TempDir::new("ecq-hop");
     let (_server, port) = py_server(dir.path(), "127.0.0.1");
     let (ec, url) = start(&["--uid", "61052"]);
     let client = EcqClient::connect(&url);
-    // Every write from another CPU: consecutive requests sit in different
-    // rings, read by different threads, and must still come out in order.
+    // Every write from another CPU: consecutive requests are made on
+    // different CPUs and must still come out in the thread's order.
     let (count, size) = (400usize, 200usize);
     let pid = py_client_as(Some(61052), port, &[count.to_string().as_ref(), size.to_string().as_ref(), "hop".as_ref()]);
     client.wait_count("every request", pid, 1, 1, count);

@@ -8,7 +8,7 @@ mod util;
 use std::process::Command;
 
 use ecapture::ecaptureq::proto;
-use ecapture::event::{Direction, Role, TlsEvent};
+use ecapture::event::{Direction, Message, Meta, Role};
 
 /// Python that prints the hex encoding of the same three messages the Rust
 /// side builds below, then decodes our bytes (argv[1..]) and prints fields.
@@ -41,24 +41,24 @@ for h in sys.argv[1:]:
 "#;
 
 fn ours() -> Vec<Vec<u8>> {
-    let ev = TlsEvent {
-        timestamp_ns: 1_796_045_418_123_456_789,
-        pid: 4242,
-        tid: 4243,
-        uid: 0,
-        comm: "curl".into(),
-        fd: 5,
-        direction: Direction::Read,
-        tls_version: 0x0304,
-        endpoints: Some(("[::1]:54321".parse().unwrap(), "[::1]:8443".parse().unwrap())),
-        role: Some(Role::Client),
-        ssl: 0x1000,
+    let ev = Message {
+        meta: Meta {
+            timestamp_ns: 1_796_045_418_123_456_789,
+            pid: 4242,
+            tid: 4243,
+            uid: 0,
+            comm: "curl".into(),
+            fd: 5,
+            direction: Direction::Read,
+            tls_version: 0x0304,
+            endpoints: Some(("[::1]:54321".parse().unwrap(), "[::1]:8443".parse().unwrap())),
+            role: Some(Role::Client),
+        },
         total_len: 19,
         payload: b"HTTP/1.1 200 OK\r\n\x00\xff".to_vec(),
         missing: vec![],
-        lib_idx: 0,
         kind: 3,
-        decoded: None,
+        view: None,
     };
     vec![
         proto::log_entry("2026-11-29T13:45:58.588051Z INFO  probes attached"),

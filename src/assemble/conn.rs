@@ -16,33 +16,10 @@ use std::collections::{HashMap, VecDeque};
 
 use super::http1::{self, Framer};
 use super::http2;
-use crate::event::{Direction, Role, TlsEvent};
-use crate::format::inflate::{coding_of, Coding};
-
-pub const UNKNOWN: u32 = 0;
-pub const HTTP1_REQUEST: u32 = 1;
-pub const HTTP2_REQUEST: u32 = 2;
-pub const HTTP1_RESPONSE: u32 = 3;
-pub const HTTP2_RESPONSE: u32 = 4;
-
-/// What the assembler learnt about a message, for rendering.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decoded {
-    Http1 {
-        /// Bytes of the head at the start of the payload (0: no head here).
-        head_len: usize,
-        chunked: bool,
-        coding: Option<Coding>,
-        /// The payload ends the message (its body can be decoded).
-        complete: bool,
-        /// The payload starts the message.
-        starts: bool,
-    },
-    Http2 {
-        preface: bool,
-        frames: Vec<http2::Frame>,
-    },
-}
+use super::inflate::coding_of;
+use crate::event::{
+    Call, Direction, Message, Meta, Role, View, HTTP1_REQUEST, HTTP1_RESPONSE, HTTP2_REQUEST, HTTP2_RESPONSE, UNKNOWN,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -53,11 +30,20 @@ pub struct Config {
     /// A connection silent this long is forgotten.
     pub conn_timeout_ns: u64,
     pub max_conns: usize,
+    /// Decode bodies for display: HTTP/1 de-chunked and decompressed,
+    /// HTTP/2 DATA decompressed (only text renderings show them).
+    pub decode_bodies: bool,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { idle_ns: 100_000_000, max_message: 4 << 20, conn_timeout_ns: 120_000_000_000, max_conns: 65536 }
+        Config {
+            idle_ns: 100_000_000,
+            max_message: 4 << 20,
+            conn_timeout_ns: 120_000_000_000,
+            max_conns: 65536,
+            decode_bodies: true,
+        }
     }
 }
 
@@ -95,8 +81,8 @@ impl Side {
 
 struct Conn {
     proto: Proto,
-    /// The latest call's event, without payload: fd, tuple, role, comm...
-    meta: TlsEvent,
+    /// The latest call's metadata: fd, tuple, role, comm...
+    meta: Meta,
     sides: [Side; 2],
     /// Methods of requests whose responses have not come yet (HEAD has no body).
     methods: VecDeque<Vec<u8>>,
@@ -125,10 +111,7 @@ fn idx(d: Direction) -> usize {
 }
 
 fn other(d: Direction) -> Direction {
-    match d {
-        Direction::Read => Direction::Write,
-        Direction::Write => Direction::Read,
-    }
+    d.other()
 }
 
 /// Is this the start of an HTTP/1.x request or status line? None: not sure yet.
@@ -167,8 +150,8 @@ impl Assembler {
     }
 
     /// One captured call; returns the messages it completes.
-    pub fn push(&mut self, ev: TlsEvent, now_ns: u64, out: &mut Vec<TlsEvent>) {
-        let key = (ev.pid, ev.ssl);
+    pub fn push(&mut self, call: Call, now_ns: u64, out: &mut Vec<Message>) {
+        let key = (call.meta.pid, call.conn);
         if !self.conns.contains_key(&key) && self.conns.len() >= self.cfg.max_conns {
             if let Some(oldest) = self.conns.iter().min_by_key(|(_, c)| c.last_activity_ns).map(|(k, _)| *k) {
                 self.close_key(oldest, out);
@@ -177,7 +160,7 @@ impl Assembler {
         let cfg = self.cfg;
         let conn = self.conns.entry(key).or_insert_with(|| Conn {
             proto: Proto::Detecting,
-            meta: ev.without_payload(),
+            meta: call.meta.clone(),
             sides: Default::default(),
             methods: VecDeque::new(),
             c2s: None,
@@ -185,34 +168,35 @@ impl Assembler {
         });
         conn.last_activity_ns = now_ns;
         // The latest call knows best (an fd learnt late, a tuple resolved).
-        let role = ev.role.or(conn.meta.role);
-        let endpoints = ev.endpoints.or(conn.meta.endpoints);
-        conn.meta = TlsEvent { role, endpoints, ..ev.without_payload() };
+        let role = call.meta.role.or(conn.meta.role);
+        let endpoints = call.meta.endpoints.or(conn.meta.endpoints);
+        conn.meta = Meta { role, endpoints, ..call.meta.clone() };
         if conn.c2s.is_none() {
             conn.c2s = role.map(|r| if r == Role::Client { Direction::Write } else { Direction::Read });
         }
-        let d = ev.direction;
-        if !ev.missing.is_empty() || ev.truncated() {
+        let d = call.meta.direction;
+        let (timestamp_ns, tid) = (call.meta.timestamp_ns, call.meta.tid);
+        if !call.missing.is_empty() || call.truncated() {
             // The byte stream has a hole: what is pending cannot be framed
             // across it. Give everything out as it is; the rest is raw.
-            conn.flush_side(d, true, out);
+            conn.flush_side(d, true, cfg.decode_bodies, out);
             conn.proto = Proto::Raw;
-            out.push(ev);
+            out.push(Message::raw(call));
             return;
         }
         let side = &mut conn.sides[idx(d)];
-        side.first.get_or_insert(First { timestamp_ns: ev.timestamp_ns, tid: ev.tid, arrived_ns: now_ns });
+        side.first.get_or_insert(First { timestamp_ns, tid, arrived_ns: now_ns });
         side.last_data_ns = now_ns;
         match conn.proto {
-            Proto::Detecting | Proto::Raw => side.raw.extend_from_slice(&ev.payload),
-            Proto::Http1 => side.http1.push(&ev.payload),
+            Proto::Detecting | Proto::Raw => side.raw.extend_from_slice(&call.payload),
+            Proto::Http1 => side.http1.push(&call.payload),
             Proto::Http2 => match side.h2.as_mut() {
-                Some(h) => h.push(&ev.payload),
-                None => side.raw.extend_from_slice(&ev.payload),
+                Some(h) => h.push(&call.payload),
+                None => side.raw.extend_from_slice(&call.payload),
             },
         }
         if conn.proto == Proto::Detecting {
-            conn.detect(d);
+            conn.detect(d, cfg.decode_bodies);
             if conn.proto != Proto::Detecting {
                 // The other side may hold bytes that waited for this decision.
                 conn.process(other(d), &cfg, out);
@@ -221,30 +205,30 @@ impl Assembler {
         conn.process(d, &cfg, out);
         if conn.proto == Proto::Raw {
             // The other side's bytes are a whole message now that this side speaks.
-            conn.flush_side(other(d), false, out);
+            conn.flush_side(other(d), false, cfg.decode_bodies, out);
         }
-        let (proto, first) = (conn.proto, First { timestamp_ns: ev.timestamp_ns, tid: ev.tid, arrived_ns: now_ns });
+        let (proto, first) = (conn.proto, First { timestamp_ns, tid, arrived_ns: now_ns });
         let side = &mut conn.sides[idx(d)];
         if side.pending() > 0 && proto != Proto::Raw {
             side.first.get_or_insert(first);
         }
     }
 
-    /// SSL_free(ssl) in process pid: what is pending comes out, the
-    /// connection is forgotten.
-    pub fn close(&mut self, pid: u32, ssl: u64, out: &mut Vec<TlsEvent>) {
-        self.close_key((pid, ssl), out);
+    /// The library freed connection `conn` of process `pid`: what is
+    /// pending comes out, the connection is forgotten.
+    pub fn close(&mut self, pid: u32, conn: u64, out: &mut Vec<Message>) {
+        self.close_key((pid, conn), out);
     }
 
-    fn close_key(&mut self, key: (u32, u64), out: &mut Vec<TlsEvent>) {
+    fn close_key(&mut self, key: (u32, u64), out: &mut Vec<Message>) {
         if let Some(mut c) = self.conns.remove(&key) {
-            c.flush_side(Direction::Read, true, out);
-            c.flush_side(Direction::Write, true, out);
+            c.flush_side(Direction::Read, true, self.cfg.decode_bodies, out);
+            c.flush_side(Direction::Write, true, self.cfg.decode_bodies, out);
         }
     }
 
     /// Emits what has waited the idle time; forgets silent connections.
-    pub fn tick(&mut self, now_ns: u64, out: &mut Vec<TlsEvent>) {
+    pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Message>) {
         let cfg = self.cfg;
         let mut dead = Vec::new();
         for (key, c) in self.conns.iter_mut() {
@@ -258,7 +242,7 @@ impl Assembler {
                 // depends on it); anything else waits no longer than the idle time.
                 let waits = c.proto == Proto::Http2 && s.raw.is_empty();
                 if idle && s.pending() > 0 && !waits {
-                    c.flush_side(d, false, out);
+                    c.flush_side(d, false, cfg.decode_bodies, out);
                 }
             }
             if now_ns.saturating_sub(c.last_activity_ns) >= cfg.conn_timeout_ns {
@@ -271,7 +255,7 @@ impl Assembler {
     }
 
     /// At shutdown: everything pending comes out.
-    pub fn flush(&mut self, out: &mut Vec<TlsEvent>) {
+    pub fn flush(&mut self, out: &mut Vec<Message>) {
         let keys: Vec<(u32, u64)> = self.conns.keys().copied().collect();
         for k in keys {
             self.close_key(k, out);
@@ -283,7 +267,7 @@ impl Conn {
     /// Decides the protocol from the first bytes of either side. A side
     /// that shows nothing known (an HTTP/2 server's SETTINGS, sent before
     /// it reads the client's preface) waits for the other side to speak.
-    fn detect(&mut self, d: Direction) {
+    fn detect(&mut self, d: Direction, decode_bodies: bool) {
         let verdict = |buf: &[u8]| -> Verdict {
             if buf.is_empty() {
                 Verdict::Wait
@@ -337,7 +321,7 @@ impl Conn {
                     s.http1.push(&held);
                 }
                 Proto::Http2 => {
-                    let mut h = http2::Direction::new(dir == c2s);
+                    let mut h = http2::Direction::new(dir == c2s, decode_bodies);
                     h.push(&std::mem::take(&mut s.raw));
                     s.h2 = Some(h);
                 }
@@ -346,22 +330,19 @@ impl Conn {
         }
     }
 
-    fn event(&self, d: Direction, first: Option<First>, payload: Vec<u8>, kind: u32, decoded: Option<Decoded>) -> TlsEvent {
+    fn message(&self, d: Direction, first: Option<First>, payload: Vec<u8>, kind: u32, view: Option<View>) -> Message {
         let f = first.unwrap_or(First { timestamp_ns: self.meta.timestamp_ns, tid: self.meta.tid, arrived_ns: 0 });
-        TlsEvent {
-            timestamp_ns: f.timestamp_ns,
-            tid: f.tid,
-            direction: d,
+        Message {
+            meta: Meta { timestamp_ns: f.timestamp_ns, tid: f.tid, direction: d, ..self.meta.clone() },
+            kind,
             total_len: payload.len() as u32,
             payload,
             missing: Vec::new(),
-            kind,
-            decoded: decoded.map(Box::new),
-            ..self.meta.clone()
+            view: view.map(Box::new),
         }
     }
 
-    fn http1_event(&mut self, d: Direction, m: http1::Message) -> TlsEvent {
+    fn http1_message(&mut self, d: Direction, m: http1::Message, decode_bodies: bool) -> Message {
         let kind = if !m.has_head && m.head.len == 0 && m.head.method.is_empty() && m.head.status == 0 {
             UNKNOWN
         } else if m.head.is_request {
@@ -375,31 +356,35 @@ impl Conn {
                 self.methods.pop_front();
             }
         }
-        let decoded = (kind != UNKNOWN).then(|| Decoded::Http1 {
-            head_len: if m.has_head { m.head.len } else { 0 },
-            chunked: m.body == http1::Body::Chunked,
-            coding: m.head.field("content-encoding").and_then(coding_of),
-            complete: m.complete,
-            starts: m.has_head,
+        let view = (kind != UNKNOWN).then(|| {
+            let head_len = if m.has_head { m.head.len.min(m.bytes.len()) } else { 0 };
+            let (body, notes) = if decode_bodies {
+                let chunked = m.body == http1::Body::Chunked;
+                let coding = m.head.field("content-encoding").and_then(coding_of);
+                http1::display_body(&m.bytes[head_len..], chunked, coding, m.complete && m.has_head)
+            } else {
+                (None, Vec::new())
+            };
+            View::Http1 { head_len, starts: m.has_head, complete: m.complete, body, notes }
         });
         let first = self.sides[idx(d)].first.take();
-        self.event(d, first, m.bytes, kind, decoded)
+        self.message(d, first, m.bytes, kind, view)
     }
 
     /// Emits the complete messages side `d` holds.
-    fn process(&mut self, d: Direction, cfg: &Config, out: &mut Vec<TlsEvent>) {
+    fn process(&mut self, d: Direction, cfg: &Config, out: &mut Vec<Message>) {
         match self.proto {
             Proto::Http1 => loop {
                 let Conn { sides, methods, .. } = self;
                 let next = sides[idx(d)].http1.next(&mut || methods.pop_front());
                 match next {
                     Ok(Some(m)) => {
-                        let ev = self.http1_event(d, m);
-                        out.push(ev);
+                        let msg = self.http1_message(d, m, cfg.decode_bodies);
+                        out.push(msg);
                     }
                     Ok(None) => {
                         if self.sides[idx(d)].http1.buffered() > cfg.max_message {
-                            self.flush_side(d, false, out);
+                            self.flush_side(d, false, cfg.decode_bodies, out);
                         }
                         break;
                     }
@@ -421,13 +406,13 @@ impl Conn {
                 let batch = self.sides[idx(d)].h2.as_mut().and_then(|h| h.take_batch());
                 if let Some(b) = batch {
                     let first = self.sides[idx(d)].first.take();
-                    let decoded = Decoded::Http2 { preface: b.preface, frames: b.frames };
-                    out.push(self.event(d, first, b.bytes, kind, Some(decoded)));
+                    let view = View::Http2 { preface: b.preface, frames: b.frames };
+                    out.push(self.message(d, first, b.bytes, kind, Some(view)));
                 }
             }
             Proto::Raw => {
                 if self.sides[idx(d)].raw.len() > cfg.max_message {
-                    self.flush_side(d, false, out);
+                    self.flush_side(d, false, cfg.decode_bodies, out);
                 }
             }
             Proto::Detecting => {}
@@ -435,11 +420,11 @@ impl Conn {
     }
 
     /// Emits what side `d` holds, complete or not; `ended`: the connection is over.
-    fn flush_side(&mut self, d: Direction, ended: bool, out: &mut Vec<TlsEvent>) {
+    fn flush_side(&mut self, d: Direction, ended: bool, decode_bodies: bool, out: &mut Vec<Message>) {
         let s = &mut self.sides[idx(d)];
         if let Some(m) = s.http1.take_partial(ended) {
-            let ev = self.http1_event(d, m);
-            out.push(ev);
+            let msg = self.http1_message(d, m, decode_bodies);
+            out.push(msg);
         }
         let s = &mut self.sides[idx(d)];
         let mut raw = std::mem::take(&mut s.raw);
@@ -450,7 +435,7 @@ impl Conn {
         }
         if !raw.is_empty() {
             let first = s.first.take();
-            out.push(self.event(d, first, raw, UNKNOWN, None));
+            out.push(self.message(d, first, raw, UNKNOWN, None));
         }
         if self.sides[idx(d)].pending() == 0 {
             self.sides[idx(d)].first = None;
@@ -468,21 +453,32 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::sample_event;
+    use crate::event::tests::sample_call;
 
     const MS: u64 = 1_000_000;
 
-    fn call(ssl: u64, dir: Direction, data: &[u8]) -> TlsEvent {
-        TlsEvent { ssl, direction: dir, role: Some(Role::Client), ..sample_event(data) }
+    fn with(ssl: u64, dir: Direction, role: Role, timestamp_ns: Option<i64>, data: &[u8]) -> Call {
+        let mut c = sample_call(data);
+        c.conn = ssl;
+        c.meta.direction = dir;
+        c.meta.role = Some(role);
+        if let Some(t) = timestamp_ns {
+            c.meta.timestamp_ns = t;
+        }
+        c
     }
 
-    impl TlsEvent {
-        fn clone_with_ssl(&self, ssl: u64) -> TlsEvent {
-            TlsEvent { ssl, ..self.clone() }
+    fn call(ssl: u64, dir: Direction, data: &[u8]) -> Call {
+        with(ssl, dir, Role::Client, None, data)
+    }
+
+    impl Call {
+        fn clone_with_ssl(&self, ssl: u64) -> Call {
+            Call { conn: ssl, ..self.clone() }
         }
     }
 
-    fn kinds(evs: &[TlsEvent]) -> Vec<(u32, String)> {
+    fn kinds(evs: &[Message]) -> Vec<(u32, String)> {
         evs.iter().map(|e| (e.kind, String::from_utf8_lossy(&e.payload).into_owned())).collect()
     }
 
@@ -502,8 +498,8 @@ mod tests {
             (3, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd".into()),
             (3, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into())
         ]);
-        assert!(matches!(out[2].decoded.as_deref(), Some(Decoded::Http1 { complete: true, starts: true, head_len: 38, .. })));
-        assert_eq!(out[2].timestamp_ns, out[2].timestamp_ns, "timestamp of the first byte");
+        assert!(matches!(out[2].view.as_deref(), Some(View::Http1 { complete: true, starts: true, head_len: 38, .. })));
+        assert_eq!(out[2].meta.timestamp_ns, out[2].meta.timestamp_ns, "timestamp of the first byte");
     }
 
     #[test]
@@ -535,11 +531,11 @@ mod tests {
         a.push(call(3, Direction::Read, b"HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n<html>"), 0, &mut out);
         a.tick(100 * MS, &mut out);
         assert_eq!(out.len(), 1);
-        assert!(matches!(out[0].decoded.as_deref(), Some(Decoded::Http1 { complete: false, starts: true, .. })));
+        assert!(matches!(out[0].view.as_deref(), Some(View::Http1 { complete: false, starts: true, .. })));
         a.push(call(3, Direction::Read, b"</html>"), 150 * MS, &mut out);
         a.close(4242, 3, &mut out);
         assert_eq!(kinds(&out[1..]), vec![(3, "</html>".into())]);
-        assert!(matches!(out[1].decoded.as_deref(), Some(Decoded::Http1 { complete: true, starts: false, head_len: 0, .. })));
+        assert!(matches!(out[1].view.as_deref(), Some(View::Http1 { complete: true, starts: false, head_len: 0, .. })));
         assert_eq!(a.tracked(), 0);
     }
 
@@ -550,13 +546,13 @@ mod tests {
         let mut flight = http2::PREFACE.to_vec();
         flight.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
         // The preface arrives in two reads on the server side (role: server, reading).
-        let srv = |d, data: &[u8], t: i64| TlsEvent { ssl: 4, direction: d, role: Some(Role::Server), timestamp_ns: t, ..sample_event(data) };
+        let srv = |d, data: &[u8], t: i64| with(4, d, Role::Server, Some(t), data);
         a.push(srv(Direction::Read, &flight[..10], 0), 0, &mut out);
         assert!(out.is_empty(), "a preface prefix waits");
         a.push(srv(Direction::Read, &flight[10..], 1), MS, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, 2);
-        assert!(matches!(out[0].decoded.as_deref(), Some(Decoded::Http2 { preface: true, frames }) if frames.len() == 1));
+        assert!(matches!(out[0].view.as_deref(), Some(View::Http2 { preface: true, frames }) if frames.len() == 1));
         a.push(srv(Direction::Write, &[0, 0, 0, 4, 1, 0, 0, 0, 0], 2), 2 * MS, &mut out);
         assert_eq!(out[1].kind, 4);
         // Half a frame waits for its rest, even past the idle time.
@@ -571,16 +567,16 @@ mod tests {
     fn an_http2_server_speaking_first_waits_for_the_preface() {
         let mut a = Assembler::new(Config::default());
         let mut out = Vec::new();
-        let srv = |d, data: &[u8]| TlsEvent { ssl: 6, direction: d, role: Some(Role::Server), ..sample_event(data) };
+        let srv = |d, data: &[u8]| with(6, d, Role::Server, None, data);
         // nginx sends its SETTINGS before reading the client's preface.
         a.push(srv(Direction::Write, &[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 128]), 0, &mut out);
         assert!(out.is_empty(), "unknown bytes wait for the other side");
         let mut flight = http2::PREFACE.to_vec();
         flight.extend([0, 0, 0, 4, 1, 0, 0, 0, 0]);
         a.push(srv(Direction::Read, &flight), MS, &mut out);
-        let got: Vec<(u32, Direction)> = out.iter().map(|e| (e.kind, e.direction)).collect();
+        let got: Vec<(u32, Direction)> = out.iter().map(|e| (e.kind, e.meta.direction)).collect();
         assert_eq!(got, vec![(4, Direction::Write), (2, Direction::Read)], "both sides decoded as HTTP/2");
-        assert!(matches!(out[0].decoded.as_deref(), Some(Decoded::Http2 { preface: false, frames }) if frames.len() == 1));
+        assert!(matches!(out[0].view.as_deref(), Some(View::Http2 { preface: false, frames }) if frames.len() == 1));
         // A server banner that is not HTTP goes out raw after the idle time.
         a.push(srv(Direction::Write, b"* OK IMAP4rev1 ready\r\n").clone_with_ssl(7), 0, &mut out);
         a.tick(100 * MS, &mut out);

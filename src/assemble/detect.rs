@@ -2,13 +2,9 @@
 //! event `type` of SPEC §4 (0 unknown, 1 HTTP/1.x request, 2 HTTP/2
 //! request, 3 HTTP/1.x response, 4 HTTP/2 response). Stateless: an HTTP/2
 //! connection is recognised by its client preface only; frames after it
-//! need per-connection state (the connection tracker, later) and are 0 here.
+//! need the connection's state (`conn`) and are 0 here.
 
-pub const UNKNOWN: u32 = 0;
-pub const HTTP1_REQUEST: u32 = 1;
-pub const HTTP2_REQUEST: u32 = 2;
-pub const HTTP1_RESPONSE: u32 = 3;
-pub const HTTP2_RESPONSE: u32 = 4;
+use crate::event::{HTTP1_REQUEST, HTTP1_RESPONSE, HTTP2_REQUEST, UNKNOWN};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 

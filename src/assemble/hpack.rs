@@ -35,7 +35,7 @@ impl fmt::Display for HpackError {
 }
 
 /// A decoded header field (names and values may be any bytes).
-pub type Field = (Vec<u8>, Vec<u8>);
+pub use crate::event::view::Field;
 
 /// Dynamic table sizes above this are refused (a peer may announce up to
 /// 2^32-1; nothing real goes near it).

@@ -4,6 +4,8 @@
 //! Several messages in one read (pipelining, keep-alive) come out one by
 //! one; a message cut anywhere across reads comes out whole.
 
+use super::inflate::{self, Coding};
+
 /// A message head (start line and header fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
@@ -350,6 +352,39 @@ impl Framer {
             }
         }
     }
+}
+
+/// The body of a message for display: de-chunked and decompressed when the
+/// whole message is here (`whole`), with notes on what was done or why not.
+/// None: show the body as received.
+pub fn display_body(body: &[u8], chunked: bool, coding: Option<Coding>, whole: bool) -> (Option<Vec<u8>>, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut shown: Option<Vec<u8>> = None;
+    if whole && chunked {
+        match dechunk(body) {
+            Ok(b) => {
+                notes.push(format!("chunked body de-chunked: {} bytes of data", b.len()));
+                shown = Some(b);
+            }
+            Err(e) => notes.push(format!("chunked body shown as received: {e}")),
+        }
+    }
+    if let Some(c) = coding {
+        let name = if c == Coding::Gzip { "gzip" } else { "deflate" };
+        let current = shown.as_deref().unwrap_or(body);
+        if whole && !current.is_empty() {
+            match inflate::decode(c, current) {
+                Ok(b) => {
+                    notes.push(format!("{name} body decompressed: {} bytes to {}", current.len(), b.len()));
+                    shown = Some(b);
+                }
+                Err(e) => notes.push(format!("{name} body shown as received: {e}")),
+            }
+        } else if !current.is_empty() {
+            notes.push(format!("{name} body in parts: shown as received"));
+        }
+    }
+    (shown, notes)
 }
 
 #[cfg(test)]

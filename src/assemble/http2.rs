@@ -1,174 +1,18 @@
 //! HTTP/2 for one direction of a connection: the client preface, frames
 //! parsed across reads, header blocks (HEADERS/PUSH_PROMISE and their
 //! CONTINUATIONs) decoded with one HPACK decoder for the life of the
-//! connection, and DATA decompressed for display when its stream said
-//! `content-encoding: gzip` or `deflate`. Each batch of complete frames
-//! becomes one event.
+//! connection, and DATA decompressed for display (when asked) when its
+//! stream said `content-encoding: gzip` or `deflate`. Each batch of complete
+//! frames becomes one message, its frames described by `event::view`.
 
 use std::collections::HashMap;
-use std::fmt;
 
-use super::hpack::{Decoder, Field};
-use crate::format::inflate::{coding_of, StreamDecoder};
+use super::hpack::Decoder;
+use super::inflate::{coding_of, StreamDecoder};
+use crate::event::view::*;
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADER_LEN: usize = 9;
-
-pub const DATA: u8 = 0;
-pub const HEADERS: u8 = 1;
-pub const PRIORITY: u8 = 2;
-pub const RST_STREAM: u8 = 3;
-pub const SETTINGS: u8 = 4;
-pub const PUSH_PROMISE: u8 = 5;
-pub const PING: u8 = 6;
-pub const GOAWAY: u8 = 7;
-pub const WINDOW_UPDATE: u8 = 8;
-pub const CONTINUATION: u8 = 9;
-
-const END_STREAM: u8 = 0x1;
-/// SETTINGS and PING use the END_STREAM bit as ACK.
-#[cfg(test)]
-const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
-const PRIORITY_FLAG: u8 = 0x20;
-
-pub fn type_name(t: u8) -> String {
-    match t {
-        DATA => "DATA".into(),
-        HEADERS => "HEADERS".into(),
-        PRIORITY => "PRIORITY".into(),
-        RST_STREAM => "RST_STREAM".into(),
-        SETTINGS => "SETTINGS".into(),
-        PUSH_PROMISE => "PUSH_PROMISE".into(),
-        PING => "PING".into(),
-        GOAWAY => "GOAWAY".into(),
-        WINDOW_UPDATE => "WINDOW_UPDATE".into(),
-        CONTINUATION => "CONTINUATION".into(),
-        t => format!("UNKNOWN(0x{t:02x})"),
-    }
-}
-
-fn setting_name(id: u16) -> String {
-    match id {
-        1 => "HEADER_TABLE_SIZE".into(),
-        2 => "ENABLE_PUSH".into(),
-        3 => "MAX_CONCURRENT_STREAMS".into(),
-        4 => "INITIAL_WINDOW_SIZE".into(),
-        5 => "MAX_FRAME_SIZE".into(),
-        6 => "MAX_HEADER_LIST_SIZE".into(),
-        8 => "ENABLE_CONNECT_PROTOCOL".into(),
-        9 => "NO_RFC7540_PRIORITIES".into(),
-        id => format!("0x{id:x}"),
-    }
-}
-
-fn error_name(code: u32) -> String {
-    const NAMES: [&str; 14] = [
-        "NO_ERROR",
-        "PROTOCOL_ERROR",
-        "INTERNAL_ERROR",
-        "FLOW_CONTROL_ERROR",
-        "SETTINGS_TIMEOUT",
-        "STREAM_CLOSED",
-        "FRAME_SIZE_ERROR",
-        "REFUSED_STREAM",
-        "CANCEL",
-        "COMPRESSION_ERROR",
-        "CONNECT_ERROR",
-        "ENHANCE_YOUR_CALM",
-        "INADEQUATE_SECURITY",
-        "HTTP_1_1_REQUIRED",
-    ];
-    NAMES.get(code as usize).map_or_else(|| format!("0x{code:x}"), |n| n.to_string())
-}
-
-/// What one frame says, for display.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Detail {
-    /// A complete header block (HEADERS, or PUSH_PROMISE with its promised stream).
-    Headers { fields: Vec<Field>, promised: Option<u32> },
-    /// Part of a header block whose CONTINUATION frames are still to come.
-    HeadersContinue,
-    Data { data: Vec<u8>, decompressed: bool },
-    Settings(Vec<(u16, u32)>),
-    WindowUpdate(u32),
-    Ping([u8; 8]),
-    RstStream(u32),
-    GoAway { last_stream: u32, code: u32, debug: Vec<u8> },
-    Priority { depends_on: u32, weight: u16, exclusive: bool },
-    Other,
-    /// The frame could not be decoded; the rest of the connection goes on.
-    Error(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    pub kind: u8,
-    pub flags: u8,
-    pub stream: u32,
-    pub len: u32,
-    pub detail: Detail,
-    /// Problems worth showing next to the frame (e.g. a DATA frame that
-    /// did not decompress).
-    pub note: Option<String>,
-}
-
-impl fmt::Display for Frame {
-    /// `HEADERS stream=1 length=45 flags=END_STREAM|END_HEADERS`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} stream={} length={}", type_name(self.kind), self.stream, self.len)?;
-        let mut names = Vec::new();
-        let ack_type = self.kind == SETTINGS || self.kind == PING;
-        if self.flags & END_STREAM != 0 {
-            names.push(if ack_type { "ACK" } else { "END_STREAM" });
-        }
-        if self.flags & END_HEADERS != 0 && matches!(self.kind, HEADERS | PUSH_PROMISE | CONTINUATION) {
-            names.push("END_HEADERS");
-        }
-        if self.flags & PADDED != 0 && matches!(self.kind, DATA | HEADERS | PUSH_PROMISE) {
-            names.push("PADDED");
-        }
-        if self.flags & PRIORITY_FLAG != 0 && self.kind == HEADERS {
-            names.push("PRIORITY");
-        }
-        if !names.is_empty() {
-            write!(f, " flags={}", names.join("|"))?;
-        }
-        Ok(())
-    }
-}
-
-impl Frame {
-    /// Lines describing the frame's contents (not its data).
-    pub fn detail_lines(&self) -> Vec<String> {
-        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        match &self.detail {
-            Detail::Headers { fields, promised } => {
-                let mut v: Vec<String> = promised.iter().map(|p| format!("promised stream {p}")).collect();
-                v.extend(fields.iter().map(|(n, val)| format!("header field \"{}\" = \"{}\"", s(n), s(val))));
-                v
-            }
-            Detail::HeadersContinue => vec!["(header block continues in CONTINUATION frames)".into()],
-            Detail::Settings(list) => list.iter().map(|(id, v)| format!("{} = {v}", setting_name(*id))).collect(),
-            Detail::WindowUpdate(n) => vec![format!("window size increment = {n}")],
-            Detail::Ping(d) => vec![format!("opaque data = {}", d.iter().map(|b| format!("{b:02x}")).collect::<String>())],
-            Detail::RstStream(code) => vec![format!("error code = {}", error_name(*code))],
-            Detail::GoAway { last_stream, code, debug } => {
-                let mut v = vec![format!("last stream = {last_stream}, error code = {}", error_name(*code))];
-                if !debug.is_empty() {
-                    v.push(format!("debug data = \"{}\"", s(debug)));
-                }
-                v
-            }
-            Detail::Priority { depends_on, weight, exclusive } => {
-                vec![format!("depends on stream {depends_on}{}, weight {weight}", if *exclusive { " (exclusive)" } else { "" })]
-            }
-            Detail::Error(e) => vec![format!("[ecapture: cannot decode this frame: {e}]")],
-            Detail::Data { .. } | Detail::Other => Vec::new(),
-        }
-    }
-}
 
 /// One direction of an HTTP/2 connection.
 pub struct Direction {
@@ -180,6 +24,8 @@ pub struct Direction {
     pending_block: Option<(u32, Option<u32>, Vec<u8>)>,
     /// Streams whose DATA is compressed.
     inflaters: HashMap<u32, StreamDecoder>,
+    /// Decompress DATA for display.
+    decompress: bool,
 }
 
 /// A batch: the raw bytes of the complete frames (and preface), and what
@@ -205,9 +51,17 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 impl Direction {
-    /// `client_to_server`: this direction starts with the client preface.
-    pub fn new(client_to_server: bool) -> Direction {
-        Direction { expect_preface: client_to_server, buf: Vec::new(), hpack: Decoder::new(), pending_block: None, inflaters: HashMap::new() }
+    /// `client_to_server`: this direction starts with the client preface;
+    /// `decompress`: DATA of gzip/deflate streams is decompressed.
+    pub fn new(client_to_server: bool, decompress: bool) -> Direction {
+        Direction {
+            expect_preface: client_to_server,
+            buf: Vec::new(),
+            hpack: Decoder::new(),
+            pending_block: None,
+            inflaters: HashMap::new(),
+            decompress,
+        }
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -256,7 +110,8 @@ impl Direction {
     fn header_block(&mut self, stream: u32, promised: Option<u32>, block: &[u8]) -> Detail {
         match self.hpack.decode(block) {
             Ok(fields) => {
-                if let Some(c) = fields.iter().find(|(n, _)| n == b"content-encoding").and_then(|(_, v)| coding_of(v)) {
+                let coding = fields.iter().find(|(n, _)| n == b"content-encoding").and_then(|(_, v)| coding_of(v));
+                if let (Some(c), true) = (coding, self.decompress) {
                     self.inflaters.insert(promised.unwrap_or(stream), StreamDecoder::new(c));
                 }
                 Detail::Headers { fields, promised }
@@ -340,7 +195,7 @@ impl Direction {
                 weight: p[4] as u16 + 1,
                 exclusive: p[0] & 0x80 != 0,
             },
-            WINDOW_UPDATE | PING | RST_STREAM | GOAWAY | PRIORITY => Detail::Error(format!("bad {} length {}", type_name(kind), p.len())),
+            WINDOW_UPDATE | PING | RST_STREAM | GOAWAY | PRIORITY => Detail::Error(format!("bad {} length {}", frame_type_name(kind), p.len())),
             _ => Detail::Other,
         };
         Frame { kind, flags, stream, len: p.len() as u32, detail, note }
@@ -355,6 +210,7 @@ impl Direction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::text::frame_lines;
 
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![(payload.len() >> 16) as u8, (payload.len() >> 8) as u8, payload.len() as u8, kind, flags];
@@ -377,13 +233,13 @@ mod tests {
     }
 
     fn summary(batches: &[Batch]) -> Vec<String> {
-        batches.iter().flat_map(|b| b.frames.iter()).flat_map(|f| std::iter::once(f.to_string()).chain(f.detail_lines())).collect()
+        batches.iter().flat_map(|b| b.frames.iter()).flat_map(frame_lines).collect()
     }
 
     #[test]
     fn frames_headers_and_continuation() {
         let input = client_flight();
-        let mut d = Direction::new(true);
+        let mut d = Direction::new(true, true);
         d.push(&input);
         let b = d.take_batch().unwrap();
         assert!(b.preface);
@@ -413,11 +269,11 @@ mod tests {
     #[test]
     fn split_at_every_byte_boundary_gives_the_same_frames() {
         let input = client_flight();
-        let mut whole = Direction::new(true);
+        let mut whole = Direction::new(true, true);
         whole.push(&input);
         let want = summary(&[whole.take_batch().unwrap()]);
         for cut in 1..input.len() {
-            let mut d = Direction::new(true);
+            let mut d = Direction::new(true, true);
             let mut batches = Vec::new();
             d.push(&input[..cut]);
             batches.extend(d.take_batch());
@@ -431,7 +287,7 @@ mod tests {
 
     #[test]
     fn hpack_state_lives_across_blocks_and_errors_reset_it() {
-        let mut d = Direction::new(false);
+        let mut d = Direction::new(false, true);
         // RFC 7541 C.3.1 then C.3.2, which refers to the first's table entry.
         d.push(&frame(HEADERS, END_HEADERS, 1, &[0x82, 0x86, 0x84, 0x41, 0x0f, b'w', b'w', b'w', b'.', b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o', b'm']));
         d.push(&frame(HEADERS, END_HEADERS, 3, &[0x82, 0x86, 0x84, 0xbe, 0x58, 0x08, b'n', b'o', b'-', b'c', b'a', b'c', b'h', b'e']));
@@ -449,7 +305,7 @@ mod tests {
             0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x57, 0xc8, 0x40, 0x27, 0xb9,
             0x00, 0x00, 0x88, 0x59, 0x0b, 0x18, 0x00, 0x00, 0x00,
         ];
-        let mut d = Direction::new(false);
+        let mut d = Direction::new(false, true);
         // :status 200 (0x88), content-encoding: gzip (literal, indexed name 26).
         d.push(&frame(HEADERS, END_HEADERS, 1, &[0x88, 0x5a, 0x04, b'g', b'z', b'i', b'p']));
         d.push(&frame(DATA, 0, 1, &gz[..12]));
@@ -471,19 +327,19 @@ mod tests {
 
     #[test]
     fn a_missing_preface_is_not_invented() {
-        let mut d = Direction::new(true);
+        let mut d = Direction::new(true, true);
         d.push(&frame(PING, ACK, 0, b"abcdefgh")[..]);
         d.push(&[0; 15]);
         let b = d.take_batch().unwrap();
         assert!(!b.preface);
-        assert_eq!(b.frames[0].to_string(), "PING stream=0 length=8 flags=ACK");
+        assert_eq!(frame_lines(&b.frames[0])[0], "PING stream=0 length=8 flags=ACK");
     }
 
     #[test]
     fn random_bytes_never_panic() {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for round in 0..2000 {
-            let mut d = Direction::new(round % 2 == 0);
+            let mut d = Direction::new(round % 2 == 0, true);
             for _ in 0..8 {
                 let len = (x % 97) as usize;
                 let data: Vec<u8> = (0..len)
@@ -497,7 +353,7 @@ mod tests {
                 d.push(&data);
                 if let Some(b) = d.take_batch() {
                     for f in &b.frames {
-                        let _ = (f.to_string(), f.detail_lines());
+                        let _ = frame_lines(f);
                     }
                 }
             }

@@ -1,12 +1,13 @@
-//! From kernel records to whole messages: chunks of one SSL call back into
-//! that call's payload (`chunks`), calls of one connection into messages
-//! (`conn`, with the protocol layers `http1`, `http2`, `hpack`), and what
-//! kind of message a payload starts with (`detect`).
+//! Message assembly: the calls of one connection become messages (`conn`):
+//! HTTP/1.x messages (`http1`), HTTP/2 frame batches decoded with HPACK
+//! (`http2`, `hpack`), or other bytes. What kind of message a payload starts
+//! with (`detect`). Bodies are decompressed for display here (`inflate`)
+//! when an output will show them. Depends on the event types only.
 
-pub mod chunks;
 pub mod conn;
 pub mod detect;
 pub mod hpack;
 pub mod hpack_tables;
 pub mod http1;
 pub mod http2;
+pub mod inflate;

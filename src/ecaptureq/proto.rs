@@ -9,7 +9,7 @@ use quick_protobuf::{BytesReader, MessageRead, MessageWrite, Writer};
 
 use super::pb::event::mod_LogEntry::OneOfpayload;
 pub use super::pb::event::{Event, Heartbeat, LogEntry, LogType};
-use crate::event::TlsEvent;
+use crate::event::Message;
 
 /// The bare encoding of `entry`.
 pub fn encode(entry: &LogEntry<'_>) -> Vec<u8> {
@@ -26,14 +26,15 @@ pub fn decode(bytes: &[u8]) -> quick_protobuf::Result<LogEntry<'_>> {
     LogEntry::from_reader(&mut r, bytes)
 }
 
-/// The `Event` of SPEC §5.2 for a captured event: src is the client end,
+/// The `Event` of SPEC §5.2 for a message: src is the client end,
 /// dst the server end, payload the raw plaintext.
-pub fn event(ev: &TlsEvent) -> Event<'_> {
-    event_with_payload(ev, &ev.payload)
+pub fn event(m: &Message) -> Event<'_> {
+    event_with_payload(m, &m.payload)
 }
 
-/// Like `event`, with another payload (a rendering of the event).
-pub fn event_with_payload<'a>(ev: &'a TlsEvent, payload: &'a [u8]) -> Event<'a> {
+/// Like `event`, with another payload (a rendering of the message).
+pub fn event_with_payload<'a>(m: &'a Message, payload: &'a [u8]) -> Event<'a> {
+    let ev = &m.meta;
     let (client, server) = ev.client_server();
     Event {
         timestamp: ev.timestamp_ns,
@@ -44,18 +45,18 @@ pub fn event_with_payload<'a>(ev: &'a TlsEvent, payload: &'a [u8]) -> Event<'a> 
         dst_port: server.port() as u32,
         pid: ev.pid as i64,
         pname: Cow::Borrowed(ev.comm.as_str()),
-        type_pb: ev.kind,
+        type_pb: m.kind,
         length: payload.len() as u32,
         payload: Cow::Borrowed(payload),
     }
 }
 
-pub fn event_entry(ev: &TlsEvent) -> Vec<u8> {
-    encode(&LogEntry { log_type: LogType::LOG_TYPE_EVENT, payload: OneOfpayload::event_payload(event(ev)) })
+pub fn event_entry(m: &Message) -> Vec<u8> {
+    encode(&LogEntry { log_type: LogType::LOG_TYPE_EVENT, payload: OneOfpayload::event_payload(event(m)) })
 }
 
-pub fn event_entry_with_payload(ev: &TlsEvent, payload: &[u8]) -> Vec<u8> {
-    encode(&LogEntry { log_type: LogType::LOG_TYPE_EVENT, payload: OneOfpayload::event_payload(event_with_payload(ev, payload)) })
+pub fn event_entry_with_payload(m: &Message, payload: &[u8]) -> Vec<u8> {
+    encode(&LogEntry { log_type: LogType::LOG_TYPE_EVENT, payload: OneOfpayload::event_payload(event_with_payload(m, payload)) })
 }
 
 pub fn log_entry(line: &str) -> Vec<u8> {
@@ -94,11 +95,14 @@ pub fn payload<'a>(entry: LogEntry<'a>) -> Payload<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::sample_event;
+    use crate::event::tests::sample_message;
     use crate::event::Role;
 
-    fn sample() -> TlsEvent {
-        TlsEvent { role: Some(Role::Client), kind: 1, ..sample_event(b"GET / HTTP/1.1\r\n") }
+    fn sample() -> Message {
+        let mut m = sample_message(b"GET / HTTP/1.1\r\n");
+        m.meta.role = Some(Role::Client);
+        m.kind = 1;
+        m
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::event::{tls_version_name, Direction, TlsEvent};
+use crate::event::{tls_version_name, Direction, Message};
 
 /// Appends `s` as a JSON string (quotes included).
 pub fn push_str(out: &mut String, s: &str) {
@@ -47,10 +47,11 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
-/// One event as a JSON object, without the newline.
-pub fn event(ev: &TlsEvent) -> String {
+/// One message as a JSON object, without the newline.
+pub fn event(m: &Message) -> String {
+    let ev = &m.meta;
     let (client, server) = ev.client_server();
-    let mut o = String::with_capacity(256 + ev.payload.len() * 4 / 3);
+    let mut o = String::with_capacity(256 + m.payload.len() * 4 / 3);
     let _ = write!(o, "{{\"timestamp\":{},\"uuid\":", ev.timestamp_ns);
     push_str(&mut o, &ev.uuid());
     let _ = write!(o, ",\"src_ip\":\"{}\",\"src_port\":{},", client.ip(), client.port());
@@ -63,31 +64,31 @@ pub fn event(ev: &TlsEvent) -> String {
     let _ = write!(
         o,
         ",\"type\":{},\"length\":{},\"direction\":\"{dir}\",\"tid\":{},\"uid\":{},\"fd\":{},\"tls_version\":\"{}\"",
-        ev.kind,
-        ev.payload.len(),
+        m.kind,
+        m.payload.len(),
         ev.tid,
         ev.uid,
         ev.fd,
         tls_version_name(ev.tls_version)
     );
-    if ev.truncated() {
-        let _ = write!(o, ",\"truncated\":true,\"total_length\":{}", ev.total_len);
+    if m.truncated() {
+        let _ = write!(o, ",\"truncated\":true,\"total_length\":{}", m.total_len);
     }
-    if !ev.missing.is_empty() {
+    if !m.missing.is_empty() {
         o.push_str(",\"missing\":[");
-        for (i, r) in ev.missing.iter().enumerate() {
+        for (i, r) in m.missing.iter().enumerate() {
             let _ = write!(o, "{}[{},{}]", if i > 0 { "," } else { "" }, r.start, r.end);
         }
         o.push(']');
     }
-    match std::str::from_utf8(&ev.payload) {
+    match std::str::from_utf8(&m.payload) {
         Ok(text) => {
             o.push_str(",\"payload_encoding\":\"utf-8\",\"payload\":");
             push_str(&mut o, text);
         }
         Err(_) => {
             o.push_str(",\"payload_encoding\":\"base64\",\"payload\":\"");
-            o.push_str(&base64(&ev.payload));
+            o.push_str(&base64(&m.payload));
             o.push('"');
         }
     }
@@ -95,9 +96,9 @@ pub fn event(ev: &TlsEvent) -> String {
     o
 }
 
-/// Writes one event as a JSON line.
-pub fn write(w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
-    let mut line = event(ev);
+/// Writes one message as a JSON line.
+pub fn write(w: &mut dyn Write, m: &Message) -> io::Result<()> {
+    let mut line = event(m);
     line.push('\n');
     w.write_all(line.as_bytes())
 }
@@ -105,19 +106,23 @@ pub fn write(w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::sample_event;
-    use crate::event::Role;
+    use crate::event::tests::sample_message;
+    use crate::event::{Meta, Role};
 
-    fn ev(payload: &[u8]) -> TlsEvent {
-        TlsEvent {
-            uid: 1000,
-            comm: "cu\"rl".into(),
-            direction: Direction::Read,
-            tls_version: 0x0303,
-            endpoints: Some(("[::1]:443".parse().unwrap(), "[::1]:50000".parse().unwrap())),
-            role: Some(Role::Server),
+    fn ev(payload: &[u8]) -> Message {
+        let m = sample_message(payload);
+        Message {
+            meta: Meta {
+                uid: 1000,
+                comm: "cu\"rl".into(),
+                direction: Direction::Read,
+                tls_version: 0x0303,
+                endpoints: Some(("[::1]:443".parse().unwrap(), "[::1]:50000".parse().unwrap())),
+                role: Some(Role::Server),
+                ..m.meta
+            },
             kind: crate::assemble::detect::message_type(payload),
-            ..sample_event(payload)
+            ..m
         }
     }
 

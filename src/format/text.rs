@@ -12,10 +12,8 @@ use std::io::{self, Write};
 use std::ops::Range;
 
 use super::hex;
-use super::inflate::{self, Coding};
-use crate::assemble::conn::Decoded;
-use crate::assemble::{http1, http2};
-use crate::event::{tls_version_name, TlsEvent};
+use crate::event::view::{self, Detail, Frame};
+use crate::event::{tls_version_name, Message, View};
 use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,7 +59,14 @@ fn present(len: usize, missing: &[Range<u32>]) -> Vec<Range<usize>> {
 }
 
 impl TextFormat {
-    pub fn header(&self, ev: &TlsEvent) -> String {
+    /// Whether messages are shown through what assembly understood of them
+    /// (`View`): not when --hex or -t ask for the bytes themselves.
+    pub fn shows_views(&self) -> bool {
+        !self.hex && self.tsize == 0
+    }
+
+    pub fn header(&self, m: &Message) -> String {
+        let ev = &m.meta;
         let (src, dst) = ev.src_dst();
         format!(
             "{} PID:{}, Comm:{}, TID:{}, FD:{}, {}, Src:{}, Dest:{}, {}, Length:{}",
@@ -74,27 +79,25 @@ impl TextFormat {
             src,
             dst,
             tls_version_name(ev.tls_version),
-            ev.payload.len()
+            m.payload.len()
         )
     }
 
-    pub fn write(&self, w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
-        w.write_all(self.header(ev).as_bytes())?;
+    pub fn write(&self, w: &mut dyn Write, m: &Message) -> io::Result<()> {
+        w.write_all(self.header(m).as_bytes())?;
         w.write_all(b"\n")?;
-        self.write_body(w, ev)
+        self.write_body(w, m)
     }
 
-    /// Everything after the header line: the decoded message when the
-    /// assembler understood it (and neither --hex nor -t asks for the bytes
-    /// themselves), else the payload as text or hex; notes; a blank line.
-    pub fn write_body(&self, w: &mut dyn Write, ev: &TlsEvent) -> io::Result<()> {
-        if let (Some(d), false, 0) = (ev.decoded.as_deref(), self.hex, self.tsize) {
+    /// Everything after the header line: the message as assembly understood
+    /// it (unless --hex or -t ask for the bytes themselves), else the payload
+    /// as text or hex; notes; a blank line.
+    pub fn write_body(&self, w: &mut dyn Write, ev: &Message) -> io::Result<()> {
+        if let (Some(v), true) = (ev.view.as_deref(), self.shows_views()) {
             if ev.missing.is_empty() && !ev.truncated() {
-                return match d {
-                    Decoded::Http1 { head_len, chunked, coding, complete, starts } => {
-                        http1(w, &ev.payload, *head_len, *chunked, *coding, *complete && *starts)
-                    }
-                    Decoded::Http2 { preface, frames } => http2(w, *preface, frames),
+                return match v {
+                    View::Http1 { head_len, body, notes, .. } => http1(w, &ev.payload, *head_len, body.as_deref(), notes),
+                    View::Http2 { preface, frames } => http2(w, *preface, frames),
                 };
             }
         }
@@ -157,42 +160,17 @@ fn text_or_hex(w: &mut dyn Write, data: &[u8]) -> io::Result<()> {
     }
 }
 
-/// An HTTP/1.x message: the head as received, the body de-chunked and
-/// decompressed when the whole message is here, notes on what was done.
-fn http1(w: &mut dyn Write, payload: &[u8], head_len: usize, chunked: bool, coding: Option<Coding>, whole: bool) -> io::Result<()> {
+/// An HTTP/1.x message: the head as received, the body as assembly
+/// decoded it (or as received), notes on what was done.
+fn http1(w: &mut dyn Write, payload: &[u8], head_len: usize, body: Option<&[u8]>, notes: &[String]) -> io::Result<()> {
     let head_len = head_len.min(payload.len());
-    let (head, body) = payload.split_at(head_len);
+    let (head, raw_body) = payload.split_at(head_len);
     if !is_printable(head) {
         hex::dump(w, payload, 0)?;
         return w.write_all(b"\n");
     }
     w.write_all(head)?;
-    let mut notes = Vec::new();
-    let mut shown = std::borrow::Cow::Borrowed(body);
-    if whole && chunked {
-        match http1::dechunk(body) {
-            Ok(b) => {
-                notes.push(format!("chunked body de-chunked: {} bytes of data", b.len()));
-                shown = b.into();
-            }
-            Err(e) => notes.push(format!("chunked body shown as received: {e}")),
-        }
-    }
-    if let Some(c) = coding {
-        let name = if c == Coding::Gzip { "gzip" } else { "deflate" };
-        if whole && !shown.is_empty() {
-            match inflate::decode(c, &shown) {
-                Ok(b) => {
-                    notes.push(format!("{name} body decompressed: {} bytes to {}", shown.len(), b.len()));
-                    shown = b.into();
-                }
-                Err(e) => notes.push(format!("{name} body shown as received: {e}")),
-            }
-        } else if !shown.is_empty() {
-            notes.push(format!("{name} body in parts: shown as received"));
-        }
-    }
-    text_or_hex(w, &shown)?;
+    text_or_hex(w, body.unwrap_or(raw_body))?;
     for n in notes {
         writeln!(w, "[ecapture: {n}]")?;
     }
@@ -200,17 +178,17 @@ fn http1(w: &mut dyn Write, payload: &[u8], head_len: usize, chunked: bool, codi
 }
 
 /// HTTP/2: one block per frame — what it is, its header fields, its data.
-fn http2(w: &mut dyn Write, preface: bool, frames: &[http2::Frame]) -> io::Result<()> {
+fn http2(w: &mut dyn Write, preface: bool, frames: &[Frame]) -> io::Result<()> {
     if preface {
         writeln!(w, "HTTP/2 client connection preface")?;
     }
     for f in frames {
-        let decompressed = matches!(f.detail, http2::Detail::Data { decompressed: true, .. });
-        writeln!(w, "HTTP/2 {f}{}", if decompressed { " (decompressed)" } else { "" })?;
-        for line in f.detail_lines() {
+        let decompressed = matches!(f.detail, Detail::Data { decompressed: true, .. });
+        writeln!(w, "HTTP/2 {}{}", frame_header(f), if decompressed { " (decompressed)" } else { "" })?;
+        for line in detail_lines(f) {
             writeln!(w, "{line}")?;
         }
-        if let http2::Detail::Data { data, .. } = &f.detail {
+        if let Detail::Data { data, .. } = &f.detail {
             text_or_hex(w, data)?;
         }
         if let Some(n) = &f.note {
@@ -220,18 +198,114 @@ fn http2(w: &mut dyn Write, preface: bool, frames: &[http2::Frame]) -> io::Resul
     w.write_all(b"\n")
 }
 
+/// `HEADERS stream=1 length=45 flags=END_STREAM|END_HEADERS`
+pub fn frame_header(f: &Frame) -> String {
+    use view::*;
+    let mut s = format!("{} stream={} length={}", frame_type_name(f.kind), f.stream, f.len);
+    let mut names = Vec::new();
+    let ack_type = f.kind == SETTINGS || f.kind == PING;
+    if f.flags & END_STREAM != 0 {
+        names.push(if ack_type { "ACK" } else { "END_STREAM" });
+    }
+    if f.flags & END_HEADERS != 0 && matches!(f.kind, HEADERS | PUSH_PROMISE | CONTINUATION) {
+        names.push("END_HEADERS");
+    }
+    if f.flags & PADDED != 0 && matches!(f.kind, DATA | HEADERS | PUSH_PROMISE) {
+        names.push("PADDED");
+    }
+    if f.flags & PRIORITY_FLAG != 0 && f.kind == HEADERS {
+        names.push("PRIORITY");
+    }
+    if !names.is_empty() {
+        s.push_str(" flags=");
+        s.push_str(&names.join("|"));
+    }
+    s
+}
+
+fn setting_name(id: u16) -> String {
+    match id {
+        1 => "HEADER_TABLE_SIZE".into(),
+        2 => "ENABLE_PUSH".into(),
+        3 => "MAX_CONCURRENT_STREAMS".into(),
+        4 => "INITIAL_WINDOW_SIZE".into(),
+        5 => "MAX_FRAME_SIZE".into(),
+        6 => "MAX_HEADER_LIST_SIZE".into(),
+        8 => "ENABLE_CONNECT_PROTOCOL".into(),
+        9 => "NO_RFC7540_PRIORITIES".into(),
+        id => format!("0x{id:x}"),
+    }
+}
+
+fn error_name(code: u32) -> String {
+    const NAMES: [&str; 14] = [
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
+    ];
+    NAMES.get(code as usize).map_or_else(|| format!("0x{code:x}"), |n| n.to_string())
+}
+
+/// Lines describing a frame's contents (not its data).
+pub fn detail_lines(f: &Frame) -> Vec<String> {
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match &f.detail {
+        Detail::Headers { fields, promised } => {
+            let mut v: Vec<String> = promised.iter().map(|p| format!("promised stream {p}")).collect();
+            v.extend(fields.iter().map(|(n, val)| format!("header field \"{}\" = \"{}\"", s(n), s(val))));
+            v
+        }
+        Detail::HeadersContinue => vec!["(header block continues in CONTINUATION frames)".into()],
+        Detail::Settings(list) => list.iter().map(|(id, v)| format!("{} = {v}", setting_name(*id))).collect(),
+        Detail::WindowUpdate(n) => vec![format!("window size increment = {n}")],
+        Detail::Ping(d) => vec![format!("opaque data = {}", d.iter().map(|b| format!("{b:02x}")).collect::<String>())],
+        Detail::RstStream(code) => vec![format!("error code = {}", error_name(*code))],
+        Detail::GoAway { last_stream, code, debug } => {
+            let mut v = vec![format!("last stream = {last_stream}, error code = {}", error_name(*code))];
+            if !debug.is_empty() {
+                v.push(format!("debug data = \"{}\"", s(debug)));
+            }
+            v
+        }
+        Detail::Priority { depends_on, weight, exclusive } => {
+            vec![format!("depends on stream {depends_on}{}, weight {weight}", if *exclusive { " (exclusive)" } else { "" })]
+        }
+        Detail::Error(e) => vec![format!("[ecapture: cannot decode this frame: {e}]")],
+        Detail::Data { .. } | Detail::Other => Vec::new(),
+    }
+}
+
+/// A frame's header line, then its detail lines.
+pub fn frame_lines(f: &Frame) -> Vec<String> {
+    std::iter::once(frame_header(f)).chain(detail_lines(f)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::sample_event;
+    use crate::assemble::http1::display_body;
+    use crate::assemble::http2;
+    use crate::assemble::inflate::Coding;
+    use crate::event::tests::sample_message;
     use crate::event::Direction;
     use std::net::SocketAddr;
 
-    fn ev(payload: &[u8]) -> TlsEvent {
-        sample_event(payload)
+    fn ev(payload: &[u8]) -> Message {
+        sample_message(payload)
     }
 
-    fn render(f: TextFormat, e: &TlsEvent) -> String {
+    fn render(f: TextFormat, e: &Message) -> String {
         let mut v = Vec::new();
         f.write(&mut v, e).unwrap();
         String::from_utf8(v).unwrap()
@@ -251,11 +325,11 @@ mod tests {
     #[test]
     fn read_swaps_src_and_dest_and_ipv6_is_bracketed() {
         let mut e = ev(b"hi");
-        e.direction = Direction::Read;
-        e.endpoints = Some(("[::1]:40000".parse::<SocketAddr>().unwrap(), "[::1]:443".parse().unwrap()));
+        e.meta.direction = Direction::Read;
+        e.meta.endpoints = Some(("[::1]:40000".parse::<SocketAddr>().unwrap(), "[::1]:443".parse().unwrap()));
         let h = TextFormat::default().header(&e);
         assert!(h.contains("READ, Src:[::1]:443, Dest:[::1]:40000, TLS1.3, Length:2"), "{h}");
-        e.endpoints = None;
+        e.meta.endpoints = None;
         assert!(TextFormat::default().header(&e).contains("Src:0.0.0.0:0, Dest:0.0.0.0:0"));
     }
 
@@ -287,7 +361,7 @@ mod tests {
         assert!(out.contains("transferred 100 bytes; captured the first 8"), "{out}");
     }
 
-    fn body(f: TextFormat, e: &TlsEvent) -> String {
+    fn body(f: TextFormat, e: &Message) -> String {
         let mut v = Vec::new();
         f.write_body(&mut v, e).unwrap();
         String::from_utf8(v).unwrap()
@@ -306,7 +380,9 @@ mod tests {
         payload.extend(&member);
         payload.extend(b"\r\n0\r\n\r\n");
         let mut e = ev(&payload);
-        e.decoded = Some(Box::new(Decoded::Http1 { head_len: head.len(), chunked: true, coding: Some(Coding::Gzip), complete: true, starts: true }));
+        // What assembly makes of a whole chunked gzip response.
+        let (decoded, notes) = display_body(&payload[head.len()..], true, Some(Coding::Gzip), true);
+        e.view = Some(Box::new(View::Http1 { head_len: head.len(), starts: true, complete: true, body: decoded, notes }));
         let out = body(TextFormat::default(), &e);
         assert!(out.starts_with("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"), "{out}");
         assert!(out.contains("\r\n\r\nhello, decoded world\n[ecapture: chunked body de-chunked"), "{out}");
@@ -317,14 +393,14 @@ mod tests {
 
     #[test]
     fn http2_frames_are_one_block_each() {
-        let mut d = http2::Direction::new(true);
+        let mut d = http2::Direction::new(true, true);
         let mut b = crate::assemble::http2::PREFACE.to_vec();
         b.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
         b.extend([0, 0, 3, 1, 5, 0, 0, 0, 1, 0x82, 0x84, 0x86]);
         d.push(&b);
         let batch = d.take_batch().unwrap();
         let mut e = ev(&batch.bytes);
-        e.decoded = Some(Box::new(Decoded::Http2 { preface: batch.preface, frames: batch.frames }));
+        e.view = Some(Box::new(View::Http2 { preface: batch.preface, frames: batch.frames }));
         assert_eq!(
             body(TextFormat::default(), &e),
             "HTTP/2 client connection preface\nHTTP/2 SETTINGS stream=0 length=0\n\

@@ -1,14 +1,16 @@
 //! Safe wrappers over the parts of libbpf that ecapture uses: open an object
-//! from memory, write its read-only configuration, load it, attach uprobes and
-//! raw tracepoints, and read perf buffers. Every `unsafe` FFI call to libbpf
-//! lives here; callers see owned handles that free their C side on drop.
+//! from memory, write its read-only configuration (by variable name, through
+//! the object's BTF), share a map between objects, load, attach uprobes and
+//! raw tracepoints, read a ring buffer, and read struct layouts from BTF (for
+//! the ABI tests). Every `unsafe` FFI call to libbpf lives here; callers see
+//! owned handles that free their C side on drop.
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use libbpf_sys as sys;
 
@@ -92,7 +94,7 @@ pub fn init_logging() {
     }
 }
 
-/// Number of possible CPUs, as the kernel sizes per-CPU maps and perf buffers.
+/// Number of possible CPUs, as the kernel sizes per-CPU maps.
 pub fn num_possible_cpus() -> Result<usize> {
     // SAFETY: no arguments; reads /sys/devices/system/cpu/possible.
     let n = unsafe { sys::libbpf_num_possible_cpus() };
@@ -155,21 +157,48 @@ impl OpenObject {
         check(rc, || format!("cannot make {prog} a multi-uprobe program")).map(|_| ())
     }
 
-    /// The initial contents of the `.rodata` section (the `const volatile`
-    /// globals), writable until load.
-    pub fn rodata_mut(&mut self) -> Result<&mut [u8]> {
+    /// The initial value of the `const volatile` global `var` (in
+    /// `.rodata`), writable until load. Its place in the section comes from
+    /// the object's BTF, so globals can be added in any order.
+    pub fn rodata_var_mut(&mut self, var: &str) -> Result<&mut [u8]> {
         let m = self.map(".rodata")?;
         let mut size: usize = 0;
         // SAFETY: m is a map of this open object; libbpf returns a pointer to
         // its own copy of the section, valid and writable until load, and the
         // &mut self borrow keeps the caller from loading meanwhile.
-        unsafe {
+        let section = unsafe {
             let p = sys::bpf_map__initial_value(m.as_ptr(), (&mut size as *mut usize).cast());
             if p.is_null() {
                 return Err(Error::runtime(format!("BPF object {} has no .rodata contents", self.name)));
             }
-            Ok(std::slice::from_raw_parts_mut(p.cast::<u8>(), size))
+            std::slice::from_raw_parts_mut(p.cast::<u8>(), size)
+        };
+        let btf = self.btf()?;
+        let (off, len) = btf
+            .datasec_var(".rodata", var)
+            .ok_or_else(|| Error::runtime(format!("BPF object {} has no global {var} in .rodata", self.name)))?;
+        section
+            .get_mut(off..off + len)
+            .ok_or_else(|| Error::runtime(format!("BPF object {}: {var} lies outside .rodata", self.name)))
+    }
+
+    /// Makes the object use the existing map `fd` for its map `name` (a ring
+    /// shared by several objects).
+    pub fn reuse_map(&mut self, name: &str, fd: RawFd) -> Result<()> {
+        let m = self.map(name)?;
+        // SAFETY: m belongs to this not-yet-loaded object; libbpf dups the fd.
+        let rc = unsafe { sys::bpf_map__reuse_fd(m.as_ptr(), fd) };
+        check(rc, || format!("cannot share map {name} with BPF object {}", self.name)).map(|_| ())
+    }
+
+    /// The object's BTF: its types as compiled.
+    pub fn btf(&self) -> Result<Btf<'_>> {
+        // SAFETY: obj is a valid open object; the BTF lives as long as it.
+        let p = unsafe { sys::bpf_object__btf(self.obj.as_ptr()) };
+        if p.is_null() {
+            return Err(Error::runtime(format!("BPF object {} has no BTF", self.name)));
         }
+        Ok(Btf { btf: p, _obj: std::marker::PhantomData })
     }
 
     /// Verifies and loads every program and creates every map.
@@ -214,7 +243,7 @@ impl Object {
         NonNull::new(p).ok_or_else(|| Error::runtime(format!("BPF object {} has no program {name}", self.name)))
     }
 
-    /// The file descriptor of a map, for lookups or a perf buffer.
+    /// The file descriptor of a map, for lookups.
     pub fn map_fd(&self, name: &str) -> Result<RawFd> {
         let cname = cstring(name)?;
         // SAFETY: obj is valid; the name is a valid C string.
@@ -332,141 +361,174 @@ impl Drop for Link {
     }
 }
 
-/// What a sample callback tells the ring it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// Go on with the next record.
-    Continue,
-    /// End this pass after this record (which counts as read).
-    Stop,
+/// The record callback of one `RingBuffer::consume_n` call.
+type RecordFn = dyn FnMut(&[u8]);
+
+/// Where the C callback finds the caller's closure during `consume_n`.
+struct RingSlot {
+    f: Option<*mut RecordFn>,
 }
 
-/// What a perf buffer calls: one sample (cpu, bytes), or a count of samples
-/// the kernel dropped on a CPU because the buffer was full. Must not block.
-pub trait PerfHandler: Send + Sync {
-    fn sample(&self, cpu: i32, data: &[u8]) -> Flow;
-    fn lost(&self, cpu: i32, count: u64);
-}
-
-struct PerfInner {
-    pb: NonNull<sys::perf_buffer>,
-    // Boxed so the pointer libbpf holds stays valid; freed after pb.
-    handler: *mut Box<dyn PerfHandler>,
-}
-
-// SAFETY: libbpf's per-CPU buffers are independent; PerfBuffer hands each
-// index to exactly one PerfCpuBuffer, so no buffer is consumed concurrently.
-// The handler is Send + Sync.
-unsafe impl Send for PerfInner {}
-unsafe impl Sync for PerfInner {}
-
-impl Drop for PerfInner {
-    fn drop(&mut self) {
-        // SAFETY: every PerfCpuBuffer holding an Arc is gone, so no consume
-        // runs; free the C side first, then the handler it pointed to.
-        unsafe {
-            sys::perf_buffer__free(self.pb.as_ptr());
-            drop(Box::from_raw(self.handler));
-        }
-    }
-}
-
-/// One perf record, as the kernel wrote it (libbpf copies a record that
-/// wraps around the ring into one piece first).
-unsafe extern "C" fn event_cb(ctx: *mut c_void, cpu: c_int, ev: *mut sys::perf_event_header) -> sys::bpf_perf_event_ret {
-    // SAFETY: ctx is the handler pointer given to perf_buffer__new_raw, alive
-    // until perf_buffer__free; ev points to a whole record of ev.size bytes
-    // for the duration of the callback.
+unsafe extern "C" fn ring_cb(ctx: *mut c_void, data: *mut c_void, size: sys::size_t) -> c_int {
+    // SAFETY: ctx is the RingSlot given to ring_buffer__new, alive until
+    // ring_buffer__free; its closure is set for the duration of consume_n,
+    // which is the only caller of this callback; data points to `size`
+    // bytes of a committed record for the duration of the callback.
     unsafe {
-        let h = &*(ctx as *const Box<dyn PerfHandler>);
-        let size = (*ev).size as usize;
-        let rec = std::slice::from_raw_parts(ev as *const u8, size);
-        let body = &rec[std::mem::size_of::<sys::perf_event_header>().min(size)..];
-        match (*ev).type_ {
-            // PERF_SAMPLE_RAW: u32 size, then the data.
-            sys::PERF_RECORD_SAMPLE if body.len() >= 4 => {
-                let n = u32::from_ne_bytes([body[0], body[1], body[2], body[3]]) as usize;
-                if h.sample(cpu, &body[4..(4 + n).min(body.len())]) == Flow::Stop {
-                    // libbpf has already moved past this record.
-                    return sys::LIBBPF_PERF_EVENT_DONE;
-                }
-            }
-            // u64 id, u64 lost.
-            sys::PERF_RECORD_LOST if body.len() >= 16 => {
-                let mut lost = [0u8; 8];
-                lost.copy_from_slice(&body[8..16]);
-                h.lost(cpu, u64::from_ne_bytes(lost));
-            }
-            _ => {}
+        let slot = &mut *(ctx as *mut RingSlot);
+        if let Some(f) = slot.f {
+            (*f)(std::slice::from_raw_parts(data as *const u8, size as usize));
         }
     }
-    sys::LIBBPF_PERF_EVENT_CONT
+    0
 }
 
-/// A perf buffer over a BPF_MAP_TYPE_PERF_EVENT_ARRAY map, one ring per CPU.
-pub struct PerfBuffer {
-    inner: Arc<PerfInner>,
+/// A BPF ring buffer (BPF_MAP_TYPE_RINGBUF): one ring shared by every CPU,
+/// records in the order they were reserved.
+pub struct RingBuffer {
+    rb: NonNull<sys::ring_buffer>,
+    slot: *mut RingSlot,
 }
 
-impl PerfBuffer {
-    /// `pages` per CPU (a power of two). The kernel wakes a reader only once
-    /// `wakeup_bytes` are waiting (not at every record: a wake-up costs
-    /// ~10 µs in the writing process); readers poll with a timeout for the rest.
-    pub fn new(map_fd: RawFd, pages: usize, wakeup_bytes: u32, handler: Box<dyn PerfHandler>) -> Result<PerfBuffer> {
-        let handler = Box::into_raw(Box::new(handler));
-        // SAFETY: a zeroed perf_event_attr is valid; the fields set below
-        // are what libbpf's own perf_buffer__new sets, plus the watermark.
-        let mut attr: sys::perf_event_attr = unsafe { std::mem::zeroed() };
-        attr.size = std::mem::size_of::<sys::perf_event_attr>() as u32;
-        attr.type_ = sys::PERF_TYPE_SOFTWARE;
-        attr.config = sys::PERF_COUNT_SW_BPF_OUTPUT as u64;
-        attr.sample_type = sys::PERF_SAMPLE_RAW as u64;
-        attr.__bindgen_anon_1.sample_period = 1;
-        attr.set_watermark(1);
-        attr.__bindgen_anon_2.wakeup_watermark = wakeup_bytes.max(1);
-        let opts = sys::perf_buffer_raw_opts { sz: std::mem::size_of::<sys::perf_buffer_raw_opts>() as _, ..Default::default() };
-        // SAFETY: map_fd is a perf event array; attr is a valid attribute
-        // set; the callback matches libbpf's type and handler stays valid
-        // until PerfInner::drop frees it.
-        let pb = unsafe { sys::perf_buffer__new_raw(map_fd, pages as _, &mut attr, Some(event_cb), handler.cast(), &opts) };
-        match NonNull::new(pb) {
-            Some(pb) => Ok(PerfBuffer { inner: Arc::new(PerfInner { pb, handler }) }),
+// SAFETY: the ring is consumed only through &mut self, from one thread at a time.
+unsafe impl Send for RingBuffer {}
+
+impl RingBuffer {
+    pub fn new(map_fd: RawFd) -> Result<RingBuffer> {
+        let slot = Box::into_raw(Box::new(RingSlot { f: None }));
+        let opts = sys::ring_buffer_opts { sz: std::mem::size_of::<sys::ring_buffer_opts>() as _ };
+        // SAFETY: map_fd is a ring buffer map; the callback matches libbpf's
+        // type and the slot stays valid until drop.
+        let rb = unsafe { sys::ring_buffer__new(map_fd, Some(ring_cb), slot.cast(), &opts) };
+        match NonNull::new(rb) {
+            Some(rb) => Ok(RingBuffer { rb, slot }),
             None => {
                 let err = io::Error::last_os_error();
                 // SAFETY: libbpf did not keep the pointer since creation failed.
-                unsafe { drop(Box::from_raw(handler)) };
-                Err(Error::runtime(format!("cannot create perf buffer of {pages} pages per CPU: {err}{}", hint())))
+                unsafe { drop(Box::from_raw(slot)) };
+                Err(Error::runtime(format!("cannot open the ring buffer: {err}{}", hint())))
             }
         }
     }
 
-    /// Splits the buffer into its per-CPU rings, each to be read by one thread.
-    pub fn into_cpu_buffers(self) -> Vec<PerfCpuBuffer> {
-        // SAFETY: pb is valid.
-        let n = unsafe { sys::perf_buffer__buffer_cnt(self.inner.pb.as_ptr()) };
-        (0..n).map(|idx| PerfCpuBuffer { inner: Arc::clone(&self.inner), idx }).collect()
+    /// The fd to poll (an epoll fd, readable when the kernel wakes us).
+    pub fn fd(&self) -> RawFd {
+        // SAFETY: rb is valid.
+        unsafe { sys::ring_buffer__epoll_fd(self.rb.as_ptr()) }
+    }
+
+    /// Hands at most `n` waiting records to `f`, in order; returns how many.
+    pub fn consume_n(&mut self, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        let f: *mut (dyn FnMut(&[u8]) + '_) = f;
+        // SAFETY: only the lifetime is erased; the pointer is cleared below,
+        // before `f`'s borrow ends, and used only by ring_cb meanwhile.
+        let f: *mut RecordFn = unsafe { std::mem::transmute(f) };
+        // SAFETY: slot is valid until drop; &mut self excludes other users.
+        unsafe { (*self.slot).f = Some(f) };
+        // SAFETY: rb is valid and consumed only here (&mut self).
+        let rc = unsafe { sys::ring_buffer__consume_n(self.rb.as_ptr(), n as _) };
+        // SAFETY: as above.
+        unsafe { (*self.slot).f = None };
+        check(rc, || "cannot read the ring buffer".into()).map(|n| n as usize)
     }
 }
 
-/// One CPU's ring of a perf buffer.
-pub struct PerfCpuBuffer {
-    inner: Arc<PerfInner>,
-    idx: sys::size_t,
+impl Drop for RingBuffer {
+    fn drop(&mut self) {
+        // SAFETY: free the C side first, then the slot it pointed to.
+        unsafe {
+            sys::ring_buffer__free(self.rb.as_ptr());
+            drop(Box::from_raw(self.slot));
+        }
+    }
 }
 
-impl PerfCpuBuffer {
-    /// The fd to poll for readability.
-    pub fn fd(&self) -> Result<RawFd> {
-        // SAFETY: pb is valid and idx < buffer count.
-        let fd = unsafe { sys::perf_buffer__buffer_fd(self.inner.pb.as_ptr(), self.idx) };
-        check(fd, || format!("perf buffer {} has no fd", self.idx))
+/// Creates a BPF ring buffer map of `bytes` (a power of two, a multiple of
+/// the page size): the one ring every loaded object sends records to.
+pub fn create_ringbuf(bytes: u32) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let name = cstring("events")?;
+    // SAFETY: a ring buffer map has no key or value; a null opts pointer is
+    // allowed; the name is a valid C string.
+    let fd = unsafe { sys::bpf_map_create(sys::BPF_MAP_TYPE_RINGBUF, name.as_ptr(), 0, 0, bytes, std::ptr::null()) };
+    let fd = check(fd, || format!("cannot create a ring buffer of {} KiB", bytes >> 10))?;
+    // SAFETY: fd was just created and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// A struct as compiled: its size and its members (name, byte offset, byte size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StructLayout {
+    pub size: usize,
+    pub members: Vec<(String, usize, usize)>,
+}
+
+/// The BTF of an open object, borrowed from it.
+pub struct Btf<'a> {
+    btf: *mut sys::btf,
+    _obj: std::marker::PhantomData<&'a OpenObject>,
+}
+
+impl Btf<'_> {
+    fn find(&self, name: &str, kind: u32) -> Option<(u32, *const sys::btf_type)> {
+        let cname = cstring(name).ok()?;
+        // SAFETY: btf is valid for 'a; the name is a valid C string.
+        let id = unsafe { sys::btf__find_by_name_kind(self.btf, cname.as_ptr(), kind) };
+        if id <= 0 {
+            return None;
+        }
+        // SAFETY: id is a type of this BTF.
+        let t = unsafe { sys::btf__type_by_id(self.btf, id as u32) };
+        (!t.is_null()).then_some((id as u32, t))
     }
 
-    /// Hands every record waiting in this ring to the handler.
-    pub fn consume(&mut self) -> Result<()> {
-        // SAFETY: pb is valid; this ring is consumed only through this
-        // PerfCpuBuffer (&mut self), other rings are independent.
-        let rc = unsafe { sys::perf_buffer__consume_buffer(self.inner.pb.as_ptr(), self.idx) };
-        check(rc, || format!("cannot read perf buffer {}", self.idx)).map(|_| ())
+    fn name(&self, off: u32) -> String {
+        // SAFETY: btf is valid; libbpf returns a NUL-terminated string it owns, or NULL.
+        unsafe {
+            let p = sys::btf__name_by_offset(self.btf, off);
+            if p.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        }
+    }
+
+    /// (offset, size) of global `var` in the data section `sec`.
+    pub fn datasec_var(&self, sec: &str, var: &str) -> Option<(usize, usize)> {
+        let (_, t) = self.find(sec, sys::BTF_KIND_DATASEC)?;
+        // SAFETY: t is a DATASEC type: `vlen` btf_var_secinfo records follow
+        // the btf_type header in BTF's type data.
+        unsafe {
+            let vlen = ((*t).info & 0xffff) as usize;
+            let infos = std::slice::from_raw_parts(t.add(1).cast::<sys::btf_var_secinfo>(), vlen);
+            infos.iter().find_map(|vi| {
+                let v = sys::btf__type_by_id(self.btf, vi.type_);
+                (!v.is_null() && self.name((*v).name_off) == var).then_some((vi.offset as usize, vi.size as usize))
+            })
+        }
+    }
+
+    /// The layout of `struct name` as compiled; None when the object's BTF
+    /// has no such struct.
+    pub fn struct_layout(&self, name: &str) -> Option<StructLayout> {
+        let (_, t) = self.find(name, sys::BTF_KIND_STRUCT)?;
+        // SAFETY: t is a STRUCT type: `vlen` btf_member records follow the
+        // btf_type header; without kind_flag, offset is in bits.
+        unsafe {
+            let vlen = ((*t).info & 0xffff) as usize;
+            let kind_flag = (*t).info >> 31 != 0;
+            let size = (*t).__bindgen_anon_1.size as usize;
+            let ms = std::slice::from_raw_parts(t.add(1).cast::<sys::btf_member>(), vlen);
+            let members = ms
+                .iter()
+                .map(|m| {
+                    let bits = if kind_flag { m.offset & 0xff_ffff } else { m.offset };
+                    let msize = sys::btf__resolve_size(self.btf, m.type_).max(0) as usize;
+                    (self.name(m.name_off), (bits / 8) as usize, msize)
+                })
+                .collect();
+            Some(StructLayout { size, members })
+        }
     }
 }

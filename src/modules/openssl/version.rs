@@ -37,7 +37,7 @@ impl fmt::Display for SslVersion {
 }
 
 /// Offsets into `SSL` (or `SSL_CONNECTION` from 3.2) and `BIO`, in bytes;
-/// the layout of `struct lib_offsets` in bpf/events.h.
+/// written into `struct lib_offsets` of bpf/abi.h.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offsets {
     pub ssl_version: u32,

@@ -1,16 +1,16 @@
-//! Reassembly of one SSL call from its chunk records.
+//! Reassembly of one read or write call from its chunk records.
 //!
 //! The BPF side splits a call's payload into CHUNK_DATA_SIZE pieces, all sent
 //! from one CPU in offset order, each tagged with the call's id. Records of
 //! different calls can interleave (other CPUs, preemption), so partial calls
-//! are kept by id. A chunk lost on the way (full perf buffer or channel)
+//! are kept by id. A chunk lost on the way (a full ring)
 //! leaves a hole that is recorded as a missing range, never papered over; a
 //! call whose last chunks never come is emitted incomplete after `max_age`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 
-use crate::event::ChunkHdr;
+use crate::capture::record::ChunkHdr;
 
 /// A reassembled call: the first chunk's header, the payload
 /// (`captured_len` bytes, zeros where `missing`), and the lost ranges.
@@ -189,7 +189,7 @@ impl Reassembler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::hdr;
+    use crate::capture::record::tests::hdr;
 
     const C: u32 = 4; // chunk size used in these tests
 

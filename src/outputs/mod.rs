@@ -1,22 +1,42 @@
-//! Where a run's events and logs go (SPEC §5.1, §5.2): with `--ecaptureq`,
-//! to its WebSocket clients (logs also to stderr); otherwise events to
-//! stdout or the `--eventaddr` sink, and logs to stderr plus the
-//! `--logaddr` sink. Owns the servers and sink threads, and shuts them down
-//! after the dispatcher has finished, so the last events and the summary
-//! line reach them.
+//! Where a run's messages and logs go (SPEC §5.1, §5.2): with
+//! `--ecaptureq`, to its WebSocket clients (logs also to stderr); otherwise
+//! messages to stdout or the `--eventaddr` sink, and logs to stderr plus the
+//! `--logaddr` sink.
+//!
+//! Every place messages go is an `Output`; the dispatcher hands each message
+//! to every output and knows no more of them. `Outputs` builds them from
+//! the command line, owns the servers and sink threads behind them, reports
+//! their counters, and shuts them down after the dispatcher has finished,
+//! so the last messages and the summary line reach them.
+
+pub mod ecaptureq;
+pub mod sink;
+pub mod stdout;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use crate::cli::{Config, EventFormat};
-use crate::dispatch::{EventSink, Render};
+use crate::cli::{EventFormat, Global};
 use crate::ecaptureq::hub::{Hub, Limits};
 use crate::ecaptureq::server::Server;
 use crate::error::Result;
+use crate::event::Message;
 use crate::format::text::TextFormat;
+use crate::format::Render;
 use crate::logging::{self, LogSubscriber};
 use crate::sink::{Rotation, Sink, SinkSender};
-use crate::stats::{EcqCounts, SinkCounts, Snapshot};
+use crate::stats::OutputCounts;
+use crate::sys::os::StopNotifier;
+
+/// A place messages go. Runs on the dispatcher's thread: it must not block
+/// for long (network outputs queue and send from their own threads).
+pub trait Output: Send {
+    /// A message, in capture order.
+    fn message(&mut self, m: &Message);
+    /// The dispatcher has caught up with its input: write out what is
+    /// buffered, wake readers.
+    fn flush(&mut self) {}
+}
 
 /// eCaptureQ heartbeat period (SPEC §5.2); ECAPTURE_HEARTBEAT_MS overrides
 /// it, for tests.
@@ -53,7 +73,7 @@ pub struct Outputs {
 impl Outputs {
     /// Starts the eCaptureQ server or the sinks; errors (a port in use, a
     /// file that cannot be opened) end the run before capture starts.
-    pub fn start(cfg: &Config) -> Result<Outputs> {
+    pub fn start(cfg: &Global) -> Result<Outputs> {
         let render = match cfg.eventformat {
             EventFormat::Text => Render::Text(TextFormat { hex: cfg.hex, tsize: cfg.tsize }),
             EventFormat::Json => Render::Json,
@@ -104,26 +124,44 @@ impl Outputs {
         Ok(out)
     }
 
-    /// Where the dispatcher sends events.
-    pub fn event_sink(&self) -> EventSink {
+    /// The outputs messages go to, for the dispatcher; `stop` asks main to
+    /// stop when standard output closes.
+    pub fn for_messages(&self, stop: StopNotifier) -> Vec<Box<dyn Output>> {
         if let Some((hub, _, _)) = &self.ecq {
-            return EventSink::EcaptureQ(Arc::clone(hub), self.ecq_render);
+            return vec![Box::new(ecaptureq::ToEcaptureQ { hub: Arc::clone(hub), render: self.ecq_render })];
         }
         match &self.event_sender {
-            Some(sender) => EventSink::Sink { render: self.render, sink: sender.clone() },
-            None => EventSink::Stdout { render: self.render, out: stdout_unbuffered() },
+            Some(sender) => vec![Box::new(sink::ToSink { render: self.render, sink: sender.clone() })],
+            None => vec![Box::new(stdout::Stdout::new(self.render, stop))],
         }
     }
 
-    /// Adds this side's counters to a snapshot.
-    pub fn counts(&self, snap: Snapshot) -> Snapshot {
-        let ecq = self.ecq.as_ref().map(|(hub, _, _)| EcqCounts { clients: hub.served.load(Relaxed), dropped: hub.dropped.load(Relaxed) });
+    /// Whether some output shows decoded bodies, which assembly must then
+    /// produce (de-chunked, decompressed).
+    pub fn show_decoded_bodies(&self) -> bool {
+        match &self.ecq {
+            Some(_) => self.ecq_render.is_some_and(|r| r.shows_decoded_bodies()),
+            None => self.render.shows_decoded_bodies(),
+        }
+    }
+
+    /// What each output delivered and dropped, for the summary.
+    pub fn counts(&self) -> Vec<OutputCounts> {
+        let mut out = Vec::new();
+        if let Some((hub, _, _)) = &self.ecq {
+            let (clients, dropped) = (hub.served.load(Relaxed), hub.dropped.load(Relaxed));
+            out.push(OutputCounts {
+                dropped,
+                text: format!("eCaptureQ: {clients} clients served, {dropped} events dropped for slow clients"),
+            });
+        }
         let sinks: Vec<&Sink> = self.log_sink.iter().map(|(s, _)| s).chain(self.event_sink.iter()).collect();
-        let sinks = (!sinks.is_empty()).then(|| SinkCounts {
-            written: sinks.iter().map(|s| s.stats.written.load(Relaxed)).sum(),
-            dropped: sinks.iter().map(|s| s.stats.dropped.load(Relaxed)).sum(),
-        });
-        Snapshot { ecq, sinks, ..snap }
+        if !sinks.is_empty() {
+            let written: u64 = sinks.iter().map(|s| s.stats.written.load(Relaxed)).sum();
+            let dropped: u64 = sinks.iter().map(|s| s.stats.dropped.load(Relaxed)).sum();
+            out.push(OutputCounts { dropped, text: format!("sinks: {written} records written, {dropped} dropped") });
+        }
+        out
     }
 
     /// After the dispatcher is done: lets clients and sinks take what is
@@ -151,17 +189,5 @@ impl Drop for Outputs {
             logging::unsubscribe(id);
             s.close();
         }
-    }
-}
-
-/// Standard output without std's line buffering: the dispatcher buffers
-/// whole events itself, and `Stdout`'s LineWriter would search every block
-/// for its last newline (8% of the dispatcher's time on bulk transfers). A
-/// duplicate of fd 1, so the output stays open even if std's handle closes.
-fn stdout_unbuffered() -> Box<dyn std::io::Write + Send> {
-    use std::os::fd::AsFd;
-    match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(std::fs::File::from(fd)),
-        Err(_) => Box::new(std::io::stdout()),
     }
 }

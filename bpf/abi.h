@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The kernel <-> user ABI of ecapture, in one place: the records the BPF
+ * programs send through the ring buffer and the configuration userspace
+ * writes into each object's .rodata before load.
+ *
+ * This header is the source of truth for both sides:
+ * - build.rs turns every `#define NAME <integer>` below into a Rust constant
+ *   (src/capture/abi.rs includes them), so numbers are never copied by hand;
+ * - the Rust decoders declare each struct's field offsets once
+ *   (src/capture/abi.rs), and a unit test compares them with the structs as
+ *   compiled, read from the embedded objects' BTF;
+ * - the _Static_asserts at the end pin sizes and offsets on this side.
+ * A change made on one side only fails the build or the tests.
+ *
+ * Fixed-width types and explicit padding only. Keep the defines plain
+ * integer literals (decimal or hex): build.rs reads them, it does not
+ * evaluate C.
+ */
+#ifndef ECAPTURE_ABI_H
+#define ECAPTURE_ABI_H
+
+/* ---- records ------------------------------------------------------------ */
+
+/* rec_hdr.kind */
+#define REC_CHUNK 1 /* struct chunk_rec + chunk_len payload bytes */
+#define REC_CLOSE 2 /* struct close_rec: the library freed a connection */
+
+/* Payload bytes per chunk record: a large call is split into chunks of
+ * this size, sent back to back, and reassembled in userspace. */
+#define CHUNK_DATA_SIZE 32768
+
+/* Scratch buffers per CPU. A uprobe program runs with migration disabled
+ * but may be preempted, so two programs can be in flight on one CPU; each
+ * claims a slot with a compare-and-swap. */
+#define SCRATCH_SLOTS 4
+
+#define TASK_COMM_LEN 16
+
+/* Hard upper bound on the configurable capture cap (bytes per call): 64 MiB. */
+#define MAX_CAPTURE_CAP 67108864
+
+/* chunk_rec.dir */
+#define DIR_READ 0
+#define DIR_WRITE 1
+
+/* chunk_rec.flags */
+#define CHUNK_F_TRUNCATED 0x1   /* the call moved more than the cap */
+#define CHUNK_F_FD_SYSCALL 0x2  /* fd seen in a socket syscall during the call */
+#define CHUNK_F_FD_CACHED 0x4   /* fd remembered from an earlier call / set_fd */
+#define CHUNK_F_FD_LIB 0x8      /* fd read from the library's own structs */
+#define CHUNK_F_ROLE_KNOWN 0x10 /* CHUNK_F_SERVER is meaningful */
+#define CHUNK_F_SERVER 0x20     /* this end of the connection is the TLS server */
+
+/* Every record starts with this. */
+struct rec_hdr {
+	__u64 ts_ns;  /* bpf_ktime_get_ns() when the record was made */
+	__u32 kind;   /* REC_* */
+	__u32 source; /* which loaded object sent it: common_cfg.source */
+};
+
+/* One piece of the payload of one read or write call. */
+struct chunk_rec {
+	struct rec_hdr h;
+	__u64 call_id; /* unique per call: cpu << 48 | per-cpu counter */
+	__u64 conn;    /* the library's connection object (SSL*): with pid, the connection */
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__s32 fd;           /* -1 when unknown */
+	__u32 total_len;    /* bytes the call transferred */
+	__u32 captured_len; /* min(total_len, capture cap) */
+	__u32 chunk_off;    /* offset of this chunk's data in the payload */
+	__u32 chunk_len;    /* payload bytes following this record */
+	__u32 tls_version;  /* e.g. 0x0304 for TLS 1.3; 0 when unknown */
+	__u32 lib_idx;      /* which hooked library (module-specific) */
+	__u16 family;       /* AF_INET, AF_INET6 or 0 when unknown */
+	__u16 lport;        /* host byte order */
+	__u16 rport;        /* host byte order */
+	__u8 dir;           /* DIR_* */
+	__u8 flags;         /* CHUNK_F_* */
+	__u8 laddr[16];     /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+	char comm[TASK_COMM_LEN];
+};
+
+/* A connection object was freed (SSL_free): userspace finishes what it
+ * holds for (pid, conn). */
+struct close_rec {
+	struct rec_hdr h;
+	__u64 conn;
+	__u32 pid;
+	__u32 tid;
+};
+
+/* ---- counters ------------------------------------------------------------- */
+
+/* Indexes into each object's per-CPU "stats" map: failures on the BPF side. */
+#define STAT_OUTPUT_FAIL 0   /* ring buffer full: a record lost */
+#define STAT_READ_USER_FAIL 1 /* user buffer unreadable: chunk lost */
+#define STAT_SLOT_BUSY 2     /* no scratch slot free: whole call lost */
+#define STAT_ACTIVE_FULL 3   /* too many threads inside calls: call lost */
+#define STAT_READ_LEN_FAIL 4 /* length out-parameter unreadable: call lost */
+#define STAT_COUNT 5
+
+/* ---- configuration (.rodata, written before load) ------------------------- */
+
+/* Every object: the variable `common_cfg` (bpf/common.h). */
+struct common_cfg {
+	__u32 target_pid;   /* 0 = all */
+	__u32 target_uid;   /* 0 = all */
+	__u32 capture_cap;  /* bytes per call, <= MAX_CAPTURE_CAP */
+	__u32 source;       /* this object's number, stamped on its records */
+	__u32 wakeup_bytes; /* wake the reader once this much is waiting */
+	__u32 _pad;
+};
+
+/* OpenSSL / BoringSSL (bpf/openssl.bpf.c): the variable `openssl_cfg`. */
+#define MAX_LIBS 16
+
+/* The attach cookie of the SSL_{read,write}[_ex] uprobes: which library
+ * (index into openssl_cfg.libs) and which function. */
+#define COOKIE_LIB_MASK 0xff
+#define COOKIE_WRITE 0x100
+#define COOKIE_EX 0x200
+
+/* Offsets into OpenSSL's private structs, per attached library. */
+struct lib_offsets {
+	__u32 ssl_version;
+	__u32 ssl_rbio;
+	__u32 ssl_wbio;
+	__u32 bio_num;
+	__u32 bio_method;
+	__u32 ssl_server; /* int server (SSL_is_server); 0 = unknown */
+	__u32 valid;
+};
+
+struct openssl_cfg {
+	__u32 nr_libs;
+	struct lib_offsets libs[MAX_LIBS];
+};
+
+/* ---- checks ------------------------------------------------------------------ */
+
+#define ABI_ASSERT(what, cond) _Static_assert(cond, what)
+ABI_ASSERT("rec_hdr is 16 bytes", sizeof(struct rec_hdr) == 16);
+ABI_ASSERT("chunk_rec is 128 bytes", sizeof(struct chunk_rec) == 128);
+ABI_ASSERT("chunk_rec.conn at 24", __builtin_offsetof(struct chunk_rec, conn) == 24);
+ABI_ASSERT("chunk_rec.family at 72", __builtin_offsetof(struct chunk_rec, family) == 72);
+ABI_ASSERT("chunk_rec.comm at 112", __builtin_offsetof(struct chunk_rec, comm) == 112);
+ABI_ASSERT("close_rec is 32 bytes", sizeof(struct close_rec) == 32);
+ABI_ASSERT("common_cfg is 24 bytes", sizeof(struct common_cfg) == 24);
+ABI_ASSERT("lib_offsets is 28 bytes", sizeof(struct lib_offsets) == 28);
+ABI_ASSERT("openssl_cfg is 452 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 28);
+ABI_ASSERT("a chunk record fits a ring record", sizeof(struct chunk_rec) + CHUNK_DATA_SIZE < 65536);
+
+#endif /* ECAPTURE_ABI_H */

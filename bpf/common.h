@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What every capture module's BPF object shares: the configuration and
+ * filters, failure counters, the ring buffer records go to, per-thread
+ * tracking of a read/write call in progress, the fd a call uses (from a
+ * socket syscall made during it, or remembered per connection), the
+ * connection 4-tuple from the fd, and the copying of a call's payload into
+ * chunk records.
+ *
+ * A module's .bpf.c includes this and adds its own probes: entry probes
+ * call `call_begin`, return probes `call_take` then `call_emit`. The socket
+ * syscall program below is part of every object: userspace attaches it.
+ *
+ * The tuple: task -> files -> fdtable -> file -> socket -> sock, with CO-RE
+ * reads. This needs neither kprobes nor fentry, and works for connections
+ * that predate the tool.
+ */
+#ifndef ECAPTURE_COMMON_H
+#define ECAPTURE_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "abi.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+const volatile struct common_cfg common_cfg = {};
+
+/* Every record struct, named in the object's BTF so that userspace can
+ * check its layouts against them (src/capture/abi.rs). A section libbpf
+ * does not load: it costs nothing at run time. */
+struct abi_types {
+	struct rec_hdr rec_hdr;
+	struct chunk_rec chunk_rec;
+	struct close_rec close_rec;
+};
+struct abi_types abi_types SEC(".abi") __attribute__((used));
+
+/* A call in progress on one thread. */
+struct call_ctx {
+	__u64 conn;
+	__u64 buf;
+	__u64 len_ptr; /* where the library writes the length moved, if it does */
+	__s32 fd;      /* from a socket syscall during the call, or -1 */
+	__u32 lib_idx;
+	__u8 dir;
+	__u8 len_out; /* the length moved is written to *len_ptr */
+	__u8 _pad[6];
+};
+
+struct conn_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 conn;
+};
+
+struct scratch {
+	__u32 busy;
+	__u32 _pad;
+	struct chunk_rec hdr;
+	__u8 data[CHUNK_DATA_SIZE];
+};
+
+/* Every object's records go to one ring, created by userspace and shared
+ * (max_entries is set there too). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct call_ctx);
+} active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, __s32);
+} conn_fds SEC(".maps");
+
+/* max_entries is set by userspace to possible CPUs * SCRATCH_SLOTS. A plain
+ * array because per-CPU map values are limited to 32 KiB. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} call_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void count(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &stat);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline int filtered_out(__u64 pid_tgid)
+{
+	if (common_cfg.target_pid && (__u32)(pid_tgid >> 32) != common_cfg.target_pid)
+		return 1;
+	if (common_cfg.target_uid && (__u32)bpf_get_current_uid_gid() != common_cfg.target_uid)
+		return 1;
+	return 0;
+}
+
+/* Sends a record. The reader is woken only once a quarter of the ring is
+ * waiting (a wake-up costs the traced thread several microseconds); it
+ * polls every few milliseconds for the rest. A full ring is counted. */
+static __always_inline void output(void *data, __u64 len)
+{
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 flags = waiting + len >= common_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, data, len, flags))
+		count(STAT_OUTPUT_FAIL);
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+/* Remembers a call this thread is starting. */
+static __always_inline void call_begin(__u64 conn, __u64 buf, __u64 len_ptr, __u8 len_out, __u8 dir,
+				       __u32 lib_idx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (filtered_out(id))
+		return;
+	struct call_ctx c = {};
+	c.conn = conn;
+	c.buf = buf;
+	c.len_ptr = len_ptr;
+	c.len_out = len_out;
+	c.fd = -1;
+	c.lib_idx = lib_idx;
+	c.dir = dir;
+	if (bpf_map_update_elem(&active, &id, &c, BPF_ANY))
+		count(STAT_ACTIVE_FULL);
+}
+
+/* The call this thread is finishing, forgotten; -1 when there is none. */
+static __always_inline int call_take(struct call_ctx *c)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_ctx *cp = bpf_map_lookup_elem(&active, &id);
+	if (!cp)
+		return -1;
+	*c = *cp;
+	bpf_map_delete_elem(&active, &id);
+	return 0;
+}
+
+/* ---- the fd and the tuple ------------------------------------------------- */
+
+/* The struct sock behind fd of the current task, or NULL when fd is not a
+ * socket. */
+static __always_inline struct sock *sock_of_fd(__s32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = 0;
+
+	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 0;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = (struct socket *)BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* Local and remote address of socket fd of the current task. */
+static __always_inline void fill_tuple(struct chunk_rec *h, __s32 fd)
+{
+	struct sock *sk = sock_of_fd(fd);
+	if (!sk)
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(h->laddr, &l, sizeof(l));
+		__builtin_memcpy(h->raddr, &r, sizeof(r));
+	} else if (family == AF_INET6) {
+		struct in6_addr l = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+		struct in6_addr r = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+		__builtin_memcpy(h->laddr, &l, sizeof(l));
+		__builtin_memcpy(h->raddr, &r, sizeof(r));
+	} else {
+		return;
+	}
+	h->family = family;
+	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	h->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+/* Remembers that conn (in this process) uses fd. */
+static __always_inline void conn_fd_set(__u64 conn, __s32 fd)
+{
+	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = conn};
+	bpf_map_update_elem(&conn_fds, &k, &fd, BPF_ANY);
+}
+
+/* The fd of the call: seen in a socket syscall during it (and remembered
+ * for conn), else remembered from earlier; -1 when neither. */
+static __always_inline __s32 call_fd(const struct call_ctx *c, __u8 *flags)
+{
+	if (c->fd >= 0) {
+		*flags |= CHUNK_F_FD_SYSCALL;
+		conn_fd_set(c->conn, c->fd);
+		return c->fd;
+	}
+	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = c->conn};
+	__s32 *known = bpf_map_lookup_elem(&conn_fds, &k);
+	if (known) {
+		*flags |= CHUNK_F_FD_CACHED;
+		return *known;
+	}
+	return -1;
+}
+
+/* The first socket this thread reads or writes during a call is the
+ * connection's. Other fds (a keylog file written from a callback, a pipe)
+ * are skipped. */
+static __always_inline int note_fd(unsigned long fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_ctx *c = bpf_map_lookup_elem(&active, &id);
+	if (c && c->fd < 0 && fd < 0x7fffffff && sock_of_fd((__s32)fd))
+		c->fd = (__s32)fd;
+	return 0;
+}
+
+/* One raw tracepoint on sys_enter rather than eight syscall tracepoints:
+ * raw tracepoints are attached by name and need no tracefs mount, which many
+ * hosts (and containers) do not have. Syscall numbers are x86_64's. */
+SEC("raw_tracepoint/sys_enter")
+int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	switch (ctx->args[1]) {
+	case 0:  /* read */
+	case 1:  /* write */
+	case 19: /* readv */
+	case 20: /* writev */
+	case 44: /* sendto */
+	case 45: /* recvfrom */
+	case 46: /* sendmsg */
+	case 47: /* recvmsg */
+		break;
+	default:
+		return 0;
+	}
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	return note_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+}
+
+/* ---- records ---------------------------------------------------------------- */
+
+/* The library freed conn: a close record, and its fd is forgotten. */
+static __always_inline void emit_close(__u64 conn)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (filtered_out(id) || !conn)
+		return;
+	struct conn_key k = {.tgid = id >> 32, .conn = conn};
+	bpf_map_delete_elem(&conn_fds, &k);
+	struct close_rec r = {};
+	r.h.ts_ns = bpf_ktime_get_ns();
+	r.h.kind = REC_CLOSE;
+	r.h.source = common_cfg.source;
+	r.conn = conn;
+	r.pid = id >> 32;
+	r.tid = (__u32)id;
+	output(&r, sizeof(r));
+}
+
+struct emit_ctx {
+	__u64 src;
+	__u32 slot;
+	__u32 captured;
+};
+
+static long emit_chunk(__u32 i, void *arg)
+{
+	struct emit_ctx *ec = arg;
+	__u32 slot = ec->slot;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &slot);
+	__u32 off = i * CHUNK_DATA_SIZE;
+	__u32 len;
+
+	if (!s || off >= ec->captured)
+		return 1;
+	len = ec->captured - off;
+	if (len > CHUNK_DATA_SIZE)
+		len = CHUNK_DATA_SIZE;
+	s->hdr.chunk_off = off;
+	s->hdr.chunk_len = len;
+	if (bpf_probe_read_user(s->data, len, (void *)(ec->src + off))) {
+		count(STAT_READ_USER_FAIL);
+		return 0;
+	}
+	output(&s->hdr, sizeof(s->hdr) + len);
+	return 0;
+}
+
+static __always_inline int claim_slot(__u32 *slot_out)
+{
+	__u32 base = bpf_get_smp_processor_id() * SCRATCH_SLOTS;
+	for (__u32 i = 0; i < SCRATCH_SLOTS; i++) {
+		__u32 slot = base + i;
+		struct scratch *s = bpf_map_lookup_elem(&scratch, &slot);
+		if (s && __sync_val_compare_and_swap(&s->busy, 0, 1) == 0) {
+			*slot_out = slot;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* What a module knows about a finished call beyond the common part. */
+struct call_info {
+	__s32 fd;
+	__u32 tls_version;
+	__u8 flags; /* CHUNK_F_* */
+};
+
+/* Sends the n bytes call c moved (up to the capture cap) as chunk records. */
+static __always_inline void call_emit(const struct call_ctx *c, __u64 n, const struct call_info *info)
+{
+	__u32 slot;
+	if (claim_slot(&slot)) {
+		count(STAT_SLOT_BUSY);
+		return;
+	}
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &slot);
+	if (!s)
+		return;
+
+	__u64 id = bpf_get_current_pid_tgid();
+	struct chunk_rec *h = &s->hdr;
+	__builtin_memset(h, 0, sizeof(*h));
+	h->h.ts_ns = bpf_ktime_get_ns();
+	h->h.kind = REC_CHUNK;
+	h->h.source = common_cfg.source;
+	__u32 zero = 0;
+	__u64 *seq = bpf_map_lookup_elem(&call_seq, &zero);
+	__u64 seqv = seq ? __sync_fetch_and_add(seq, 1) : 0;
+	h->call_id = ((__u64)bpf_get_smp_processor_id() << 48) | (seqv & 0xffffffffffffULL);
+	h->conn = c->conn;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->uid = (__u32)bpf_get_current_uid_gid();
+	h->fd = info->fd;
+	h->total_len = n > 0xffffffffULL ? 0xffffffff : (__u32)n;
+	__u32 cap = common_cfg.capture_cap;
+	if (cap > MAX_CAPTURE_CAP)
+		cap = MAX_CAPTURE_CAP;
+	h->captured_len = n > cap ? cap : (__u32)n;
+	__u8 flags = info->flags;
+	if (n > cap)
+		flags |= CHUNK_F_TRUNCATED;
+	h->tls_version = info->tls_version;
+	h->lib_idx = c->lib_idx;
+	h->dir = c->dir;
+	h->flags = flags;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	fill_tuple(h, info->fd);
+
+	struct emit_ctx ec = {
+		.src = c->buf,
+		.slot = slot,
+		.captured = h->captured_len,
+	};
+	__u32 nchunks = (ec.captured + CHUNK_DATA_SIZE - 1) / CHUNK_DATA_SIZE;
+	bpf_loop(nchunks, emit_chunk, &ec, 0);
+
+	s = bpf_map_lookup_elem(&scratch, &slot);
+	if (s)
+		__sync_lock_test_and_set(&s->busy, 0);
+}
+
+#endif /* ECAPTURE_COMMON_H */

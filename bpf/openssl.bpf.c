@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The `tls` module: OpenSSL and BoringSSL plaintext.
+ *
+ * Entry uprobes on SSL_{read,write}[_ex] remember the call per thread; the
+ * return uprobe sends exactly the bytes transferred (bpf/common.h). The
+ * socket fd comes, in order of trust, from a socket syscall the thread makes
+ * during the call (works with any BIO), from what an earlier call or
+ * SSL_set_fd taught us about this SSL*, or from the SSL's BIO through the
+ * per-version offsets of openssl_cfg. SSL_free ends the connection.
+ */
+#include "common.h"
+
+/* OpenSSL BIO_TYPE_SOCKET and BIO_TYPE_FD (type numbers | descriptor flags). */
+#define BIO_TYPE_SOCKET (5 | 0x0400 | 0x0100)
+#define BIO_TYPE_FD (4 | 0x0400 | 0x0100)
+
+const volatile struct openssl_cfg openssl_cfg = {};
+
+/* One program for the four functions; the attach cookie says which. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_rw_entry)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u8 is_ex = (cookie & COOKIE_EX) != 0;
+	call_begin(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), is_ex ? PT_REGS_PARM4(ctx) : 0, is_ex,
+		   (cookie & COOKIE_WRITE) ? DIR_WRITE : DIR_READ, cookie & COOKIE_LIB_MASK);
+	return 0;
+}
+
+/* SSL_set_fd / SSL_set_rfd / SSL_set_wfd (SSL *s, int fd): the fd at once. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_set_fd_entry, void *ssl, int fd)
+{
+	if (filtered_out(bpf_get_current_pid_tgid()) || fd < 0)
+		return 0;
+	conn_fd_set((__u64)ssl, fd);
+	return 0;
+}
+
+/* SSL_free(SSL *s): the connection is over. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_free_entry, void *ssl)
+{
+	emit_close((__u64)ssl);
+	return 0;
+}
+
+/* A copy of the offsets of library idx; valid == 0 when there are none. */
+static __always_inline struct lib_offsets lib_off(__u32 idx)
+{
+	struct lib_offsets o = {};
+	if (idx < MAX_LIBS) {
+		o.ssl_version = openssl_cfg.libs[idx].ssl_version;
+		o.ssl_rbio = openssl_cfg.libs[idx].ssl_rbio;
+		o.ssl_wbio = openssl_cfg.libs[idx].ssl_wbio;
+		o.bio_num = openssl_cfg.libs[idx].bio_num;
+		o.bio_method = openssl_cfg.libs[idx].bio_method;
+		o.ssl_server = openssl_cfg.libs[idx].ssl_server;
+		o.valid = openssl_cfg.libs[idx].valid;
+	}
+	return o;
+}
+
+/* The fd of the SSL's BIO when it is a socket or fd BIO, else -1. */
+static __always_inline __s32 fd_from_bio(__u64 ssl, const struct lib_offsets *o, __u8 dir)
+{
+	__u64 bio = 0, method = 0;
+	__s32 type = 0, fd = -1;
+
+	if (!o->valid)
+		return -1;
+	if (bpf_probe_read_user(&bio, sizeof(bio),
+				(void *)(ssl + (dir == DIR_WRITE ? o->ssl_wbio : o->ssl_rbio))) || !bio)
+		return -1;
+	if (bpf_probe_read_user(&method, sizeof(method), (void *)(bio + o->bio_method)) || !method)
+		return -1;
+	if (bpf_probe_read_user(&type, sizeof(type), (void *)method))
+		return -1;
+	if (type != BIO_TYPE_SOCKET && type != BIO_TYPE_FD)
+		return -1;
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(bio + o->bio_num)))
+		return -1;
+	return fd;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_rw_return)
+{
+	struct call_ctx c;
+	if (call_take(&c))
+		return 0;
+
+	/* SSL_read/SSL_write return the byte count; the _ex variants return 1
+	 * and write the count to *len_ptr. */
+	__u64 n;
+	long ret = PT_REGS_RC(ctx);
+	if (c.len_out) {
+		__u64 moved = 0;
+		if ((int)ret != 1)
+			return 0;
+		if (bpf_probe_read_user(&moved, sizeof(moved), (void *)c.len_ptr)) {
+			count(STAT_READ_LEN_FAIL);
+			return 0;
+		}
+		n = moved;
+	} else {
+		if ((int)ret <= 0)
+			return 0;
+		n = (__u32)(int)ret;
+	}
+	if (n == 0)
+		return 0;
+
+	struct lib_offsets o = lib_off(c.lib_idx);
+	struct call_info info = {};
+	info.fd = call_fd(&c, &info.flags);
+	if (info.fd < 0) {
+		info.fd = fd_from_bio(c.conn, &o, c.dir);
+		if (info.fd >= 0) {
+			info.flags |= CHUNK_F_FD_LIB;
+			conn_fd_set(c.conn, info.fd);
+		}
+	}
+	if (o.valid) {
+		__s32 v = 0;
+		bpf_probe_read_user(&v, sizeof(v), (void *)(c.conn + o.ssl_version));
+		info.tls_version = (__u32)v;
+		if (o.ssl_server) {
+			__s32 server = 0;
+			if (!bpf_probe_read_user(&server, sizeof(server), (void *)(c.conn + o.ssl_server)))
+				info.flags |= CHUNK_F_ROLE_KNOWN | (server ? CHUNK_F_SERVER : 0);
+		}
+	}
+	call_emit(&c, n, &info);
+	return 0;
+}

@@ -1,0 +1,126 @@
+//! The decoder of the common records (bpf/common.h): chunks of a read or
+//! write call, reassembled into the call (`chunks`) and stamped with wall
+//! time, and connection ends. Modules whose BPF objects send only these use
+//! it as it is; a module with records of its own wraps it.
+
+use std::time::Duration;
+
+use super::chunks::{Call as RawCall, Reassembler};
+use super::{DecodeStats, Decoder};
+use crate::capture::record::{Body, Record};
+use crate::event::{Call, Direction, Item, Meta, Role};
+use crate::time::WallClock;
+
+/// A call whose remaining chunks have not come for this long is emitted
+/// with the rest marked missing. Chunks of one call are sent back to back,
+/// so only a loss makes this fire.
+const PARTIAL_MAX_AGE: Duration = Duration::from_secs(1);
+/// Bound on calls being reassembled at once.
+const MAX_PARTIALS: usize = 1024;
+
+pub struct CallDecoder {
+    reasm: Reassembler,
+    clock: WallClock,
+    unknown: u64,
+    calls: Vec<RawCall>,
+}
+
+impl CallDecoder {
+    pub fn new(clock: WallClock) -> CallDecoder {
+        CallDecoder { reasm: Reassembler::new(MAX_PARTIALS), clock, unknown: 0, calls: Vec::new() }
+    }
+
+    fn hand_out(&mut self, out: &mut Vec<Item>) {
+        for raw in self.calls.drain(..) {
+            out.push(Item::Call(call_of(raw, &self.clock)));
+        }
+    }
+}
+
+impl Decoder for CallDecoder {
+    fn push(&mut self, rec: Record, now_ns: u64, out: &mut Vec<Item>) {
+        match rec.body {
+            Body::Chunk(hdr, data) => {
+                self.reasm.push(hdr, data, now_ns, &mut self.calls);
+                self.hand_out(out);
+            }
+            Body::Close { conn, pid, .. } => out.push(Item::Close { pid, conn }),
+            Body::Other { kind, .. } => {
+                self.unknown += 1;
+                log::debug!("record of unknown kind {kind} from object {}", rec.source);
+            }
+        }
+    }
+
+    fn tick(&mut self, now_ns: u64, out: &mut Vec<Item>) {
+        self.reasm.expire(now_ns, PARTIAL_MAX_AGE.as_nanos() as u64, &mut self.calls);
+        self.hand_out(out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Item>) {
+        self.reasm.flush(&mut self.calls);
+        self.hand_out(out);
+    }
+
+    fn stats(&self) -> DecodeStats {
+        let r = self.reasm.stats();
+        DecodeStats {
+            incomplete_calls: r.incomplete_calls,
+            missing_bytes: r.missing_bytes,
+            stray_chunks: r.stray_chunks,
+            unknown_records: self.unknown,
+        }
+    }
+}
+
+/// A reassembled call as the pipeline's `Call`.
+pub fn call_of(raw: RawCall, clock: &WallClock) -> Call {
+    let h = &raw.hdr;
+    Call {
+        meta: Meta {
+            timestamp_ns: clock.to_wall(h.ts_ns),
+            pid: h.pid,
+            tid: h.tid,
+            uid: h.uid,
+            comm: h.comm(),
+            fd: h.fd,
+            direction: if h.is_write() { Direction::Write } else { Direction::Read },
+            tls_version: h.tls_version,
+            endpoints: h.endpoints(),
+            role: h.is_server().map(|server| if server { Role::Server } else { Role::Client }),
+        },
+        conn: h.conn,
+        total_len: h.total_len,
+        payload: raw.payload,
+        missing: raw.missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::record::tests::{chunk_record, hdr};
+
+    #[test]
+    fn chunks_become_one_call_and_closes_pass_through() {
+        let mut d = CallDecoder::new(WallClock::with_offset(5));
+        let mut out = Vec::new();
+        let payload: Vec<u8> = (0..40u8).collect();
+        let (a, b) = payload.split_at(30);
+        for (off, part) in [(0u32, a), (30, b)] {
+            let rec = Record::parse(&chunk_record(0, &hdr(9, 40, off, part.len() as u32), part)).unwrap();
+            d.push(rec, 0, &mut out);
+        }
+        let mut close = vec![0u8; crate::capture::abi::close_rec::SIZE];
+        crate::capture::abi::rec_hdr::kind.put(&mut close, crate::capture::abi::c::REC_CLOSE as u32);
+        crate::capture::abi::close_rec::conn.put(&mut close, 0x5555_0000_1000);
+        crate::capture::abi::close_rec::pid.put(&mut close, 100);
+        d.push(Record::parse(&close).unwrap(), 0, &mut out);
+        assert_eq!(out.len(), 2);
+        let Item::Call(c) = &out[0] else { panic!("a call first") };
+        assert_eq!(c.payload, payload);
+        assert_eq!((c.meta.pid, c.meta.comm.as_str(), c.meta.direction, c.meta.timestamp_ns), (100, "curl", Direction::Write, 1_005));
+        assert_eq!(out[1], Item::Close { pid: 100, conn: 0x5555_0000_1000 });
+        assert_eq!(d.stats(), DecodeStats::default());
+    }
+}

@@ -1,0 +1,44 @@
+//! Decoding: a module's records become the pipeline's items (`Item`):
+//! calls, reassembled from their chunks (`chunks`), and connection ends.
+//! `Decoder` is what the dispatcher knows of a module; `calls::CallDecoder`
+//! is the decoder of every module whose records are the common ones.
+
+pub mod calls;
+pub mod chunks;
+
+use crate::capture::record::Record;
+use crate::event::Item;
+
+/// What decoding saw go wrong, for the summary.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Calls emitted with holes.
+    pub incomplete_calls: u64,
+    /// Payload bytes in those holes.
+    pub missing_bytes: u64,
+    /// Chunks that arrived after their call was emitted, or twice.
+    pub stray_chunks: u64,
+    /// Records of a kind this decoder does not know.
+    pub unknown_records: u64,
+}
+
+impl std::ops::AddAssign for DecodeStats {
+    fn add_assign(&mut self, o: DecodeStats) {
+        self.incomplete_calls += o.incomplete_calls;
+        self.missing_bytes += o.missing_bytes;
+        self.stray_chunks += o.stray_chunks;
+        self.unknown_records += o.unknown_records;
+    }
+}
+
+/// Turns the records of one loaded object into items, in order.
+/// `now_ns` is the dispatcher's monotonic clock (for what waits).
+pub trait Decoder: Send {
+    /// One record; what it completes goes to `out`.
+    fn push(&mut self, rec: Record, now_ns: u64, out: &mut Vec<Item>);
+    /// Called periodically: what has waited too long goes to `out`.
+    fn tick(&mut self, now_ns: u64, out: &mut Vec<Item>);
+    /// At the end: everything pending goes to `out`.
+    fn finish(&mut self, out: &mut Vec<Item>);
+    fn stats(&self) -> DecodeStats;
+}

@@ -1,0 +1,379 @@
+//! The `tls` module (alias `openssl`): OpenSSL and BoringSSL, shared
+//! libraries or linked into an executable (bpf/openssl.bpf.c).
+//!
+//! Which libraries: `--libssl PATH` names one. Otherwise every distinct
+//! libssl that running processes have mapped, plus the system's libssl, so
+//! that processes started later are captured as well. Uprobes attach to a
+//! file's inode, so each distinct (device, inode) is hooked once.
+//!
+//! Each library's version (the `OpenSSL x.y.z` marker in it or its
+//! libcrypto, or `--ssl_version`) selects the struct offsets the BPF side
+//! uses for the TLS version, the role and, as a fallback, the socket fd
+//! (`version`). Probes: SSL_{read,write}[_ex] entry and return (the attach
+//! cookie says which library and function), SSL_set_{,r,w}fd, SSL_free.
+
+mod version;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub use version::{Flavor, Offsets, SslVersion};
+
+use super::elf::Elf;
+use super::{libs, Module};
+use crate::capture::abi::{abi_struct, c, Layout};
+use crate::capture::loader::{ObjectSpec, Target, Uprobe};
+use crate::decode::calls::CallDecoder;
+use crate::decode::Decoder;
+use crate::error::{Error, Result};
+use crate::flags::{opt, text};
+use crate::time::WallClock;
+
+/// The BPF object built from bpf/openssl.bpf.c by the Makefile.
+pub static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openssl.bpf.o"));
+
+abi_struct!(
+    /// `struct lib_offsets` of bpf/abi.h.
+    lib_offsets(28) {
+        ssl_version: u32 = 0,
+        ssl_rbio: u32 = 4,
+        ssl_wbio: u32 = 8,
+        bio_num: u32 = 12,
+        bio_method: u32 = 16,
+        ssl_server: u32 = 20,
+        valid: u32 = 24,
+    }
+);
+
+abi_struct!(
+    /// `struct openssl_cfg` of bpf/abi.h: the object's `openssl_cfg` global.
+    openssl_cfg(452) {
+        nr_libs: u32 = 0,
+        libs: [u8; 448] = 4,
+    }
+);
+
+/// The layouts this module writes, for the ABI test.
+pub const LAYOUTS: &[&Layout] = &[&lib_offsets::LAYOUT, &openssl_cfg::LAYOUT];
+
+const MAX_LIBS: usize = c::MAX_LIBS as usize;
+
+/// The functions we hook. SSL_read/SSL_write are required.
+const RW_FUNCS: [&str; 4] = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"];
+const FD_FUNCS: [&str; 3] = ["SSL_set_fd", "SSL_set_rfd", "SSL_set_wfd"];
+/// Where a connection ends.
+const FREE_FUNC: &str = "SSL_free";
+
+/// The module's flags (eCapture's `tls` flags).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flags {
+    /// `--libssl`: the library (or executable) to hook.
+    pub libssl: Option<PathBuf>,
+    /// `--ssl_version`: overrides version detection.
+    pub ssl_version: Option<SslVersion>,
+}
+
+/// Every flag of this module, for the "give it after the module" hint.
+pub const FLAGS: &[&str] = &[
+    "--libssl",
+    "--ssl_version",
+    "-m",
+    "--model",
+    "-k",
+    "--keylogfile",
+    "-w",
+    "--pcapfile",
+    "-i",
+    "--ifname",
+    "--cgroup_path",
+];
+
+impl Flags {
+    pub fn parse(p: &mut pico_args::Arguments) -> Result<Flags> {
+        // Flags whose behaviour comes later: refuse them rather than ignore them.
+        for (long, short) in [
+            ("--keylogfile", Some("-k")),
+            ("--pcapfile", Some("-w")),
+            ("--ifname", Some("-i")),
+            ("--cgroup_path", None),
+        ] {
+            if opt(p, long, short, text)?.is_some() {
+                return Err(Error::usage(format!("{long} is not yet supported by this version of ecapture")));
+            }
+        }
+        if let Some(m) = opt(p, "--model", Some("-m"), text)? {
+            match m.as_str() {
+                "text" => {}
+                "keylog" | "key" | "pcap" | "pcapng" => {
+                    return Err(Error::usage(format!("--model {m} is not yet supported by this version of ecapture")))
+                }
+                _ => {
+                    return Err(Error::usage(format!(
+                        "invalid value '{m}' for --model: expected text, keylog, key, pcap or pcapng"
+                    )))
+                }
+            }
+        }
+        let libssl = opt(p, "--libssl", None, |s| Ok(PathBuf::from(s)))?;
+        if libssl.as_ref().is_some_and(|l| l.as_os_str().is_empty()) {
+            return Err(Error::usage("invalid value '' for --libssl: expected a path"));
+        }
+        let ssl_version = opt(p, "--ssl_version", None, |s| {
+            SslVersion::parse(s).ok_or_else(|| "expected e.g. \"openssl 3.0.2\", \"openssl 1.1.1w\" or \"boringssl\"".to_string())
+        })?;
+        Ok(Flags { libssl, ssl_version })
+    }
+}
+
+pub struct Openssl {
+    flags: Flags,
+}
+
+impl Openssl {
+    pub fn new(flags: Flags) -> Openssl {
+        Openssl { flags }
+    }
+}
+
+impl Module for Openssl {
+    fn name(&self) -> &'static str {
+        "tls"
+    }
+
+    fn plan(&self) -> Result<Vec<ObjectSpec>> {
+        let libs = discover(self.flags.libssl.as_deref(), self.flags.ssl_version)?;
+        if libs.len() > MAX_LIBS {
+            log::warn!("{} libraries found; hooking the first {MAX_LIBS}", libs.len());
+        }
+        let mut cfg = vec![0u8; openssl_cfg::SIZE];
+        openssl_cfg::nr_libs.put(&mut cfg, libs.len().min(MAX_LIBS) as u32);
+        let mut targets = Vec::new();
+        for (idx, lib) in libs.iter().enumerate().take(MAX_LIBS) {
+            let off = lib.version.map(|v| {
+                let (o, exact) = v.offsets();
+                if !exact {
+                    log::warn!("{}: {v} is newer or older than the offsets table; using the nearest layout", lib.path.display());
+                }
+                o
+            });
+            if off.is_none() {
+                log::warn!(
+                    "{}: no OpenSSL version marker found (use --ssl_version); TLS version will show as unknown",
+                    lib.path.display()
+                );
+            }
+            log::info!("hooking {} ({})", lib.path.display(), describe(lib));
+            let at = openssl_cfg::libs.off + idx * lib_offsets::SIZE;
+            cfg[at..at + lib_offsets::SIZE].copy_from_slice(&offsets_bytes(off));
+            targets.push(Target { path: lib.path.clone(), uprobes: uprobes(idx, lib) });
+        }
+        Ok(vec![ObjectSpec {
+            name: "openssl",
+            bytes: OBJECT,
+            config: vec![("openssl_cfg", cfg)],
+            raw_tracepoints: vec![("sys_enter", "sys_enter")],
+            targets,
+        }])
+    }
+
+    fn decoder(&self, clock: WallClock) -> Box<dyn Decoder> {
+        Box::new(CallDecoder::new(clock))
+    }
+}
+
+/// `struct lib_offsets` for a library; all zero (valid = 0) when unknown.
+fn offsets_bytes(o: Option<Offsets>) -> Vec<u8> {
+    let mut b = vec![0u8; lib_offsets::SIZE];
+    if let Some(o) = o {
+        lib_offsets::ssl_version.put(&mut b, o.ssl_version);
+        lib_offsets::ssl_rbio.put(&mut b, o.ssl_rbio);
+        lib_offsets::ssl_wbio.put(&mut b, o.ssl_wbio);
+        lib_offsets::bio_num.put(&mut b, o.bio_num);
+        lib_offsets::bio_method.put(&mut b, o.bio_method);
+        lib_offsets::ssl_server.put(&mut b, o.ssl_server);
+        lib_offsets::valid.put(&mut b, 1);
+    }
+    b
+}
+
+/// The probes of library number `idx`.
+fn uprobes(idx: usize, lib: &Library) -> Vec<Uprobe> {
+    let mut out = Vec::new();
+    let mut add = |prog: &'static str, func: &str, ret: bool, cookie: u64| {
+        if let Some(&offset) = lib.functions.get(func) {
+            out.push(Uprobe { prog, func: func.to_string(), offset, ret, cookie });
+        }
+    };
+    for func in RW_FUNCS {
+        let mut cookie = idx as u64;
+        if func.starts_with("SSL_write") {
+            cookie |= c::COOKIE_WRITE;
+        }
+        if func.ends_with("_ex") {
+            cookie |= c::COOKIE_EX;
+        }
+        add("ssl_rw_return", func, true, cookie);
+        add("ssl_rw_entry", func, false, cookie);
+    }
+    for func in FD_FUNCS {
+        add("ssl_set_fd_entry", func, false, idx as u64);
+    }
+    add("ssl_free_entry", FREE_FUNC, false, idx as u64);
+    out
+}
+
+fn describe(lib: &Library) -> String {
+    match &lib.version {
+        Some(v) if lib.version_source == "--ssl_version" => format!("{v}, from --ssl_version"),
+        Some(v) => format!("{v}, found in {}", lib.version_source),
+        None => "version unknown".to_string(),
+    }
+}
+
+/// A library to attach to.
+#[derive(Debug, Clone)]
+pub struct Library {
+    /// The path the uprobes are attached through.
+    pub path: PathBuf,
+    /// The functions of RW_FUNCS, FD_FUNCS and FREE_FUNC it defines, with their file offsets.
+    pub functions: HashMap<String, u64>,
+    /// None when no marker was found.
+    pub version: Option<SslVersion>,
+    /// Where the version came from: "libssl.so.3", "libcrypto.so.3", "--ssl_version".
+    pub version_source: String,
+}
+
+/// Finds the libraries to hook. `override_version` is `--ssl_version`.
+pub fn discover(libssl: Option<&Path>, override_version: Option<SslVersion>) -> Result<Vec<Library>> {
+    let candidates: Vec<PathBuf> = match libssl {
+        Some(p) => {
+            if !p.exists() {
+                return Err(Error::usage(format!("--libssl {}: no such file", p.display())));
+            }
+            if p.is_dir() {
+                return Err(Error::usage(format!("--libssl {}: is a directory, expected a library", p.display())));
+            }
+            vec![p.to_path_buf()]
+        }
+        None => {
+            let mut c = libs::mapped(is_libssl_name);
+            c.extend(libs::system("libssl.so."));
+            c
+        }
+    };
+
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    for path in candidates {
+        let Ok(md) = fs::metadata(&path) else { continue };
+        if !seen.insert((md.dev(), md.ino())) {
+            continue;
+        }
+        match inspect(&path, override_version) {
+            Ok(lib) => found.push(lib),
+            Err(e) if libssl.is_some() => return Err(e),
+            Err(e) => log::warn!("skipping {}: {e}", path.display()),
+        }
+    }
+    if found.is_empty() {
+        return Err(Error::runtime(
+            "no libssl found: no running process maps one and none is in the system library directories; \
+             name one with --libssl PATH",
+        ));
+    }
+    Ok(found)
+}
+
+/// Reads one candidate: its functions and version.
+fn inspect(path: &Path, override_version: Option<SslVersion>) -> Result<Library> {
+    let elf = Elf::open(path)?;
+    let wanted: Vec<&str> = RW_FUNCS.iter().chain(FD_FUNCS.iter()).chain([FREE_FUNC].iter()).copied().collect();
+    let functions = elf.function_offsets(&wanted)?;
+    if !functions.contains_key("SSL_write") || !functions.contains_key("SSL_read") {
+        return Err(Error::runtime(format!(
+            "{} does not define SSL_read and SSL_write (is it libssl, or a binary with OpenSSL linked in?)",
+            path.display()
+        )));
+    }
+    let (version, version_source) = match override_version {
+        Some(v) => (Some(v), "--ssl_version".to_string()),
+        None => detect_version(path, &elf),
+    };
+    Ok(Library { path: path.to_path_buf(), functions, version, version_source })
+}
+
+/// The version marker in the library itself, else in the libcrypto it needs
+/// (libssl.so.3 usually has no "OpenSSL x.y.z" string of its own).
+fn detect_version(path: &Path, elf: &Elf) -> (Option<SslVersion>, String) {
+    let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+    if let Some(v) = fs::read(path).ok().and_then(|d| SslVersion::find_in(&d)) {
+        return (Some(v), name(path));
+    }
+    let needed = elf.needed().unwrap_or_default();
+    for crypto in needed.iter().filter(|n| n.starts_with("libcrypto.so")) {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let beside = dir.join(crypto);
+        let found = if beside.exists() { Some(beside) } else { libs::find_in_lib_dirs(crypto) };
+        if let Some(p) = found {
+            if let Some(v) = fs::read(&p).ok().and_then(|d| SslVersion::find_in(&d)) {
+                return (Some(v), name(&p));
+            }
+        }
+    }
+    (None, String::new())
+}
+
+/// Is this a path of OpenSSL's (or BoringSSL's) libssl? NSS's libssl3.so is not.
+fn is_libssl_name(file: &str) -> bool {
+    file.starts_with("libssl.so")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libssl_names() {
+        assert!(is_libssl_name("libssl.so.3"));
+        assert!(is_libssl_name("libssl.so.1.1"));
+        assert!(!is_libssl_name("libssl3.so"), "NSS");
+        assert!(!is_libssl_name("libgnutls.so.30"));
+    }
+
+    #[test]
+    fn missing_or_wrong_libssl_is_an_error() {
+        let e = discover(Some(Path::new("/nonexistent/libssl.so.3")), None).unwrap_err();
+        assert_eq!(e.to_string(), "--libssl /nonexistent/libssl.so.3: no such file");
+        let e = discover(Some(Path::new("/tmp")), None).unwrap_err();
+        assert!(e.to_string().contains("is a directory"));
+        let exe = std::env::current_exe().unwrap();
+        let e = discover(Some(&exe), None).unwrap_err();
+        assert!(e.to_string().contains("does not define SSL_read and SSL_write"), "{e}");
+    }
+
+    #[test]
+    fn config_layout_matches_abi_h() {
+        let o = Offsets { ssl_version: 1, ssl_rbio: 2, ssl_wbio: 3, bio_num: 4, bio_method: 5, ssl_server: 6 };
+        let b = offsets_bytes(Some(o));
+        let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
+        assert_eq!((u(0), u(1), u(2), u(3), u(4), u(5), u(6)), (1, 2, 3, 4, 5, 6, 1));
+        assert!(offsets_bytes(None).iter().all(|&x| x == 0), "unknown: valid = 0");
+        assert_eq!(openssl_cfg::SIZE, 4 + MAX_LIBS * lib_offsets::SIZE);
+    }
+
+    #[test]
+    fn flags() {
+        let parse = |a: &[&str]| Flags::parse(&mut pico_args::Arguments::from_vec(a.iter().map(Into::into).collect()));
+        let f = parse(&["--libssl", "/x/libssl.so.3", "--ssl_version=openssl 3.0.2", "-m", "text"]).unwrap();
+        assert_eq!(f.libssl, Some(PathBuf::from("/x/libssl.so.3")));
+        assert_eq!(f.ssl_version.unwrap().to_string(), "OpenSSL 3.0.2");
+        assert!(parse(&["--ssl_version", "wolfssl 5"]).unwrap_err().to_string().contains("expected e.g."));
+        assert!(parse(&["-m", "xml"]).unwrap_err().to_string().contains("expected text"));
+        assert!(parse(&["--libssl="]).unwrap_err().to_string().contains("--libssl"));
+        for args in [&["-m", "pcap"][..], &["-k", "keys.log"], &["-w", "x.pcapng"], &["-i", "eth0"], &["--cgroup_path", "/sys/fs/cgroup"]] {
+            assert!(parse(args).unwrap_err().to_string().contains("not yet supported"), "{args:?}");
+        }
+    }
+}
