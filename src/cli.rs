@@ -24,7 +24,7 @@ const MAX_CAPTURE_CAP: u32 = 64 << 20;
 pub enum Command {
     Help,
     Version,
-    Run(Config),
+    Run(Box<Config>),
 }
 
 /// How events are written as text (stdout, --eventaddr).
@@ -200,7 +200,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         }
         return Err(Error::usage(format!("unexpected argument '{a}' (see ecapture --help)")));
     }
-    Ok(Command::Run(Config { global, module }))
+    Ok(Command::Run(Box::new(Config { global, module })))
 }
 
 /// The global flags, wherever they are on the line.
@@ -302,7 +302,7 @@ mod tests {
 
     fn cfg(args: &[&str]) -> Config {
         match run(args) {
-            Ok(Command::Run(c)) => c,
+            Ok(Command::Run(c)) => *c,
             other => panic!("expected a config for {args:?}, got {other:?}"),
         }
     }

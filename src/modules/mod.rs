@@ -77,9 +77,11 @@ mod tests {
     use crate::capture::abi::{Layout, COMMON_LAYOUTS};
     use crate::sys::libbpf::OpenObject;
 
-    /// Every embedded object with the layouts its module writes or reads
-    /// and its configuration globals.
-    fn objects() -> Vec<(&'static str, &'static [u8], Vec<&'static Layout>, Vec<&'static str>)> {
+    /// (object name, its bytes, the layouts its module uses, its configuration globals)
+    type Embedded = (&'static str, &'static [u8], Vec<&'static Layout>, Vec<&'static str>);
+
+    /// Every embedded object.
+    fn objects() -> Vec<Embedded> {
         vec![("openssl", openssl::OBJECT, openssl::LAYOUTS.to_vec(), vec!["openssl_cfg"])]
     }
 
