@@ -89,17 +89,28 @@ bench: build bench-deps static $(TLSLOAD)
 	$(CARGO) bench --bench suite
 
 # One object per capture module (bpf/<module>.bpf.c), sharing bpf/common.h
-# (BPF code) and bpf/abi.h (the kernel <-> user ABI).
-BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(wildcard bpf/*.bpf.c))
+# (BPF code) and bpf/abi.h (the kernel <-> user ABI), each built twice: for
+# kernels with bpf_loop, attach cookies and BPF atomics (<module>.bpf.o), and
+# without them (<module>.compat.bpf.o, -DECAP_COMPAT: Linux 5.10-5.16).
+BPF_MODULES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
+BPF_OBJS := $(foreach m,$(BPF_MODULES),$(BPF_OUT)/$(m).bpf.o $(BPF_OUT)/$(m).compat.bpf.o)
+BPF_DEPS := bpf/common.h bpf/abi.h bpf/vmlinux.h
 
 bpf: $(BPF_OBJS)
 
-$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c bpf/common.h bpf/abi.h bpf/vmlinux.h
+define bpf_compile
 	@test -n "$(LIBBPF_INCLUDE)" || { echo "make bpf: LIBBPF_INCLUDE is not set (cargo build sets it)"; exit 1; }
 	@mkdir -p $(BPF_OUT)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
+	$(CLANG) $(BPF_CFLAGS) $(1) -c $< -o $@.tmp
 	$(STRIP) -g $@.tmp   # drop DWARF, keep .BTF/.BTF.ext for CO-RE
 	mv $@.tmp $@
+endef
+
+$(BPF_OUT)/%.compat.bpf.o: bpf/%.bpf.c $(BPF_DEPS)
+	$(call bpf_compile,-DECAP_COMPAT)
+
+$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS)
+	$(call bpf_compile,)
 
 vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h

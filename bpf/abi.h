@@ -62,7 +62,7 @@ struct rec_hdr {
 /* One piece of the payload of one read or write call. */
 struct chunk_rec {
 	struct rec_hdr h;
-	__u64 call_id; /* unique per call: cpu << 48 | per-cpu counter */
+	__u64 call_id; /* the thread (pid << 32 | tid): with h.ts_ns, the call */
 	__u64 conn;    /* the library's connection object (SSL*): with pid, the connection */
 	__u32 pid;
 	__u32 tid;
@@ -112,7 +112,7 @@ struct common_cfg {
 	__u32 capture_cap;  /* bytes per call, <= MAX_CAPTURE_CAP */
 	__u32 source;       /* this object's number, stamped on its records */
 	__u32 wakeup_bytes; /* wake the reader once this much is waiting */
-	__u32 _pad;
+	__u32 max_chunks;   /* chunks per call at most: capture_cap / CHUNK_DATA_SIZE, rounded up */
 };
 
 /* OpenSSL / BoringSSL (bpf/openssl.bpf.c): the variable `openssl_cfg`. */

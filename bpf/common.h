@@ -11,6 +11,15 @@
  * call `call_begin`, return probes `call_take` then `call_emit`. The socket
  * syscall program below is part of every object: userspace attaches it.
  *
+ * Every object is built twice (Makefile): as it is, for kernels with
+ * bpf_loop, attach cookies and BPF atomics (5.17+), and with ECAP_COMPAT for
+ * older kernels (5.10 on), where none of the three exists. There, chunks are
+ * sent in a bounded loop, modules attach one program per function instead of
+ * reading a cookie, and a CPU's scratch buffer is taken without a lock: on
+ * those kernels a uprobe's BPF program runs with preemption disabled and
+ * refuses to nest (trace_call_bpf's bpf_prog_active), so one program at a
+ * time uses a CPU's buffer.
+ *
  * The tuple: task -> files -> fdtable -> file -> socket -> sock, with CO-RE
  * reads. This needs neither kprobes nor fentry, and works for connections
  * that predate the tool.
@@ -98,13 +107,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} call_seq SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -306,7 +308,11 @@ struct emit_ctx {
 	__u32 captured;
 };
 
-static long emit_chunk(__u32 i, void *arg)
+/* Sends chunk i of the call; 1 once past its end. A function of its own
+ * (bpf_loop's callback, and not inlined into the compat build's loop): what
+ * its branches learn stays inside it, so the verifier's paths meet again
+ * after each chunk instead of multiplying with every one. */
+static __noinline long emit_chunk(__u32 i, void *arg)
 {
 	struct emit_ctx *ec = arg;
 	__u32 slot = ec->slot;
@@ -329,6 +335,9 @@ static long emit_chunk(__u32 i, void *arg)
 	return 0;
 }
 
+#ifndef ECAP_COMPAT
+/* A free scratch slot of this CPU, taken with a compare-and-swap: a uprobe
+ * program may be preempted by another on the same CPU. */
 static __always_inline int claim_slot(__u32 *slot_out)
 {
 	__u32 base = bpf_get_smp_processor_id() * SCRATCH_SLOTS;
@@ -342,6 +351,44 @@ static __always_inline int claim_slot(__u32 *slot_out)
 	}
 	return -1;
 }
+
+static __always_inline void release_slot(__u32 slot)
+{
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &slot);
+	if (s)
+		__sync_lock_test_and_set(&s->busy, 0);
+}
+
+/* Sends chunks 0.. of the call with bpf_loop (one verified body). */
+static __always_inline void emit_chunks(struct emit_ctx *ec)
+{
+	bpf_loop(common_cfg.max_chunks, emit_chunk, ec, 0);
+}
+#else
+/* This CPU's first slot: no other uprobe program can run on this CPU
+ * meanwhile on the kernels this variant is for (see the top of this file). */
+static __always_inline int claim_slot(__u32 *slot_out)
+{
+	*slot_out = bpf_get_smp_processor_id() * SCRATCH_SLOTS;
+	return 0;
+}
+
+static __always_inline void release_slot(__u32 slot)
+{
+}
+
+/* Sends chunks 0.. of the call in a bounded loop: its bound, from .rodata,
+ * is known to the verifier (and never above what the largest cap needs). */
+static __always_inline void emit_chunks(struct emit_ctx *ec)
+{
+	__u32 n = common_cfg.max_chunks;
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < n && i < MAX_CAPTURE_CAP / CHUNK_DATA_SIZE; i++) {
+		if (emit_chunk(i, ec))
+			break;
+	}
+}
+#endif
 
 /* What a module knows about a finished call beyond the common part. */
 struct call_info {
@@ -368,10 +415,7 @@ static __always_inline void call_emit(const struct call_ctx *c, __u64 n, const s
 	h->h.ts_ns = bpf_ktime_get_ns();
 	h->h.kind = REC_CHUNK;
 	h->h.source = common_cfg.source;
-	__u32 zero = 0;
-	__u64 *seq = bpf_map_lookup_elem(&call_seq, &zero);
-	__u64 seqv = seq ? __sync_fetch_and_add(seq, 1) : 0;
-	h->call_id = ((__u64)bpf_get_smp_processor_id() << 48) | (seqv & 0xffffffffffffULL);
+	h->call_id = id;
 	h->conn = c->conn;
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
@@ -397,12 +441,8 @@ static __always_inline void call_emit(const struct call_ctx *c, __u64 n, const s
 		.slot = slot,
 		.captured = h->captured_len,
 	};
-	__u32 nchunks = (ec.captured + CHUNK_DATA_SIZE - 1) / CHUNK_DATA_SIZE;
-	bpf_loop(nchunks, emit_chunk, &ec, 0);
-
-	s = bpf_map_lookup_elem(&scratch, &slot);
-	if (s)
-		__sync_lock_test_and_set(&s->busy, 0);
+	emit_chunks(&ec);
+	release_slot(slot);
 }
 
 #endif /* ECAPTURE_COMMON_H */

@@ -17,16 +17,54 @@
 
 const volatile struct openssl_cfg openssl_cfg = {};
 
-/* One program for the four functions; the attach cookie says which. */
+/* SSL_{read,write}[_ex](SSL *s, void *buf, int/size_t num[, size_t *moved]). */
+static __always_inline void on_entry(struct pt_regs *ctx, __u8 is_ex, __u8 dir, __u32 lib_idx)
+{
+	call_begin(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), is_ex ? PT_REGS_PARM4(ctx) : 0, is_ex, dir, lib_idx);
+}
+
+#ifndef ECAP_COMPAT
+/* One program for the four functions; the attach cookie says which, and
+ * which library. */
 SEC("uprobe")
 int BPF_KPROBE(ssl_rw_entry)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u8 is_ex = (cookie & COOKIE_EX) != 0;
-	call_begin(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), is_ex ? PT_REGS_PARM4(ctx) : 0, is_ex,
-		   (cookie & COOKIE_WRITE) ? DIR_WRITE : DIR_READ, cookie & COOKIE_LIB_MASK);
+	on_entry(ctx, (cookie & COOKIE_EX) != 0, (cookie & COOKIE_WRITE) ? DIR_WRITE : DIR_READ,
+		 cookie & COOKIE_LIB_MASK);
 	return 0;
 }
+#else
+/* Without attach cookies: one program per function, and one object per
+ * library (its offsets in libs[0]). */
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_entry)
+{
+	on_entry(ctx, 0, DIR_WRITE, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_entry)
+{
+	on_entry(ctx, 0, DIR_READ, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_entry)
+{
+	on_entry(ctx, 1, DIR_WRITE, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_entry)
+{
+	on_entry(ctx, 1, DIR_READ, 0);
+	return 0;
+}
+#endif
 
 /* SSL_set_fd / SSL_set_rfd / SSL_set_wfd (SSL *s, int fd): the fd at once. */
 SEC("uprobe")
@@ -46,11 +84,15 @@ int BPF_KPROBE(ssl_free_entry, void *ssl)
 	return 0;
 }
 
-/* A copy of the offsets of library idx; valid == 0 when there are none. */
+/* A copy of the offsets of library idx; valid == 0 when there are none. The
+ * mask keeps the index provably in bounds for verifiers (6.1) that lose the
+ * check's bound when the compiler reloads the index from the stack. */
 static __always_inline struct lib_offsets lib_off(__u32 idx)
 {
 	struct lib_offsets o = {};
 	if (idx < MAX_LIBS) {
+		barrier_var(idx);
+		idx &= MAX_LIBS - 1;
 		o.ssl_version = openssl_cfg.libs[idx].ssl_version;
 		o.ssl_rbio = openssl_cfg.libs[idx].ssl_rbio;
 		o.ssl_wbio = openssl_cfg.libs[idx].ssl_wbio;

@@ -6,6 +6,7 @@
 //! files) are in `pipeline` and the modules.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use crate::ecaptureq::addr::EcqAddr;
 use crate::error::{Error, Result};
@@ -75,6 +76,8 @@ pub struct Global {
     pub idle_ms: u64,
     /// `--ecaptureq-payload text`: eCaptureQ events carry the text rendering.
     pub ecq_payload_text: bool,
+    /// `--btf-file`: the kernel's types, for kernels without /sys/kernel/btf/vmlinux.
+    pub btf_file: Option<PathBuf>,
 }
 
 impl Default for Global {
@@ -95,6 +98,7 @@ impl Default for Global {
             eventformat: EventFormat::Text,
             idle_ms: DEFAULT_IDLE_MS,
             ecq_payload_text: false,
+            btf_file: None,
         }
     }
 }
@@ -122,6 +126,8 @@ GLOBAL FLAGS:
         --idletime MS        a message that is not HTTP (or not complete) is
                              emitted after this idle time [default: 100]
     -b, --btf N              0 auto, 1 CO-RE (2, non-CO-RE, is not supported)
+        --btf-file PATH      the kernel's BTF from this file (e.g. from BTFHub),
+                             for kernels without /sys/kernel/btf/vmlinux
     -l, --logaddr ADDR       runtime logs also to a file, tcp://HOST:PORT or
                              ws://HOST:PORT/PATH (stderr keeps them)
         --eventaddr ADDR     events to a file, tcp:// or ws:// instead of stdout
@@ -237,6 +243,7 @@ fn parse_global(p: &mut pico_args::Arguments) -> Result<Global> {
         }
         Some(n) => return Err(Error::usage(format!("invalid value '{n}' for --btf: expected 0, 1 or 2"))),
     }
+    c.btf_file = opt(p, "--btf-file", None, |s| if s.is_empty() { Err("expected a path".into()) } else { Ok(PathBuf::from(s)) })?;
 
     if let Some(url) = opt(p, "--ecaptureq", None, text)? {
         c.ecaptureq = Some(EcqAddr::parse(&url)?);
@@ -345,6 +352,8 @@ mod tests {
         // Module flags go after the module; a global flag may follow it.
         assert!(err(&["--libssl", "/x", "tls"]).starts_with("--libssl is a flag of the tls module: give it after the module's name"));
         assert_eq!(glob(&["tls", "--libssl", "/x", "--pid", "3"]).pid, 3);
+        assert_eq!(glob(&["--btf-file", "/b/5.10.btf", "tls"]).btf_file, Some(PathBuf::from("/b/5.10.btf")));
+        assert!(err(&["tls", "--btf-file="]).contains("--btf-file"), "{}", err(&["tls", "--btf-file="]));
     }
 
     #[test]

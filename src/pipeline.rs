@@ -13,6 +13,7 @@ use crossbeam_channel::bounded;
 
 use crate::assemble::conn::Config as AsmConfig;
 use crate::capture::abi::CommonConfig;
+use crate::capture::features::{Build, Features};
 use crate::capture::loader::Probes;
 use crate::capture::reader::{raise_capture_priority, Reader};
 use crate::capture::{self, Ring};
@@ -59,11 +60,16 @@ fn check_system(cfg: &Global) -> Result<()> {
             missing.join(", ")
         )));
     }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Err(Error::runtime(
-            "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): ecapture needs a kernel built with \
-             CONFIG_DEBUG_INFO_BTF=y",
-        ));
+    match &cfg.btf_file {
+        Some(f) if !f.is_file() => return Err(Error::usage(format!("--btf-file {}: no such file", f.display()))),
+        Some(_) => {}
+        None if !Path::new("/sys/kernel/btf/vmlinux").exists() => {
+            return Err(Error::runtime(
+                "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): give its types with --btf-file PATH \
+                 (e.g. the kernel's file from BTFHub), or use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+            ));
+        }
+        None => {}
     }
     if !Path::new("/sys/bus/event_source/devices/uprobe").exists() {
         return Err(Error::runtime("this kernel has no uprobe support (CONFIG_UPROBE_EVENTS is off)"));
@@ -80,12 +86,15 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     let g = &cfg.global;
     capture::route_libbpf_logs();
     check_system(g)?;
+    let features = Features::probe();
+    log::debug!("{}", features.describe());
+    features.check()?;
     let outputs = Outputs::start(g)?;
 
     let modules = cfg.module.build();
     let mut plans = Vec::new();
     for m in &modules {
-        for spec in m.plan()? {
+        for spec in m.plan(&features)? {
             plans.push((m, spec));
         }
     }
@@ -93,14 +102,22 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     // Before any thread starts, so signals reach the stop pipe.
     let stop = StopSignal::install().context(|| "cannot install signal handlers".into())?;
     let ring = Ring::create(g.mapsize_pages)?;
-    let common = CommonConfig {
-        target_pid: g.pid,
-        target_uid: g.uid,
-        capture_cap: g.capture_cap,
-        wakeup_bytes: ring.wakeup_bytes(),
-    };
+    let mut capture_cap = g.capture_cap;
+    if features.build() == Build::Compat && capture_cap > Features::COMPAT_MAX_CAPTURE {
+        capture_cap = Features::COMPAT_MAX_CAPTURE;
+        log::warn!(
+            "Linux {} has no bpf_loop: calls are captured up to {} MiB, not {} MiB (--maxpayload); larger ones are marked truncated",
+            features.kernel,
+            capture_cap >> 20,
+            g.capture_cap >> 20
+        );
+    }
+    let common = CommonConfig { target_pid: g.pid, target_uid: g.uid, capture_cap, wakeup_bytes: ring.wakeup_bytes() };
     let clock = WallClock::new();
-    let mut probes = Probes::new(common, ring.fd())?;
+    let mut probes = Probes::new(common, ring.fd(), g.btf_file.clone())?;
+    if !features.multi_uprobes_possible() {
+        probes.use_classic_uprobes();
+    }
     let mut decoders = Vec::new();
     for (m, spec) in &plans {
         probes.load(spec, decoders.len() as u32)?;

@@ -394,3 +394,23 @@ HTTP/2 HEADERS stream=1 length=5\nheader field \":path\" = \"/a\"\n\n\
     let (d, _) = parse_event(&r[n..], true).unwrap();
     assert_eq!(d.payload, b"hi");
 }
+
+#[test]
+fn compat_build_captures_too() {
+    if !e2e_enabled("compat") {
+        return;
+    }
+    // The build for kernels without bpf_loop, attach cookies and atomics
+    // (Linux 5.10-5.16), forced on this kernel: a call of many chunks
+    // arrives whole through its bounded loop.
+    let bulk = bulk("compat", 200_000);
+    let server = bulk.server.pid().to_string();
+    let ec = Ecapture::start_env(&["tls", "-d", "--pid", &server], &[("ECAPTURE_BPF", "compat")]);
+    ec.wait_stderr("Compat BPF build");
+    python_put(bulk.port, &bulk.file);
+    let put = ec.wait_event("the whole PUT, read by the server", |e| e.dir == "READ" && e.length >= bulk.data.len());
+    assert!(put.payload.ends_with(&bulk.data), "the body arrives whole and exact");
+    let (status, _, _, stderr) = ec.stop();
+    assert!(status.success());
+    assert_eq!(summary_counts(&stderr).0, 0, "nothing lost");
+}

@@ -161,7 +161,7 @@ abi_struct!(
         capture_cap: u32 = 8,
         source: u32 = 12,
         wakeup_bytes: u32 = 16,
-        _pad: u32 = 20,
+        max_chunks: u32 = 20,
     }
 );
 
@@ -186,6 +186,8 @@ impl CommonConfig {
         common_cfg::capture_cap.put(&mut b, self.capture_cap);
         common_cfg::source.put(&mut b, source);
         common_cfg::wakeup_bytes.put(&mut b, self.wakeup_bytes);
+        let chunk = c::CHUNK_DATA_SIZE as u32;
+        common_cfg::max_chunks.put(&mut b, self.capture_cap.min(c::MAX_CAPTURE_CAP as u32).div_ceil(chunk));
         b
     }
 }
@@ -216,9 +218,9 @@ mod tests {
 
     #[test]
     fn common_config_bytes() {
-        let b = CommonConfig { target_pid: 7, target_uid: 8, capture_cap: 9, wakeup_bytes: 10 }.to_bytes(3);
+        let b = CommonConfig { target_pid: 7, target_uid: 8, capture_cap: 65537, wakeup_bytes: 10 }.to_bytes(3);
         assert_eq!(b.len(), 24);
         let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
-        assert_eq!((u(0), u(1), u(2), u(3), u(4), u(5)), (7, 8, 9, 3, 10, 0));
+        assert_eq!((u(0), u(1), u(2), u(3), u(4), u(5)), (7, 8, 65537, 3, 10, 3), "65537 bytes: 3 chunks");
     }
 }

@@ -81,6 +81,8 @@ pub struct Probes {
     /// None until the first uprobe attachment tells whether multi-uprobes work.
     mode: Option<Mode>,
     targets: usize,
+    /// `--btf-file`: the kernel's types, when /sys/kernel/btf/vmlinux is missing.
+    btf: Option<PathBuf>,
 }
 
 impl Probes {
@@ -88,7 +90,7 @@ impl Probes {
     /// objects' loading; the objects keep their own reference).
     /// ECAPTURE_CLASSIC_UPROBES=1 forces classic uprobes (for tests and
     /// for kernels whose multi-uprobes misbehave).
-    pub fn new(common: CommonConfig, ring: RawFd) -> Result<Probes> {
+    pub fn new(common: CommonConfig, ring: RawFd, btf: Option<PathBuf>) -> Result<Probes> {
         let classic = std::env::var_os("ECAPTURE_CLASSIC_UPROBES").is_some_and(|v| v == "1");
         Ok(Probes {
             links: Vec::new(),
@@ -98,7 +100,14 @@ impl Probes {
             ncpus: libbpf::num_possible_cpus()?,
             mode: classic.then_some(Mode::Classic),
             targets: 0,
+            btf,
         })
+    }
+
+    /// Uses classic uprobes from the start: for kernels known to lack
+    /// multi-uprobe links (they came after attach cookies, in 6.6).
+    pub fn use_classic_uprobes(&mut self) {
+        self.mode = Some(Mode::Classic);
     }
 
     /// Loads `spec` as object number `source` (the number its records
@@ -124,7 +133,10 @@ impl Probes {
 
     fn load_mode(&mut self, spec: &ObjectSpec, source: u32, mode: Mode) -> std::result::Result<usize, Failure> {
         let started = Instant::now();
-        let obj = self.open_and_load(spec, source, mode).map_err(Failure::Other)?;
+        // A kernel without multi-uprobes may refuse the programs' attach
+        // type at load already: that too is a reason to try classic ones.
+        let undecided = mode == Mode::Multi && self.mode.is_none();
+        let obj = self.open_and_load(spec, source, mode).map_err(|e| if undecided { Failure::NoMulti(e) } else { Failure::Other(e) })?;
         log::debug!("BPF object {} loaded ({mode:?}) in {:?}", spec.name, started.elapsed());
 
         let mut links = Vec::new();
@@ -141,7 +153,7 @@ impl Probes {
                 }
                 // Multi-uprobes failing on the first file means the kernel
                 // lacks them: the caller falls back (when it may).
-                Err(e) if mode == Mode::Multi && attached == 0 && self.mode.is_none() => return Err(Failure::NoMulti(e)),
+                Err(e) if undecided && attached == 0 => return Err(Failure::NoMulti(e)),
                 Err(e) if spec.targets.len() > 1 => log::warn!("skipping {}: {e}", target.path.display()),
                 Err(e) => return Err(Failure::Other(e)),
             }
@@ -156,7 +168,7 @@ impl Probes {
     }
 
     fn open_and_load(&self, spec: &ObjectSpec, source: u32, mode: Mode) -> Result<Object> {
-        let mut open = OpenObject::open_mem(spec.name, spec.bytes)?;
+        let mut open = OpenObject::open_mem(spec.name, spec.bytes, self.btf.as_deref())?;
         open.set_max_entries("scratch", (self.ncpus as u64 * c::SCRATCH_SLOTS) as u32)?;
         open.reuse_map("events", self.ring)?;
         if mode == Mode::Multi {

@@ -1,10 +1,12 @@
 //! The capture layer: what runs in the kernel and what takes its output out.
 //! Module-agnostic: a module describes its BPF object and attachments
-//! (`loader::ObjectSpec`); this layer loads them with the common
-//! configuration (`abi`), gives them one shared ring buffer, attaches them,
-//! and reads their records (`record`) in one thread (`reader`).
+//! (`loader::ObjectSpec`), in the build the kernel's features call for
+//! (`features`); this layer loads them with the common configuration
+//! (`abi`), gives them one shared ring buffer, attaches them, and reads their
+//! records (`record`) in one thread (`reader`).
 
 pub mod abi;
+pub mod features;
 pub mod loader;
 pub mod reader;
 pub mod record;

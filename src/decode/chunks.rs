@@ -1,7 +1,8 @@
 //! Reassembly of one read or write call from its chunk records.
 //!
-//! The BPF side splits a call's payload into CHUNK_DATA_SIZE pieces, all sent
-//! from one CPU in offset order, each tagged with the call's id. Records of
+//! The BPF side splits a call's payload into CHUNK_DATA_SIZE pieces, sent in
+//! offset order, each tagged with the call's thread and time (together, the
+//! call's identity: a thread makes one call at a time). Records of
 //! different calls can interleave (other CPUs, preemption), so partial calls
 //! are kept by id. A chunk lost on the way (a full ring)
 //! leaves a hole that is recorded as a missing range, never papered over; a
@@ -51,12 +52,15 @@ pub struct ReassemblyStats {
     pub stray_chunks: u64,
 }
 
+/// A call: (thread, the time its chunks were made).
+type CallKey = (u64, u64);
+
 pub struct Reassembler {
-    partial: HashMap<u64, Partial>,
+    partial: HashMap<CallKey, Partial>,
     /// Ids of calls emitted incomplete, so a straggler chunk is not taken
     /// for a new call.
-    closed: VecDeque<u64>,
-    closed_set: HashSet<u64>,
+    closed: VecDeque<CallKey>,
+    closed_set: HashSet<CallKey>,
     max_partials: usize,
     stats: ReassemblyStats,
 }
@@ -90,7 +94,7 @@ impl Reassembler {
     /// The chunk's bytes are taken by value: a call in one chunk (the
     /// common case) keeps them without a copy.
     pub fn push(&mut self, hdr: ChunkHdr, data: Vec<u8>, now_ns: u64, out: &mut Vec<Call>) {
-        let id = hdr.call_id;
+        let id = (hdr.call_id, hdr.ts_ns);
         if !self.partial.contains_key(&id) {
             if self.closed_set.contains(&id) {
                 self.stats.stray_chunks += 1;
@@ -143,7 +147,7 @@ impl Reassembler {
 
     /// Emits, incomplete, every partial call that got no chunk for `max_age_ns`.
     pub fn expire(&mut self, now_ns: u64, max_age_ns: u64, out: &mut Vec<Call>) {
-        let old: Vec<u64> = self
+        let old: Vec<CallKey> = self
             .partial
             .iter()
             .filter(|(_, p)| now_ns.saturating_sub(p.last_ns) >= max_age_ns)
@@ -156,14 +160,14 @@ impl Reassembler {
 
     /// Emits everything still pending (at shutdown), oldest first.
     pub fn flush(&mut self, out: &mut Vec<Call>) {
-        let mut ids: Vec<(u64, u64)> = self.partial.iter().map(|(k, p)| (p.last_ns, *k)).collect();
+        let mut ids: Vec<(u64, CallKey)> = self.partial.iter().map(|(k, p)| (p.last_ns, *k)).collect();
         ids.sort_unstable();
         for (_, id) in ids {
             self.emit_incomplete(id, out);
         }
     }
 
-    fn emit_incomplete(&mut self, id: u64, out: &mut Vec<Call>) {
+    fn emit_incomplete(&mut self, id: CallKey, out: &mut Vec<Call>) {
         if let Some(p) = self.partial.remove(&id) {
             if self.closed.len() >= CLOSED_MEMORY {
                 if let Some(old) = self.closed.pop_front() {

@@ -12,6 +12,7 @@ pub mod elf;
 pub mod libs;
 pub mod openssl;
 
+use crate::capture::features::Features;
 use crate::capture::loader::ObjectSpec;
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
@@ -22,8 +23,9 @@ pub trait Module {
     /// The subcommand, e.g. "tls".
     fn name(&self) -> &'static str;
     /// Finds what to hook (logging what it found) and says how: the BPF
-    /// objects to load with their configuration and attachments.
-    fn plan(&self) -> Result<Vec<ObjectSpec>>;
+    /// objects to load, in the build `features` call for, with their
+    /// configuration and attachments.
+    fn plan(&self, features: &Features) -> Result<Vec<ObjectSpec>>;
     /// A decoder for the records of one of this module's objects.
     fn decoder(&self, clock: WallClock) -> Box<dyn Decoder>;
 }
@@ -82,7 +84,10 @@ mod tests {
 
     /// Every embedded object.
     fn objects() -> Vec<Embedded> {
-        vec![("openssl", openssl::OBJECT, openssl::LAYOUTS.to_vec(), vec!["openssl_cfg"])]
+        vec![
+            ("openssl", openssl::OBJECT, openssl::LAYOUTS.to_vec(), vec!["openssl_cfg"]),
+            ("openssl.compat", openssl::OBJECT_COMPAT, openssl::LAYOUTS.to_vec(), vec!["openssl_cfg"]),
+        ]
     }
 
     /// The ABI check: every struct the Rust side declares (capture::abi and
@@ -91,7 +96,7 @@ mod tests {
     #[test]
     fn abi_matches_the_objects_btf() {
         for (name, bytes, own, vars) in objects() {
-            let open = OpenObject::open_mem(name, bytes).expect("the embedded object opens");
+            let open = OpenObject::open_mem(name, bytes, None).expect("the embedded object opens");
             let btf = open.btf().expect("the object has BTF");
             for l in COMMON_LAYOUTS.iter().chain(own.iter()) {
                 let got = btf.struct_layout(l.name).unwrap_or_else(|| panic!("{name}: no struct {} in BTF", l.name));

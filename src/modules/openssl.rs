@@ -24,6 +24,7 @@ pub use version::{Flavor, Offsets, SslVersion};
 use super::elf::Elf;
 use super::{libs, Module};
 use crate::capture::abi::{abi_struct, c, Layout};
+use crate::capture::features::{Build, Features};
 use crate::capture::loader::{ObjectSpec, Target, Uprobe};
 use crate::decode::calls::CallDecoder;
 use crate::decode::Decoder;
@@ -31,8 +32,10 @@ use crate::error::{Error, Result};
 use crate::flags::{opt, text};
 use crate::time::WallClock;
 
-/// The BPF object built from bpf/openssl.bpf.c by the Makefile.
+/// The BPF objects built from bpf/openssl.bpf.c by the Makefile: for
+/// kernels with bpf_loop and attach cookies, and without (capture::features).
 pub static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openssl.bpf.o"));
+pub static OBJECT_COMPAT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openssl.compat.bpf.o"));
 
 abi_struct!(
     /// `struct lib_offsets` of bpf/abi.h.
@@ -142,45 +145,77 @@ impl Module for Openssl {
         "tls"
     }
 
-    fn plan(&self) -> Result<Vec<ObjectSpec>> {
+    fn plan(&self, features: &Features) -> Result<Vec<ObjectSpec>> {
         let libs = discover(self.flags.libssl.as_deref(), self.flags.ssl_version)?;
         if libs.len() > MAX_LIBS {
             log::warn!("{} libraries found; hooking the first {MAX_LIBS}", libs.len());
         }
-        let mut cfg = vec![0u8; openssl_cfg::SIZE];
-        openssl_cfg::nr_libs.put(&mut cfg, libs.len().min(MAX_LIBS) as u32);
-        let mut targets = Vec::new();
-        for (idx, lib) in libs.iter().enumerate().take(MAX_LIBS) {
-            let off = lib.version.map(|v| {
-                let (o, exact) = v.offsets();
-                if !exact {
-                    log::warn!("{}: {v} is newer or older than the offsets table; using the nearest layout", lib.path.display());
-                }
-                o
-            });
-            if off.is_none() {
-                log::warn!(
-                    "{}: no OpenSSL version marker found (use --ssl_version); TLS version will show as unknown",
-                    lib.path.display()
-                );
-            }
-            log::info!("hooking {} ({})", lib.path.display(), describe(lib));
-            let at = openssl_cfg::libs.off + idx * lib_offsets::SIZE;
-            cfg[at..at + lib_offsets::SIZE].copy_from_slice(&offsets_bytes(off));
-            targets.push(Target { path: lib.path.clone(), uprobes: uprobes(idx, lib) });
-        }
-        Ok(vec![ObjectSpec {
+        let libs: Vec<(Library, Option<Offsets>)> = libs
+            .into_iter()
+            .take(MAX_LIBS)
+            .map(|lib| {
+                let off = offsets(&lib);
+                log::info!("hooking {} ({})", lib.path.display(), describe(&lib));
+                (lib, off)
+            })
+            .collect();
+        let spec = |bytes, cfg, targets| ObjectSpec {
             name: "openssl",
-            bytes: OBJECT,
+            bytes,
             config: vec![("openssl_cfg", cfg)],
             raw_tracepoints: vec![("sys_enter", "sys_enter")],
             targets,
-        }])
+        };
+        Ok(match features.build() {
+            // One object for every library: the attach cookie says which.
+            Build::Modern => {
+                let offs: Vec<Option<Offsets>> = libs.iter().map(|(_, o)| *o).collect();
+                let targets = libs.iter().enumerate().map(|(i, (lib, _))| Target { path: lib.path.clone(), uprobes: uprobes(i, lib, true) });
+                vec![spec(OBJECT, config_bytes(&offs), targets.collect())]
+            }
+            // No cookies: an object per library, its offsets first.
+            Build::Compat => libs
+                .iter()
+                .map(|(lib, off)| {
+                    let target = Target { path: lib.path.clone(), uprobes: uprobes(0, lib, false) };
+                    spec(OBJECT_COMPAT, config_bytes(&[*off]), vec![target])
+                })
+                .collect(),
+        })
     }
 
     fn decoder(&self, clock: WallClock) -> Box<dyn Decoder> {
         Box::new(CallDecoder::new(clock))
     }
+}
+
+/// The offsets of a library's version, said when they are guessed or unknown.
+fn offsets(lib: &Library) -> Option<Offsets> {
+    let off = lib.version.map(|v| {
+        let (o, exact) = v.offsets();
+        if !exact {
+            log::warn!("{}: {v} is newer or older than the offsets table; using the nearest layout", lib.path.display());
+        }
+        o
+    });
+    if off.is_none() {
+        log::warn!(
+            "{}: no OpenSSL version marker found (use --ssl_version); TLS version will show as unknown",
+            lib.path.display()
+        );
+    }
+    off
+}
+
+/// `struct openssl_cfg` for these libraries (at most MAX_LIBS).
+fn config_bytes(libs: &[Option<Offsets>]) -> Vec<u8> {
+    let mut cfg = vec![0u8; openssl_cfg::SIZE];
+    openssl_cfg::nr_libs.put(&mut cfg, libs.len().min(MAX_LIBS) as u32);
+    for (idx, off) in libs.iter().enumerate().take(MAX_LIBS) {
+        let at = openssl_cfg::libs.off + idx * lib_offsets::SIZE;
+        cfg[at..at + lib_offsets::SIZE].copy_from_slice(&offsets_bytes(*off));
+    }
+    cfg
 }
 
 /// `struct lib_offsets` for a library; all zero (valid = 0) when unknown.
@@ -198,8 +233,10 @@ fn offsets_bytes(o: Option<Offsets>) -> Vec<u8> {
     b
 }
 
-/// The probes of library number `idx`.
-fn uprobes(idx: usize, lib: &Library) -> Vec<Uprobe> {
+/// The probes of library number `idx`: with attach cookies, one entry
+/// program for the four functions (the cookie says which); without, one
+/// program per function.
+fn uprobes(idx: usize, lib: &Library, cookies: bool) -> Vec<Uprobe> {
     let mut out = Vec::new();
     let mut add = |prog: &'static str, func: &str, ret: bool, cookie: u64| {
         if let Some(&offset) = lib.functions.get(func) {
@@ -207,20 +244,31 @@ fn uprobes(idx: usize, lib: &Library) -> Vec<Uprobe> {
         }
     };
     for func in RW_FUNCS {
-        let mut cookie = idx as u64;
-        if func.starts_with("SSL_write") {
-            cookie |= c::COOKIE_WRITE;
-        }
-        if func.ends_with("_ex") {
-            cookie |= c::COOKIE_EX;
+        // Kernels without attach cookies refuse a link that carries one.
+        let mut cookie = 0;
+        if cookies {
+            cookie = idx as u64;
+            if func.starts_with("SSL_write") {
+                cookie |= c::COOKIE_WRITE;
+            }
+            if func.ends_with("_ex") {
+                cookie |= c::COOKIE_EX;
+            }
         }
         add("ssl_rw_return", func, true, cookie);
-        add("ssl_rw_entry", func, false, cookie);
+        let entry = match (cookies, func) {
+            (true, _) => "ssl_rw_entry",
+            (false, "SSL_write") => "ssl_write_entry",
+            (false, "SSL_read") => "ssl_read_entry",
+            (false, "SSL_write_ex") => "ssl_write_ex_entry",
+            (false, _) => "ssl_read_ex_entry",
+        };
+        add(entry, func, false, cookie);
     }
     for func in FD_FUNCS {
-        add("ssl_set_fd_entry", func, false, idx as u64);
+        add("ssl_set_fd_entry", func, false, 0);
     }
-    add("ssl_free_entry", FREE_FUNC, false, idx as u64);
+    add("ssl_free_entry", FREE_FUNC, false, 0);
     out
 }
 

@@ -30,54 +30,95 @@ fn check_ptr<T>(p: *mut T, what: impl FnOnce() -> String) -> Result<NonNull<T>> 
     NonNull::new(p).ok_or_else(|| Error::runtime(format!("{}: {}{}", what(), io::Error::last_os_error(), hint())))
 }
 
-/// libbpf explains failures in its own log; the last warning it printed
-/// during the failed call is appended to our error so the user sees why
-/// without `-d`.
+/// libbpf explains failures in its own log; what it printed during the
+/// failed call is appended to our error so the user sees why without `-d`:
+/// the verifier's last lines when it rejected a program, else libbpf's last
+/// warning.
 fn hint() -> String {
-    let last = LAST_WARNING.lock().ok().and_then(|mut w| {
-        let last = w.pop_back();
-        w.clear();
-        last
-    });
-    match last {
-        Some(w) => format!(" ({})", w.trim_start_matches("libbpf: ")),
+    let Ok(mut w) = LIBBPF_SAID.lock() else { return String::new() };
+    let said = std::mem::take(&mut *w);
+    if let Some((prog, reason)) = said.rejected {
+        return format!("; the verifier rejected program {prog}: {reason} (the whole log with -d)");
+    }
+    match said.warnings.back() {
+        Some(last) => format!(" ({})", last.trim_start_matches("libbpf: ")),
         None => String::new(),
     }
 }
 
-/// Forgets earlier warnings, so `hint` only reports the current call's.
+/// Forgets what libbpf said before, so `hint` only reports the current call's.
 fn clear_warnings() {
-    if let Ok(mut w) = LAST_WARNING.lock() {
-        w.clear();
+    if let Ok(mut w) = LIBBPF_SAID.lock() {
+        *w = Said::default();
     }
 }
 
-static LAST_WARNING: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+/// What libbpf warned about since the last `clear_warnings`.
+#[derive(Default)]
+struct Said {
+    /// The last few warnings.
+    warnings: VecDeque<String>,
+    /// A program the verifier rejected, and the last lines of its log.
+    rejected: Option<(String, String)>,
+}
+
+static LIBBPF_SAID: Mutex<Said> = Mutex::new(Said { warnings: VecDeque::new(), rejected: None });
+
+/// The verifier log libbpf prints when a program fails to load
+/// ("prog 'NAME': -- BEGIN PROG LOAD LOG --\n...-- END PROG LOAD LOG --"):
+/// the program and the log's last lines — the reason — joined on one line.
+fn verifier_rejection(msg: &str) -> Option<(String, String)> {
+    let (head, rest) = msg.split_once("-- BEGIN PROG LOAD LOG --")?;
+    let prog = head.split('\'').nth(1).unwrap_or("?").to_string();
+    let log = rest.split("-- END PROG LOAD LOG --").next().unwrap_or(rest);
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("processed ")
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+                && !l.starts_with("mark_precise")
+        })
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(2)..];
+    (!tail.is_empty()).then(|| (prog, tail.join(" | ")))
+}
 
 extern "C" {
-    // The C library's vsnprintf: formats libbpf's printf-style messages.
-    fn vsnprintf(buf: *mut c_char, size: usize, fmt: *const c_char, ap: *mut sys::__va_list_tag) -> c_int;
+    // The C library's vasprintf (glibc and musl): formats libbpf's
+    // printf-style messages, whatever their length (a verifier log can be
+    // megabytes).
+    fn vasprintf(out: *mut *mut c_char, fmt: *const c_char, ap: *mut sys::__va_list_tag) -> c_int;
+    fn free(p: *mut c_void);
 }
 
 unsafe extern "C" fn print_cb(level: sys::libbpf_print_level, fmt: *const c_char, ap: *mut sys::__va_list_tag) -> c_int {
-    let mut buf = [0u8; 1024];
-    // SAFETY: buf is writable for its length; fmt and ap come from libbpf as a
-    // matching printf format and argument list.
-    let n = unsafe { vsnprintf(buf.as_mut_ptr().cast(), buf.len(), fmt, ap) };
-    if n < 0 {
+    let mut p: *mut c_char = std::ptr::null_mut();
+    // SAFETY: fmt and ap come from libbpf as a matching printf format and
+    // argument list; vasprintf allocates the result, freed below.
+    let n = unsafe { vasprintf(&mut p, fmt, ap) };
+    if n < 0 || p.is_null() {
         return 0;
     }
-    let len = (n as usize).min(buf.len() - 1);
-    let msg = String::from_utf8_lossy(&buf[..len]);
+    // SAFETY: vasprintf wrote n bytes (and a NUL) at p.
+    let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) };
+    let msg = String::from_utf8_lossy(bytes).into_owned();
+    // SAFETY: p came from vasprintf's malloc and is not used after this.
+    unsafe { free(p.cast()) };
     let msg = msg.trim_end();
     match level {
         sys::LIBBPF_WARN => {
             log::debug!(target: "libbpf", "{msg}");
-            if let Ok(mut w) = LAST_WARNING.lock() {
-                if w.len() >= 8 {
-                    w.pop_front();
+            if let Ok(mut w) = LIBBPF_SAID.lock() {
+                if let Some(r) = verifier_rejection(msg) {
+                    w.rejected = Some(r);
                 }
-                w.push_back(msg.to_string());
+                if w.warnings.len() >= 8 {
+                    w.warnings.pop_front();
+                }
+                w.warnings.push_back(msg.chars().take(1000).collect());
             }
         }
         sys::LIBBPF_INFO => log::debug!(target: "libbpf", "{msg}"),
@@ -101,6 +142,21 @@ pub fn num_possible_cpus() -> Result<usize> {
     check(n, || "cannot count possible CPUs".into()).map(|n| n as usize)
 }
 
+/// Whether programs of the kind uprobes use may call BPF helper `helper`
+/// on this kernel (libbpf loads a tiny program to find out).
+pub fn kernel_has_helper(helper: sys::bpf_func_id) -> bool {
+    // SAFETY: no pointers besides the null opts.
+    unsafe { sys::libbpf_probe_bpf_helper(sys::BPF_PROG_TYPE_KPROBE, helper, std::ptr::null()) == 1 }
+}
+
+/// Whether this kernel has BPF ring buffer maps (Linux 5.8+).
+pub fn kernel_has_ringbuf() -> bool {
+    // SAFETY: no pointers besides the null opts.
+    unsafe { sys::libbpf_probe_bpf_map_type(sys::BPF_MAP_TYPE_RINGBUF, std::ptr::null()) == 1 }
+}
+
+pub use sys::{BPF_FUNC_get_attach_cookie, BPF_FUNC_loop};
+
 fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::runtime(format!("name contains a NUL byte: {s:?}")))
 }
@@ -114,16 +170,23 @@ pub struct OpenObject {
 
 impl OpenObject {
     /// Opens the ELF image `bytes` (embedded in the binary, hence 'static).
-    pub fn open_mem(name: &str, bytes: &'static [u8]) -> Result<OpenObject> {
+    /// `btf`: the kernel's types from this file instead of
+    /// /sys/kernel/btf/vmlinux (for CO-RE relocations).
+    pub fn open_mem(name: &str, bytes: &'static [u8], btf: Option<&std::path::Path>) -> Result<OpenObject> {
         clear_warnings();
         let cname = cstring(name)?;
+        let cbtf = match btf {
+            Some(p) => Some(cstring(&p.to_string_lossy())?),
+            None => None,
+        };
         let opts = sys::bpf_object_open_opts {
             sz: std::mem::size_of::<sys::bpf_object_open_opts>() as _,
             object_name: cname.as_ptr(),
+            btf_custom_path: cbtf.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
             ..Default::default()
         };
-        // SAFETY: bytes outlives the object ('static); opts and the name it
-        // points to are valid for the call (libbpf copies the name).
+        // SAFETY: bytes outlives the object ('static); opts and the strings it
+        // points to are valid for the call (libbpf copies them).
         let p = unsafe { sys::bpf_object__open_mem(bytes.as_ptr().cast(), bytes.len() as _, &opts) };
         let obj = check_ptr(p, || format!("cannot open BPF object {name}"))?;
         Ok(OpenObject { obj, name: name.to_string() })
@@ -530,5 +593,28 @@ impl Btf<'_> {
                 .collect();
             Some(StructLayout { size, members })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verifier_log_gives_its_last_lines() {
+        let msg = "prog 'ssl_rw_return': -- BEGIN PROG LOAD LOG --\n0: R1=ctx() R10=fp0\n\
+                   70: (0f) r3 += r2\n71: (61) r5 = *(u32 *)(r3 +16)\n\
+                   R3 unbounded memory access, make sure to bounds check any such access\n\
+                   processed 70 insns (limit 1000000) max_states_per_insn 0 total_states 6\n\
+                   -- END PROG LOAD LOG --\n";
+        assert_eq!(
+            verifier_rejection(msg),
+            Some((
+                "ssl_rw_return".to_string(),
+                "71: (61) r5 = *(u32 *)(r3 +16) | R3 unbounded memory access, make sure to bounds check any such access"
+                    .to_string()
+            ))
+        );
+        assert_eq!(verifier_rejection("prog 'x': failed to load: -13"), None);
     }
 }
