@@ -26,6 +26,11 @@ if [ "$what" = bench ]; then
 fi
 if [ "$what" = test ]; then
   need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool [protoc]=protobuf-compiler [nginx]=nginx )
+  # The kernel matrix (tests/kernels.rs): QEMU, Debian's archive tools, and
+  # OpenSSL's static libraries for the test program.
+  need+=( [qemu-system-x86_64]=qemu-system-x86 [xz]=xz-utils [gpgv]=gpgv [dpkg-deb]=dpkg [gcc]=gcc )
+  [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=( [/nonexistent/debian-archive-keyring]=debian-archive-keyring )
+  [ -f /usr/lib/x86_64-linux-gnu/libssl.a ] || need+=( [/nonexistent/libssl-dev]=libssl-dev )
 fi
 
 missing=()

@@ -27,19 +27,6 @@ fn curl_as(uid: u32, url: &str) -> u32 {
     pid
 }
 
-/// Parses every event in a text-format file (after `skip` leading bytes).
-fn events_in(text: &[u8]) -> Vec<Event> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < text.len() {
-        let (ev, n) = parse_event(&text[at..], true).unwrap_or_else(|| panic!("incomplete event at byte {at}"));
-        assert_ne!(ev.dir, "UNPARSED", "not an event: {:?}", ev.notes);
-        out.push(ev);
-        at += n;
-    }
-    out
-}
-
 /// Waits until `f` returns Some, polling a file the sink writes (there is
 /// no signal for "the sink thread wrote it").
 fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {

@@ -807,6 +807,19 @@ impl Drop for EcqClient {
     }
 }
 
+/// Parses every event of a text-format capture (a file, or stdout).
+pub fn events_in(text: &[u8]) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        let (ev, n) = parse_event(&text[at..], true).unwrap_or_else(|| panic!("incomplete event at byte {at}"));
+        assert_ne!(ev.dir, "UNPARSED", "not an event: {:?}", ev.notes);
+        out.push(ev);
+        at += n;
+    }
+    out
+}
+
 /// Printable, position-dependent bytes: any shift or loss shows.
 pub fn pattern(n: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(n + 64);
