@@ -37,33 +37,18 @@ int BPF_KPROBE(ssl_rw_entry)
 #else
 /* Without attach cookies: one program per function, and one object per
  * library (its offsets in libs[0]). */
-SEC("uprobe")
-int BPF_KPROBE(ssl_write_entry)
-{
-	on_entry(ctx, 0, DIR_WRITE, 0);
-	return 0;
-}
+#define ENTRY(prog, is_ex, dir)                 \
+	SEC("uprobe")                           \
+	int BPF_KPROBE(prog)                    \
+	{                                       \
+		on_entry(ctx, is_ex, dir, 0);   \
+		return 0;                       \
+	}
 
-SEC("uprobe")
-int BPF_KPROBE(ssl_read_entry)
-{
-	on_entry(ctx, 0, DIR_READ, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ssl_write_ex_entry)
-{
-	on_entry(ctx, 1, DIR_WRITE, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ssl_read_ex_entry)
-{
-	on_entry(ctx, 1, DIR_READ, 0);
-	return 0;
-}
+ENTRY(ssl_write_entry, 0, DIR_WRITE)
+ENTRY(ssl_read_entry, 0, DIR_READ)
+ENTRY(ssl_write_ex_entry, 1, DIR_WRITE)
+ENTRY(ssl_read_ex_entry, 1, DIR_READ)
 #endif
 
 /* SSL_set_fd / SSL_set_rfd / SSL_set_wfd (SSL *s, int fd): the fd at once. */
