@@ -23,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod flags;
 pub mod format;
+pub mod fuzzing;
 pub mod localtime;
 pub mod logging;
 pub mod modules;

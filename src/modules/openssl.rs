@@ -335,7 +335,7 @@ pub fn discover(libssl: Option<&Path>, override_version: Option<SslVersion>) -> 
 }
 
 /// Reads one candidate: its functions and version.
-fn inspect(path: &Path, override_version: Option<SslVersion>) -> Result<Library> {
+pub(crate) fn inspect(path: &Path, override_version: Option<SslVersion>) -> Result<Library> {
     let elf = Elf::open(path)?;
     let wanted: Vec<&str> = RW_FUNCS.iter().chain(FD_FUNCS.iter()).chain([FREE_FUNC].iter()).copied().collect();
     let functions = elf.function_offsets(&wanted)?;

@@ -1,0 +1,262 @@
+//! Entry points for fuzzing (fuzz/, `cargo fuzz`) and for replaying the
+//! fuzz corpora as ordinary tests (tests/fuzz_corpus.rs): each takes
+//! arbitrary bytes, drives one parser of traced bytes with them the way the
+//! pipeline would, and must neither panic nor use memory or time out of
+//! proportion to the input. Not part of the product's interface.
+#![doc(hidden)]
+
+use std::net::SocketAddr;
+
+use crate::assemble::conn::{Assembler, Config as AsmConfig};
+use crate::assemble::{hpack, http1, http2};
+use crate::capture::record::{Body, ChunkHdr, Record};
+use crate::decode::chunks::Reassembler;
+use crate::event::{Call, Direction, Message, Meta, View};
+use crate::format::text::TextFormat;
+use crate::format::Render;
+
+/// The fuzz targets, by name: what `fuzz/` builds and the corpora are named after.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("record", record),
+    ("reassembly", reassembly),
+    ("assembler", assembler),
+    ("hpack", hpack),
+    ("http1", http1),
+    ("http2", http2),
+    ("render", render),
+    ("elf", elf),
+];
+
+/// A call of `payload` on one connection of one process.
+fn sample_call(payload: &[u8]) -> Call {
+    Call {
+        meta: Meta {
+            timestamp_ns: 1,
+            pid: 4242,
+            tid: 4242,
+            uid: 0,
+            comm: "fuzz".into(),
+            fd: 3,
+            direction: Direction::Write,
+            tls_version: 0x0304,
+            endpoints: Some((SocketAddr::from(([127, 0, 0, 1], 50000)), SocketAddr::from(([127, 0, 0, 1], 443)))),
+            role: None,
+        },
+        conn: 1,
+        total_len: payload.len() as u32,
+        payload: payload.to_vec(),
+        missing: vec![],
+    }
+}
+
+/// A little reader of the fuzz input, for targets that need choices.
+struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&b, rest)) => {
+                self.data = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from(self.byte()) << 8 | u16::from(self.byte())
+    }
+
+    fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let n = n.min(self.data.len());
+        let (a, b) = self.data.split_at(n);
+        self.data = b;
+        a
+    }
+
+    fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// A ring record as the reader decodes it.
+pub fn record(data: &[u8]) {
+    if let Ok(rec) = Record::parse(data) {
+        if let Body::Chunk(h, payload) = rec.body {
+            assert!(payload.len() == h.chunk_len as usize);
+            let _ = (h.endpoints(), h.comm(), h.is_server());
+        }
+    }
+}
+
+/// Chunks of interleaved calls, with holes and duplicates, into calls.
+pub fn reassembly(data: &[u8]) {
+    let mut input = Input { data };
+    let mut r = Reassembler::new(16);
+    let mut out = Vec::new();
+    let mut now = 0;
+    while !input.is_empty() {
+        let call = u64::from(input.byte() % 8);
+        let captured = u32::from(input.u16());
+        let off = u32::from(input.u16()).min(captured);
+        let len = (u32::from(input.byte()) * 64).min(captured - off);
+        let payload = input.bytes(len as usize).to_vec();
+        let hdr = ChunkHdr {
+            call_id: call,
+            captured_len: captured,
+            total_len: captured,
+            chunk_off: off,
+            chunk_len: payload.len() as u32,
+            ..fuzz_hdr()
+        };
+        now += u64::from(input.byte()) * 1_000_000;
+        r.push(hdr, payload, now, &mut out);
+        if input.byte() == 0 {
+            r.expire(now, 10_000_000, &mut out);
+        }
+        for c in out.drain(..) {
+            assert_eq!(c.payload.len(), c.hdr.captured_len as usize);
+        }
+    }
+    r.flush(&mut out);
+}
+
+fn fuzz_hdr() -> ChunkHdr {
+    ChunkHdr {
+        ts_ns: 1,
+        call_id: 0,
+        conn: 1,
+        pid: 1,
+        tid: 1,
+        uid: 0,
+        fd: 3,
+        total_len: 0,
+        captured_len: 0,
+        chunk_off: 0,
+        chunk_len: 0,
+        tls_version: 0x0304,
+        lib_idx: 0,
+        family: 2,
+        lport: 1000,
+        rport: 443,
+        dir: 1,
+        flags: 0,
+        laddr: [0; 16],
+        raddr: [0; 16],
+        comm: [0; 16],
+    }
+}
+
+/// Calls of many connections, both directions, arbitrary splits, holes and
+/// closes, into messages, each rendered as text.
+pub fn assembler(data: &[u8]) {
+    let mut input = Input { data };
+    let mut a = Assembler::new(AsmConfig { max_conns: 8, max_message: 4096, ..AsmConfig::default() });
+    let mut out: Vec<Message> = Vec::new();
+    let mut now = 0;
+    while !input.is_empty() {
+        let op = input.byte();
+        let conn = u64::from(op & 0x7);
+        now += u64::from(input.byte()) * 1_000_000;
+        match op >> 5 {
+            0 => a.close(4242, conn, &mut out),
+            1 => a.tick(now, &mut out),
+            _ => {
+                let len = input.byte() as usize * 4;
+                let mut call = sample_call(input.bytes(len));
+                call.conn = conn;
+                call.meta.direction = if op & 0x8 != 0 { Direction::Read } else { Direction::Write };
+                if op & 0x10 != 0 && !call.payload.is_empty() {
+                    call.missing = vec![0..1];
+                }
+                a.push(call, now, &mut out);
+            }
+        }
+        render_all(&mut out);
+    }
+    a.flush(&mut out);
+    render_all(&mut out);
+}
+
+fn render_all(msgs: &mut Vec<Message>) {
+    for m in msgs.drain(..) {
+        for r in [Render::Text(TextFormat::default()), Render::Text(TextFormat { hex: true, tsize: 0 }), Render::Json] {
+            let mut sink = Vec::new();
+            let _ = r.write(&mut sink, &m);
+        }
+    }
+}
+
+/// HPACK header blocks, decoded in sequence with one table.
+pub fn hpack(data: &[u8]) {
+    let mut input = Input { data };
+    let mut d = hpack::Decoder::new();
+    while !input.is_empty() {
+        let len = input.u16() as usize;
+        if d.decode(input.bytes(len)).is_err() {
+            d.reset();
+        }
+    }
+}
+
+/// One direction's bytes through the HTTP/1 framer, split anywhere.
+pub fn http1(data: &[u8]) {
+    let mut input = Input { data };
+    let mut f = http1::Framer::default();
+    let mut methods = vec![b"GET".to_vec(), b"HEAD".to_vec()].into_iter();
+    while !input.is_empty() {
+        let len = input.byte() as usize;
+        f.push(input.bytes(len));
+        loop {
+            match f.next(&mut || methods.next()) {
+                Ok(Some(m)) => {
+                    let _ = http1::display_body(&m.bytes[m.head.len.min(m.bytes.len())..], true, None, m.complete);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    let _ = f.take_partial(true);
+}
+
+/// One direction of an HTTP/2 connection, split anywhere, frames rendered.
+pub fn http2(data: &[u8]) {
+    let mut input = Input { data };
+    let mut d = http2::Direction::new(input.byte() & 1 == 1, true);
+    while !input.is_empty() {
+        let len = input.u16() as usize;
+        d.push(input.bytes(len));
+        if let Some(b) = d.take_batch() {
+            let mut m = sample_call(&b.bytes);
+            m.payload = b.bytes;
+            let mut msg = Message::raw(m);
+            msg.view = Some(Box::new(View::Http2 { preface: b.preface, frames: b.frames }));
+            render_all(&mut vec![msg]);
+        }
+    }
+}
+
+/// Any payload rendered every way, with a view built from the input.
+pub fn render(data: &[u8]) {
+    let mut input = Input { data };
+    let head_len = input.u16() as usize;
+    let payload = input.bytes(usize::MAX);
+    let mut msg = Message::raw(sample_call(payload));
+    msg.view = Some(Box::new(View::Http1 { head_len, starts: true, complete: true, body: None, notes: vec![] }));
+    let mut msgs = vec![msg, Message::raw(sample_call(payload))];
+    render_all(&mut msgs);
+}
+
+/// A file that discovery might open (any process can map a file named
+/// libssl.so*), inspected as a library.
+pub fn elf(data: &[u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!("ecapture-fuzz-elf-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    if std::fs::write(&path, data).is_ok() {
+        let _ = crate::modules::openssl::inspect(&path, None);
+        let _ = std::fs::remove_file(&path);
+    }
+}
