@@ -17,6 +17,7 @@ use crate::sink::{Rotation, Target};
 pub const DEFAULT_MAPSIZE_PAGES: usize = 1024;
 pub const DEFAULT_CAPTURE_CAP: u32 = 2 << 20;
 pub const DEFAULT_IDLE_MS: u64 = 100;
+pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
 const MIN_CAPTURE_CAP: u32 = 4096;
 const MAX_CAPTURE_CAP: u32 = 64 << 20;
 
@@ -78,6 +79,8 @@ pub struct Global {
     pub ecq_payload_text: bool,
     /// `--btf-file`: the kernel's types, for kernels without /sys/kernel/btf/vmlinux.
     pub btf_file: Option<PathBuf>,
+    /// `--max-memory`: what ecapture may hold of the traffic, in bytes.
+    pub max_memory: usize,
 }
 
 impl Default for Global {
@@ -99,6 +102,7 @@ impl Default for Global {
             idle_ms: DEFAULT_IDLE_MS,
             ecq_payload_text: false,
             btf_file: None,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -125,6 +129,9 @@ GLOBAL FLAGS:
                              larger calls are marked truncated [default: 2M]
         --idletime MS        a message that is not HTTP (or not complete) is
                              emitted after this idle time [default: 100]
+        --max-memory SIZE    traffic ecapture may hold (partial calls, messages
+                             being assembled, output queues); beyond it the
+                             largest is given out early, counted [default: 64M]
     -b, --btf N              0 auto, 1 CO-RE (2, non-CO-RE, is not supported)
         --btf-file PATH      the kernel's BTF from this file (e.g. from BTFHub),
                              for kernels without /sys/kernel/btf/vmlinux
@@ -227,6 +234,12 @@ fn parse_global(p: &mut pico_args::Arguments) -> Result<Global> {
     }
     if let Some(n) = opt(p, "--tsize", Some("-t"), |s| parse_uint(s, "a number of bytes"))? {
         c.tsize = n as usize;
+    }
+    if let Some(n) = opt(p, "--max-memory", None, parse_size)? {
+        if !(4 << 20..=64 << 30).contains(&n) {
+            return Err(Error::usage(format!("invalid value '{n}' for --max-memory: expected 4M to 64G")));
+        }
+        c.max_memory = n as usize;
     }
     if let Some(n) = opt(p, "--maxpayload", None, parse_size)? {
         if !(MIN_CAPTURE_CAP as u64..=MAX_CAPTURE_CAP as u64).contains(&n) {
@@ -364,6 +377,8 @@ mod tests {
         assert_eq!(glob(&["tls", "--maxpayload", "65536"]).capture_cap, 65536);
         assert!(err(&["tls", "--maxpayload", "1"]).contains("4K to 64M"));
         assert!(err(&["tls", "--maxpayload", "lots"]).contains("expected a size"));
+        assert_eq!(glob(&["tls", "--max-memory", "16M"]).max_memory, 16 << 20);
+        assert!(err(&["tls", "--max-memory", "1M"]).contains("4M to 64G"));
     }
 
     #[test]

@@ -127,6 +127,9 @@ impl Stages {
         self.stats.missing_bytes.store(d.missing_bytes, Relaxed);
         self.stats.stray_chunks.store(d.stray_chunks, Relaxed);
         self.stats.unknown_records.store(d.unknown_records, Relaxed);
+        let shed = self.asm.shed();
+        self.stats.shed.store(d.shed + shed.times, Relaxed);
+        self.stats.shed_bytes.store(shed.bytes, Relaxed);
     }
 
     /// What has waited long enough comes out.

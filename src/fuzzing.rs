@@ -15,8 +15,11 @@ use crate::event::{Call, Direction, Message, Meta, View};
 use crate::format::text::TextFormat;
 use crate::format::Render;
 
+/// A fuzz target: its name (of its fuzz/ target and corpus) and entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// The fuzz targets, by name: what `fuzz/` builds and the corpora are named after.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("record", record),
     ("reassembly", reassembly),
     ("assembler", assembler),
@@ -94,7 +97,7 @@ pub fn record(data: &[u8]) {
 /// Chunks of interleaved calls, with holes and duplicates, into calls.
 pub fn reassembly(data: &[u8]) {
     let mut input = Input { data };
-    let mut r = Reassembler::new(16);
+    let mut r = Reassembler::new(16, 1 << 20);
     let mut out = Vec::new();
     let mut now = 0;
     while !input.is_empty() {
@@ -209,13 +212,8 @@ pub fn http1(data: &[u8]) {
     while !input.is_empty() {
         let len = input.byte() as usize;
         f.push(input.bytes(len));
-        loop {
-            match f.next(&mut || methods.next()) {
-                Ok(Some(m)) => {
-                    let _ = http1::display_body(&m.bytes[m.head.len.min(m.bytes.len())..], true, None, m.complete);
-                }
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(m)) = f.next(&mut || methods.next()) {
+            let _ = http1::display_body(&m.bytes[m.head.len.min(m.bytes.len())..], true, None, m.complete);
         }
     }
     let _ = f.take_partial(true);

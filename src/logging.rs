@@ -93,7 +93,16 @@ impl log::Log for Logger {
 
     fn log(&self, r: &log::Record<'_>) {
         if self.filter.matches(r) {
-            record(&format!("{} {:<5} {}", rfc3339(now_ns()), r.level(), r.args()));
+            // Messages may quote what traced processes control (library
+            // paths, process names): nothing a terminal would act on passes.
+            // libbpf's messages (verifier logs, with -d) keep their lines.
+            let msg = r.args().to_string();
+            let msg = if r.target() == "libbpf" {
+                msg.split('\n').map(|l| crate::format::text::term_safe(l).into_owned()).collect::<Vec<_>>().join("\n")
+            } else {
+                crate::format::text::term_safe(&msg).into_owned()
+            };
+            record(&format!("{} {:<5} {}", rfc3339(now_ns()), r.level(), msg));
         }
     }
 

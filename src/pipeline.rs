@@ -18,6 +18,7 @@ use crate::capture::loader::Probes;
 use crate::capture::reader::{raise_capture_priority, Reader};
 use crate::capture::{self, Ring};
 use crate::cli::{Config, Global};
+use crate::decode::Limits;
 use crate::dispatch::Dispatcher;
 use crate::error::{Context, Error, Result};
 use crate::outputs::Outputs;
@@ -29,6 +30,11 @@ use crate::time::WallClock;
 const CHANNEL_CAPACITY: usize = 4096;
 /// How often losses (if any) are reported while running.
 const REPORT_EVERY_MS: i32 = 5000;
+
+/// Connections tracked at most (65,536); ECAPTURE_MAX_CONNS lowers it, for tests.
+fn max_conns() -> usize {
+    std::env::var("ECAPTURE_MAX_CONNS").ok().and_then(|v| v.parse().ok()).filter(|&n: &usize| n > 0).unwrap_or(65536)
+}
 
 /// Capabilities needed: CAP_SYS_ADMIN (21), CAP_PERFMON (38), CAP_BPF (39).
 const NEEDED_CAPS: [(u32, &str); 3] = [(21, "CAP_SYS_ADMIN"), (38, "CAP_PERFMON"), (39, "CAP_BPF")];
@@ -118,20 +124,31 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     if !features.multi_uprobes_possible() {
         probes.use_classic_uprobes();
     }
+    // The memory budget (--max-memory): a quarter for partial calls (but
+    // always one call whole), half for what connections hold, a quarter for
+    // the output queues (Outputs::start).
+    let budget = g.max_memory;
+    let limits = Limits { capture_cap, budget: budget / 4 };
     let mut decoders = Vec::new();
     for (m, spec) in &plans {
         probes.load(spec, decoders.len() as u32)?;
-        decoders.push(m.decoder(clock));
+        decoders.push(m.decoder(clock, limits));
     }
 
     let stats = Arc::new(Stats::default());
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
     // The reader holds the only sender: the channel disconnects when it is gone.
     let reader = Reader::spawn(ring.consumer()?, tx, &stats)?;
+    let conn_share = (budget / 8).max(256 << 10);
     let assembly = AsmConfig {
         idle_ns: g.idle_ms * 1_000_000,
-        max_message: (g.capture_cap as usize).max(4 << 20),
+        // Messages longer than this go out in parts: never more than half a
+        // connection's share.
+        max_message: (capture_cap as usize).max(4 << 20).min(conn_share / 2),
         decode_bodies: outputs.show_decoded_bodies(),
+        budget: budget / 2,
+        conn_share,
+        max_conns: max_conns(),
         ..AsmConfig::default()
     };
     let dispatcher = Dispatcher {

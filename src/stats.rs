@@ -45,6 +45,10 @@ pub struct Stats {
     pub stray_chunks: AtomicU64,
     /// Records of a kind their module's decoder does not know.
     pub unknown_records: AtomicU64,
+    /// Held data given out early to stay within the memory budget: times,
+    /// and bytes (connections' data; partial calls count in `shed` only).
+    pub shed: AtomicU64,
+    pub shed_bytes: AtomicU64,
 }
 
 /// A copy of the counters at one moment, with the BPF side's failures.
@@ -61,6 +65,8 @@ pub struct Snapshot {
     pub missing_bytes: u64,
     pub stray_chunks: u64,
     pub unknown_records: u64,
+    pub shed: u64,
+    pub shed_bytes: u64,
     pub bpf: BpfFailures,
     /// What each output delivered and dropped.
     pub outputs: Vec<OutputCounts>,
@@ -93,6 +99,8 @@ impl Stats {
             missing_bytes: self.missing_bytes.load(Relaxed),
             stray_chunks: self.stray_chunks.load(Relaxed),
             unknown_records: self.unknown_records.load(Relaxed),
+            shed: self.shed.load(Relaxed),
+            shed_bytes: self.shed_bytes.load(Relaxed),
             bpf,
             outputs: Vec::new(),
         }
@@ -108,7 +116,8 @@ impl Snapshot {
 
     fn losses(&self) -> String {
         format!(
-            "lost {} (buffer full {}, bpf other {}, channel {}, malformed {}); {} incomplete ({} bytes missing), {} truncated",
+            "lost {} (buffer full {}, bpf other {}, channel {}, malformed {}); {} incomplete ({} bytes missing), {} truncated, \
+             {} shed over the memory budget ({} bytes)",
             self.lost(),
             self.bpf.output,
             self.bpf.total() - self.bpf.output,
@@ -116,7 +125,9 @@ impl Snapshot {
             self.malformed + self.unknown_records,
             self.incomplete,
             self.missing_bytes,
-            self.truncated
+            self.truncated,
+            self.shed,
+            self.shed_bytes
         )
     }
 
@@ -131,6 +142,7 @@ impl Snapshot {
         let changed = self.lost() != prev.lost()
             || self.incomplete != prev.incomplete
             || self.truncated != prev.truncated
+            || self.shed != prev.shed
             || self.outputs.iter().map(|o| o.dropped).ne(prev.outputs.iter().map(|o| o.dropped));
         changed.then(|| format!("so far: {}", self.summary()))
     }
@@ -149,7 +161,7 @@ mod tests {
         assert_eq!(
             a.summary(),
             "3 events, 0 calls, 300 bytes captured; lost 0 (buffer full 0, bpf other 0, channel 0, malformed 0); \
-             0 incomplete (0 bytes missing), 0 truncated"
+             0 incomplete (0 bytes missing), 0 truncated, 0 shed over the memory budget (0 bytes)"
         );
         assert_eq!(a.loss_report(&a), None);
         Stats::add(&s.undelivered, 1);

@@ -10,9 +10,14 @@
 //! idle time, except an HTTP/2 frame cut in two (its rest is due at once).
 //!
 //! A connection ends with SSL_free, or after `conn_timeout` of silence; at
-//! most `max_conns` are tracked, so memory stays bounded under churn.
+//! most `max_conns` are tracked (the least recently active one goes, found
+//! in O(log n)). What connections hold is counted in bytes: a connection
+//! holding more than `conn_share`, or all of them more than `budget`, gives
+//! out what it holds at once (the largest first) and drops its decoding
+//! state — "shed", counted. Every scan is incremental: a byte is looked at a
+//! bounded number of times however the traffic is split.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use super::http1::{self, Framer};
 use super::http2;
@@ -33,6 +38,10 @@ pub struct Config {
     /// Decode bodies for display: HTTP/1 de-chunked and decompressed,
     /// HTTP/2 DATA decompressed (only text renderings show them).
     pub decode_bodies: bool,
+    /// Bytes all connections may hold together (their share of ecapture's
+    /// memory budget), and one connection alone.
+    pub budget: usize,
+    pub conn_share: usize,
 }
 
 impl Default for Config {
@@ -43,6 +52,8 @@ impl Default for Config {
             conn_timeout_ns: 120_000_000_000,
             max_conns: 65536,
             decode_bodies: true,
+            budget: 32 << 20,
+            conn_share: 8 << 20,
         }
     }
 }
@@ -71,12 +82,29 @@ struct Side {
     raw: Vec<u8>,
     http1: Framer,
     h2: Option<http2::Direction>,
+    /// Detection's look at the first line, kept across calls.
+    scan: LineScan,
 }
 
 impl Side {
     fn pending(&self) -> usize {
         self.raw.len() + self.http1.buffered() + self.h2.as_ref().map_or(0, |h| h.buffered())
     }
+
+    /// Bytes held: pending data and decoder state.
+    fn footprint(&self) -> usize {
+        self.raw.len() + self.http1.buffered() + self.h2.as_ref().map_or(0, |h| h.footprint())
+    }
+}
+
+/// How far detection has looked into a side's first line: bytes looked at,
+/// whether they held a line end or a CR, and the verdict once it is final.
+#[derive(Default)]
+struct LineScan {
+    upto: usize,
+    nl: bool,
+    cr: bool,
+    done: Option<Verdict>,
 }
 
 struct Conn {
@@ -89,6 +117,8 @@ struct Conn {
     /// The local data direction that carries client-to-server bytes.
     c2s: Option<Direction>,
     last_activity_ns: u64,
+    /// Bytes held when last counted (in the assembler's indexes).
+    footprint: usize,
 }
 
 /// What the first bytes of a side say.
@@ -114,46 +144,120 @@ fn other(d: Direction) -> Direction {
     d.other()
 }
 
-/// Is this the start of an HTTP/1.x request or status line? None: not sure yet.
-fn looks_http1(buf: &[u8]) -> Option<bool> {
-    match buf.iter().position(|&b| b == b'\n') {
-        Some(_) => Some(super::detect::message_type(buf) != UNKNOWN),
-        None if buf.len() > 8192 => Some(false),
-        None => {
-            // A method token (upper case) then a space, or the start of "HTTP/1.".
-            let token = buf.iter().take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count();
-            let plausible = (token == buf.len() && token <= 16)
-                || (token > 0 && token <= 16 && buf[token] == b' ' && !buf[token + 1..].contains(&b'\r'))
-                || (buf.len() <= 7 && b"HTTP/1.".starts_with(buf))
-                || (buf.starts_with(b"HTTP/1.") && buf.len() < 32);
-            if plausible {
-                None // wait for the end of the line
-            } else {
-                Some(false)
-            }
-        }
+/// The longest first line detection waits for.
+const MAX_FIRST_LINE: usize = 8192;
+
+/// Is this the start of an HTTP/1.x request or status line? None: not sure
+/// yet. Only bytes after `scan.upto` are looked at for line ends.
+fn looks_http1(buf: &[u8], scan: &mut LineScan) -> Option<bool> {
+    let limit = buf.len().min(MAX_FIRST_LINE + 1);
+    if !scan.nl && scan.upto < limit {
+        let new = &buf[scan.upto..limit];
+        scan.nl = new.contains(&b'\n');
+        scan.cr |= new.contains(&b'\r');
+        scan.upto = limit;
+    }
+    if scan.nl {
+        return Some(super::detect::message_type(buf) != UNKNOWN);
+    }
+    if buf.len() > MAX_FIRST_LINE {
+        return Some(false);
+    }
+    // A method token (upper case) then a space, or the start of "HTTP/1.".
+    let token = buf.iter().take(17).take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count();
+    let plausible = (token == buf.len() && token <= 16)
+        || (token > 0 && token <= 16 && buf.get(token) == Some(&b' ') && !scan.cr)
+        || (buf.len() <= 7 && b"HTTP/1.".starts_with(buf))
+        || (buf.starts_with(b"HTTP/1.") && buf.len() < 32);
+    if plausible {
+        None // wait for the end of the line
+    } else {
+        Some(false)
     }
 }
 
+/// What the first bytes of `s` say; a final verdict is kept.
+fn verdict(s: &mut Side) -> Verdict {
+    if let Some(v) = s.scan.done {
+        return v;
+    }
+    let buf = &s.raw;
+    let v = if buf.is_empty() {
+        Verdict::Wait
+    } else if buf.starts_with(http2::PREFACE) {
+        Verdict::Http2
+    } else if http2::PREFACE.starts_with(buf) {
+        Verdict::Wait
+    } else {
+        match looks_http1(buf, &mut s.scan) {
+            None => Verdict::Wait,
+            Some(true) => Verdict::Http1 { request: !buf.starts_with(b"HTTP/") },
+            Some(false) => Verdict::Other,
+        }
+    };
+    if v != Verdict::Wait {
+        s.scan.done = Some(v);
+    }
+    v
+}
+
+type Key = (u32, u64);
+
+/// What shedding gave out early.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shed {
+    /// Times a connection had to give out what it held.
+    pub times: u64,
+    /// Bytes it held then (given out at once, decoding state dropped).
+    pub bytes: u64,
+}
+
 pub struct Assembler {
-    conns: HashMap<(u32, u64), Conn>,
+    conns: HashMap<Key, Conn>,
     cfg: Config,
+    /// Connections by last activity: the least recent goes at the cap, and
+    /// silent ones are found without a scan.
+    lru: BTreeSet<(u64, Key)>,
+    /// Connections by bytes held: the largest is shed over the budget.
+    by_size: BTreeSet<(usize, Key)>,
+    /// Connections holding data, the only ones a tick looks at.
+    pending: HashSet<Key>,
+    /// Bytes all connections hold.
+    held: usize,
+    shed: Shed,
 }
 
 impl Assembler {
     pub fn new(cfg: Config) -> Assembler {
-        Assembler { conns: HashMap::new(), cfg }
+        Assembler {
+            conns: HashMap::new(),
+            cfg,
+            lru: BTreeSet::new(),
+            by_size: BTreeSet::new(),
+            pending: HashSet::new(),
+            held: 0,
+            shed: Shed::default(),
+        }
     }
 
     pub fn tracked(&self) -> usize {
         self.conns.len()
     }
 
+    /// Bytes the connections hold.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    pub fn shed(&self) -> Shed {
+        self.shed
+    }
+
     /// One captured call; returns the messages it completes.
     pub fn push(&mut self, call: Call, now_ns: u64, out: &mut Vec<Message>) {
         let key = (call.meta.pid, call.conn);
         if !self.conns.contains_key(&key) && self.conns.len() >= self.cfg.max_conns {
-            if let Some(oldest) = self.conns.iter().min_by_key(|(_, c)| c.last_activity_ns).map(|(k, _)| *k) {
+            if let Some(&(_, oldest)) = self.lru.iter().next() {
                 self.close_key(oldest, out);
             }
         }
@@ -165,52 +269,60 @@ impl Assembler {
             methods: VecDeque::new(),
             c2s: None,
             last_activity_ns: now_ns,
+            footprint: 0,
         });
+        self.lru.remove(&(conn.last_activity_ns, key));
+        self.lru.insert((now_ns, key));
         conn.last_activity_ns = now_ns;
-        // The latest call knows best (an fd learnt late, a tuple resolved).
-        let role = call.meta.role.or(conn.meta.role);
-        let endpoints = call.meta.endpoints.or(conn.meta.endpoints);
-        conn.meta = Meta { role, endpoints, ..call.meta.clone() };
-        if conn.c2s.is_none() {
-            conn.c2s = role.map(|r| if r == Role::Client { Direction::Write } else { Direction::Read });
-        }
-        let d = call.meta.direction;
-        let (timestamp_ns, tid) = (call.meta.timestamp_ns, call.meta.tid);
-        if !call.missing.is_empty() || call.truncated() {
-            // The byte stream has a hole: what is pending cannot be framed
-            // across it. Give everything out as it is; the rest is raw.
-            conn.flush_side(d, true, cfg.decode_bodies, out);
-            conn.proto = Proto::Raw;
-            out.push(Message::raw(call));
-            return;
-        }
-        let side = &mut conn.sides[idx(d)];
-        side.first.get_or_insert(First { timestamp_ns, tid, arrived_ns: now_ns });
-        side.last_data_ns = now_ns;
-        match conn.proto {
-            Proto::Detecting | Proto::Raw => side.raw.extend_from_slice(&call.payload),
-            Proto::Http1 => side.http1.push(&call.payload),
-            Proto::Http2 => match side.h2.as_mut() {
-                Some(h) => h.push(&call.payload),
-                None => side.raw.extend_from_slice(&call.payload),
-            },
-        }
-        if conn.proto == Proto::Detecting {
-            conn.detect(d, cfg.decode_bodies);
-            if conn.proto != Proto::Detecting {
-                // The other side may hold bytes that waited for this decision.
-                conn.process(other(d), &cfg, out);
+        conn.take_call(call, now_ns, &cfg, out);
+        self.account(key);
+        self.enforce(key, out);
+    }
+
+    /// Counts what connection `key` holds now, in every index.
+    fn account(&mut self, key: Key) {
+        let Some(c) = self.conns.get_mut(&key) else { return };
+        let now = c.sides[0].footprint() + c.sides[1].footprint();
+        if now != c.footprint {
+            self.by_size.remove(&(c.footprint, key));
+            self.held = self.held - c.footprint + now;
+            c.footprint = now;
+            if now > 0 {
+                self.by_size.insert((now, key));
             }
         }
-        conn.process(d, &cfg, out);
-        if conn.proto == Proto::Raw {
-            // The other side's bytes are a whole message now that this side speaks.
-            conn.flush_side(other(d), false, cfg.decode_bodies, out);
+        if c.sides.iter().any(|s| s.pending() > 0) {
+            self.pending.insert(key);
+        } else {
+            self.pending.remove(&key);
         }
-        let (proto, first) = (conn.proto, First { timestamp_ns, tid, arrived_ns: now_ns });
-        let side = &mut conn.sides[idx(d)];
-        if side.pending() > 0 && proto != Proto::Raw {
-            side.first.get_or_insert(first);
+    }
+
+    /// Keeps connection `key` within its share and all within the budget:
+    /// over them, what a connection holds goes out at once (the largest
+    /// connection first).
+    fn enforce(&mut self, key: Key, out: &mut Vec<Message>) {
+        if self.conns.get(&key).is_some_and(|c| c.footprint > self.cfg.conn_share) {
+            self.shed_key(key, out);
+        }
+        while self.held > self.cfg.budget {
+            let Some(&(_, largest)) = self.by_size.iter().next_back() else { break };
+            self.shed_key(largest, out);
+        }
+    }
+
+    fn shed_key(&mut self, key: Key, out: &mut Vec<Message>) {
+        let decode = self.cfg.decode_bodies;
+        let Some(c) = self.conns.get_mut(&key) else { return };
+        let before = c.footprint;
+        c.shed(decode, out);
+        self.shed.times += 1;
+        self.shed.bytes += before as u64;
+        self.account(key);
+        if self.conns.get(&key).is_some_and(|c| c.footprint >= before && before > 0) {
+            // Nothing could be freed (cannot happen: shedding empties the
+            // connection); forget it rather than loop.
+            self.close_key(key, out);
         }
     }
 
@@ -220,8 +332,12 @@ impl Assembler {
         self.close_key((pid, conn), out);
     }
 
-    fn close_key(&mut self, key: (u32, u64), out: &mut Vec<Message>) {
+    fn close_key(&mut self, key: Key, out: &mut Vec<Message>) {
         if let Some(mut c) = self.conns.remove(&key) {
+            self.lru.remove(&(c.last_activity_ns, key));
+            self.by_size.remove(&(c.footprint, key));
+            self.pending.remove(&key);
+            self.held -= c.footprint;
             c.flush_side(Direction::Read, true, self.cfg.decode_bodies, out);
             c.flush_side(Direction::Write, true, self.cfg.decode_bodies, out);
         }
@@ -230,8 +346,9 @@ impl Assembler {
     /// Emits what has waited the idle time; forgets silent connections.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Message>) {
         let cfg = self.cfg;
-        let mut dead = Vec::new();
-        for (key, c) in self.conns.iter_mut() {
+        let keys: Vec<Key> = self.pending.iter().copied().collect();
+        for key in keys {
+            let Some(c) = self.conns.get_mut(&key) else { continue };
             for d in [Direction::Read, Direction::Write] {
                 let s = &c.sides[idx(d)];
                 // Quiet for the idle time, or the oldest pending byte that old
@@ -245,18 +362,19 @@ impl Assembler {
                     c.flush_side(d, false, cfg.decode_bodies, out);
                 }
             }
-            if now_ns.saturating_sub(c.last_activity_ns) >= cfg.conn_timeout_ns {
-                dead.push(*key);
-            }
+            self.account(key);
         }
-        for key in dead {
+        while let Some(&(last, key)) = self.lru.iter().next() {
+            if now_ns.saturating_sub(last) < cfg.conn_timeout_ns {
+                break;
+            }
             self.close_key(key, out);
         }
     }
 
     /// At shutdown: everything pending comes out.
     pub fn flush(&mut self, out: &mut Vec<Message>) {
-        let keys: Vec<(u32, u64)> = self.conns.keys().copied().collect();
+        let keys: Vec<Key> = self.conns.keys().copied().collect();
         for k in keys {
             self.close_key(k, out);
         }
@@ -264,27 +382,76 @@ impl Assembler {
 }
 
 impl Conn {
+    /// One call of this connection: its bytes to the side's decoder, the
+    /// messages they complete to `out`.
+    fn take_call(&mut self, call: Call, now_ns: u64, cfg: &Config, out: &mut Vec<Message>) {
+        // The latest call knows best (an fd learnt late, a tuple resolved).
+        let role = call.meta.role.or(self.meta.role);
+        let endpoints = call.meta.endpoints.or(self.meta.endpoints);
+        self.meta = Meta { role, endpoints, ..call.meta.clone() };
+        if self.c2s.is_none() {
+            self.c2s = role.map(|r| if r == Role::Client { Direction::Write } else { Direction::Read });
+        }
+        let d = call.meta.direction;
+        let (timestamp_ns, tid) = (call.meta.timestamp_ns, call.meta.tid);
+        if !call.missing.is_empty() || call.truncated() {
+            // The byte stream has a hole: what is pending cannot be framed
+            // across it. Give everything out as it is; the rest is raw.
+            self.flush_side(d, true, cfg.decode_bodies, out);
+            self.proto = Proto::Raw;
+            out.push(Message::raw(call));
+            return;
+        }
+        let side = &mut self.sides[idx(d)];
+        side.first.get_or_insert(First { timestamp_ns, tid, arrived_ns: now_ns });
+        side.last_data_ns = now_ns;
+        match self.proto {
+            Proto::Detecting | Proto::Raw => side.raw.extend_from_slice(&call.payload),
+            Proto::Http1 => side.http1.push(&call.payload),
+            Proto::Http2 => match side.h2.as_mut() {
+                Some(h) => h.push(&call.payload),
+                None => side.raw.extend_from_slice(&call.payload),
+            },
+        }
+        if self.proto == Proto::Detecting {
+            self.detect(d, cfg.decode_bodies);
+            if self.proto != Proto::Detecting {
+                // The other side may hold bytes that waited for this decision.
+                self.process(other(d), cfg, out);
+            }
+        }
+        self.process(d, cfg, out);
+        if self.proto == Proto::Raw {
+            // The other side's bytes are a whole message now that this side speaks.
+            self.flush_side(other(d), false, cfg.decode_bodies, out);
+        }
+        let (proto, first) = (self.proto, First { timestamp_ns, tid, arrived_ns: now_ns });
+        let side = &mut self.sides[idx(d)];
+        if side.pending() > 0 && proto != Proto::Raw {
+            side.first.get_or_insert(first);
+        }
+    }
+
+    /// Over its share or the budget: everything held goes out now, and the
+    /// decoding state (HPACK tables, decompressors) is dropped; the rest of
+    /// the connection is passed on as it is.
+    fn shed(&mut self, decode_bodies: bool, out: &mut Vec<Message>) {
+        for d in [Direction::Read, Direction::Write] {
+            self.flush_side(d, true, decode_bodies, out);
+            let s = &mut self.sides[idx(d)];
+            s.h2 = None;
+            s.http1 = Framer::default();
+            s.raw = Vec::new();
+        }
+        self.proto = Proto::Raw;
+    }
+
     /// Decides the protocol from the first bytes of either side. A side
     /// that shows nothing known (an HTTP/2 server's SETTINGS, sent before
     /// it reads the client's preface) waits for the other side to speak.
     fn detect(&mut self, d: Direction, decode_bodies: bool) {
-        let verdict = |buf: &[u8]| -> Verdict {
-            if buf.is_empty() {
-                Verdict::Wait
-            } else if buf.starts_with(http2::PREFACE) {
-                Verdict::Http2
-            } else if http2::PREFACE.starts_with(buf) {
-                Verdict::Wait
-            } else {
-                match looks_http1(buf) {
-                    None => Verdict::Wait,
-                    Some(true) => Verdict::Http1 { request: !buf.starts_with(b"HTTP/") },
-                    Some(false) => Verdict::Other,
-                }
-            }
-        };
-        let mine = verdict(&self.sides[idx(d)].raw);
-        let theirs = verdict(&self.sides[idx(other(d))].raw);
+        let mine = verdict(&mut self.sides[idx(d)]);
+        let theirs = verdict(&mut self.sides[idx(other(d))]);
         let (v, side) = match (mine, theirs) {
             (Verdict::Wait, _) => return,
             (Verdict::Other, Verdict::Http2 | Verdict::Http1 { .. }) => (theirs, other(d)),
@@ -404,6 +571,13 @@ impl Conn {
             Proto::Http2 => {
                 let kind = if self.c2s == Some(d) { HTTP2_REQUEST } else { HTTP2_RESPONSE };
                 let batch = self.sides[idx(d)].h2.as_mut().and_then(|h| h.take_batch());
+                // A SETTINGS_HEADER_TABLE_SIZE from this side bounds the
+                // other side's HPACK table.
+                if let Some(n) = self.sides[idx(d)].h2.as_mut().and_then(|h| h.take_table_size()) {
+                    if let Some(h) = self.sides[idx(other(d))].h2.as_mut() {
+                        h.set_table_limit(n);
+                    }
+                }
                 if let Some(b) = batch {
                     let first = self.sides[idx(d)].first.take();
                     let view = View::Http2 { preface: b.preface, frames: b.frames };
@@ -644,5 +818,57 @@ mod tests {
         }
         a.flush(&mut out);
         assert!(out.iter().all(|e| e.kind <= 4));
+    }
+
+    #[test]
+    fn over_the_budget_the_largest_connection_gives_out_what_it_holds() {
+        let cfg = Config { budget: 10_000, conn_share: 6_000, ..Config::default() };
+        let mut a = Assembler::new(cfg);
+        let mut out = Vec::new();
+        // An HTTP/1 request whose body never ends holds its bytes.
+        let head = b"POST / HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n".to_vec();
+        for ssl in 1..=3u64 {
+            a.push(call(ssl, Direction::Write, &[head.clone(), vec![b'a'; 3_000]].concat()), MS, &mut out);
+        }
+        assert!(out.is_empty());
+        assert_eq!(a.held(), 3 * (head.len() + 3_000));
+        // A fourth takes all over 10,000 bytes: the largest gives out at once.
+        a.push(call(4, Direction::Write, &[head.clone(), vec![b'b'; 3_500]].concat()), 2 * MS, &mut out);
+        assert!(a.held() <= 10_000, "{}", a.held());
+        assert_eq!(a.shed().times, 1);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].payload.ends_with(b"bbbb"), "the largest: the fourth");
+        // One connection past its share gives out at once too.
+        let before = a.shed().times;
+        a.push(call(1, Direction::Write, &vec![b'c'; 6_000]), 3 * MS, &mut out);
+        assert_eq!(a.shed().times, before + 1);
+        assert!(a.held() <= 10_000);
+    }
+
+    #[test]
+    fn the_least_recently_active_connection_goes_at_the_cap() {
+        let mut a = Assembler::new(Config { max_conns: 3, ..Config::default() });
+        let mut out = Vec::new();
+        for (ssl, t) in [(1, 10), (2, 20), (3, 30)] {
+            a.push(call(ssl, Direction::Write, b"GET / HTTP/1.1\r\n"), t * MS, &mut out);
+        }
+        a.push(call(1, Direction::Write, b"Host: x\r\n"), 40 * MS, &mut out);
+        a.push(call(4, Direction::Write, b"GET /4 HTTP/1.1\r\n"), 50 * MS, &mut out);
+        assert_eq!(a.tracked(), 3);
+        assert_eq!(out.len(), 1, "connection 2, the least recent, was closed");
+        assert_eq!(out[0].payload, b"GET / HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn detection_looks_at_each_byte_once() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        // A first line that never ends, a byte per call.
+        a.push(call(9, Direction::Write, b"GET /"), 0, &mut out);
+        for i in 0..5_000 {
+            a.push(call(9, Direction::Write, b"a"), i, &mut out);
+        }
+        let c = &a.conns[&(4242, 9)];
+        assert_eq!(c.sides[idx(Direction::Write)].scan.upto, 5_005, "each byte scanned once");
     }
 }

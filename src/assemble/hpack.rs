@@ -37,15 +37,26 @@ impl fmt::Display for HpackError {
 /// A decoded header field (names and values may be any bytes).
 pub use crate::event::view::Field;
 
-/// Dynamic table sizes above this are refused (a peer may announce up to
-/// 2^32-1; nothing real goes near it).
-const MAX_TABLE_SIZE: usize = 1 << 20;
+/// The largest dynamic table accepted: a size update beyond what the
+/// receiving side's SETTINGS_HEADER_TABLE_SIZE allowed, or beyond this when
+/// that SETTINGS was not seen (capture started later), is an error, and a
+/// SETTINGS above it counts as this. Browsers and servers use 4 KiB to 64 KiB.
+pub const MAX_ALLOWED_TABLE: usize = 64 << 10;
+/// Decoded bytes (names and values) kept of one header block. Beyond, the
+/// block is still parsed, so the table stays in step, but fields are not
+/// kept: a one-byte reference to a table entry cannot make ecapture copy
+/// kilobytes over and over.
+pub const MAX_LIST_BYTES: usize = 64 << 10;
 
 pub struct Decoder {
     /// Newest first, as HPACK indexes it.
     table: VecDeque<Field>,
     size: usize,
     max_size: usize,
+    /// What the receiving side's SETTINGS allowed, when seen.
+    allowed: Option<usize>,
+    /// The last block's list was cut at MAX_LIST_BYTES.
+    cut: bool,
 }
 
 impl Default for Decoder {
@@ -79,6 +90,17 @@ fn integer(buf: &[u8], at: &mut usize, n: u8) -> Result<u64, HpackError> {
         if b & 0x80 == 0 {
             return Ok(value);
         }
+    }
+}
+
+/// Keeps a field while the list is under MAX_LIST_BYTES.
+fn keep(f: Field, out: &mut Vec<Field>, kept: &mut usize, cut: &mut bool) {
+    let n = f.0.len() + f.1.len();
+    if *cut || *kept + n > MAX_LIST_BYTES {
+        *cut = true;
+    } else {
+        *kept += n;
+        out.push(f);
     }
 }
 
@@ -163,7 +185,23 @@ fn string(buf: &[u8], at: &mut usize) -> Result<Vec<u8>, HpackError> {
 impl Decoder {
     /// A decoder with the default table size (4096, SETTINGS_HEADER_TABLE_SIZE).
     pub fn new() -> Decoder {
-        Decoder { table: VecDeque::new(), size: 0, max_size: 4096 }
+        Decoder { table: VecDeque::new(), size: 0, max_size: 4096, allowed: None, cut: false }
+    }
+
+    /// The receiving side announced SETTINGS_HEADER_TABLE_SIZE `n`: size
+    /// updates beyond it are refused (and the table shrinks to it).
+    pub fn set_allowed(&mut self, n: u32) {
+        let n = (n as usize).min(MAX_ALLOWED_TABLE);
+        self.allowed = Some(n);
+        if self.max_size > n {
+            self.max_size = n;
+            self.evict_to(n);
+        }
+    }
+
+    /// Whether the last block's fields were cut at MAX_LIST_BYTES.
+    pub fn was_cut(&self) -> bool {
+        self.cut
     }
 
     pub fn table_size(&self) -> usize {
@@ -185,6 +223,16 @@ impl Decoder {
             return Ok((n.as_bytes().to_vec(), v.as_bytes().to_vec()));
         }
         self.table.get(i - STATIC.len() - 1).cloned().ok_or(HpackError::BadIndex(index))
+    }
+
+    /// The size of entry `index` when it exists (no copy).
+    fn entry_len(&self, index: u64) -> Result<usize, HpackError> {
+        let i = index as usize;
+        match i {
+            0 => Err(HpackError::BadIndex(index)),
+            i if i <= STATIC.len() => Ok(STATIC[i - 1].0.len() + STATIC[i - 1].1.len()),
+            i => self.table.get(i - STATIC.len() - 1).map(|(n, v)| n.len() + v.len()).ok_or(HpackError::BadIndex(index)),
+        }
     }
 
     fn evict_to(&mut self, limit: usize) {
@@ -209,30 +257,40 @@ impl Decoder {
         self.table.push_front(f);
     }
 
-    /// Decodes one complete header block.
+    /// Decodes one complete header block. Its fields beyond MAX_LIST_BYTES
+    /// are parsed but not kept (`was_cut` says so).
     pub fn decode(&mut self, block: &[u8]) -> Result<Vec<Field>, HpackError> {
         let mut out = Vec::new();
         let mut at = 0;
+        let (mut kept, mut fields) = (0usize, 0usize);
+        self.cut = false;
         while at < block.len() {
             let b = block[at];
             if b & 0x80 != 0 {
-                // Indexed header field.
+                // Indexed header field: copied only while the list has room.
                 let i = integer(block, &mut at, 7)?;
-                out.push(self.lookup(i)?);
+                fields += 1;
+                if self.cut || kept + self.entry_len(i)? > MAX_LIST_BYTES {
+                    self.cut = true;
+                } else {
+                    keep(self.lookup(i)?, &mut out, &mut kept, &mut self.cut);
+                }
             } else if b & 0x40 != 0 {
                 // Literal with incremental indexing.
                 let i = integer(block, &mut at, 6)?;
                 let name = if i == 0 { string(block, &mut at)? } else { self.lookup(i)?.0 };
                 let value = string(block, &mut at)?;
+                fields += 1;
                 self.insert((name.clone(), value.clone()));
-                out.push((name, value));
+                keep((name, value), &mut out, &mut kept, &mut self.cut);
             } else if b & 0x20 != 0 {
-                // Dynamic table size update: only before the first field.
-                if !out.is_empty() {
+                // Dynamic table size update: only before the first field,
+                // and within what the receiving side allowed.
+                if fields > 0 {
                     return Err(HpackError::LateSizeUpdate);
                 }
                 let size = integer(block, &mut at, 5)?;
-                if size as usize > MAX_TABLE_SIZE {
+                if size as usize > self.allowed.unwrap_or(MAX_ALLOWED_TABLE) {
                     return Err(HpackError::TableSizeTooLarge(size));
                 }
                 self.max_size = size as usize;
@@ -242,7 +300,8 @@ impl Decoder {
                 let i = integer(block, &mut at, 4)?;
                 let name = if i == 0 { string(block, &mut at)? } else { self.lookup(i)?.0 };
                 let value = string(block, &mut at)?;
-                out.push((name, value));
+                fields += 1;
+                keep((name, value), &mut out, &mut kept, &mut self.cut);
             }
         }
         Ok(out)
@@ -256,7 +315,7 @@ impl Decoder {
 
     #[cfg(test)]
     pub fn with_max_size(max_size: usize) -> Decoder {
-        Decoder { table: VecDeque::new(), size: 0, max_size }
+        Decoder { max_size, ..Decoder::new() }
     }
 }
 
@@ -400,9 +459,29 @@ mod tests {
         assert_eq!(d.decode(&[0x80]), Err(HpackError::BadIndex(0)));
         assert_eq!(d.decode(&[0x41, 0x05, b'a']), Err(HpackError::Truncated));
         assert_eq!(d.decode(&[0x3f, 0xff, 0xff, 0x7f]), Err(HpackError::TableSizeTooLarge(2_097_182)));
+        // Never beyond what the receiving side's SETTINGS allowed.
+        d.set_allowed(1024);
+        assert_eq!(d.decode(&[0x3f, 0xe2, 0x07]), Err(HpackError::TableSizeTooLarge(1025)));
+        assert!(d.decode(&[0x3f, 0xe1, 0x07]).is_ok(), "1024 itself");
         // Never-indexed literal is not added to the table.
         let f = d.decode(&hex("1008 7061 7373 776f 7264 0673 6563 7265 74")).unwrap();
         assert_eq!(f, fields(&[("password", "secret")]));
         assert_eq!(d.table_size(), 0);
+    }
+
+    #[test]
+    fn one_byte_references_cannot_amplify() {
+        // A 4000-byte value into the table, then 3000 one-byte references to it.
+        let mut block = vec![0x40, 0x01, b'x', 0x7f, 0xa1, 0x1e];
+        block.extend(std::iter::repeat_n(b'v', 4000));
+        block.extend(std::iter::repeat_n(0xbe, 3000));
+        let mut d = Decoder::new();
+        let f = d.decode(&block).unwrap();
+        assert!(d.was_cut());
+        assert!(f.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>() <= MAX_LIST_BYTES);
+        assert_eq!(f.len(), 16, "what fits in 64 KiB");
+        // The table stays in step: the next block still decodes.
+        assert_eq!(d.decode(&[0xbe]).unwrap().len(), 1);
+        assert!(!d.was_cut());
     }
 }

@@ -56,14 +56,35 @@ fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// Where the head at the start of `buf` ends (after its blank line), looking
+/// from `from` on (bytes before it are known to hold no blank line's end).
+pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.min(buf.len());
+    while let Some(p) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + p;
+        let blank = (nl >= 1 && buf[nl - 1] == b'\n') || (nl >= 2 && buf[nl - 1] == b'\r' && buf[nl - 2] == b'\n');
+        if blank {
+            return Some(nl + 1);
+        }
+        i = nl + 1;
+    }
+    None
+}
+
 /// Parses the head at the start of `buf`.
 pub fn parse_head(buf: &[u8]) -> HeadResult {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).or_else(|| {
-        // Bare LF line ends are tolerated.
-        buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2)
-    }) else {
-        return if buf.len() > MAX_HEAD { HeadResult::Bad("head too large") } else { HeadResult::Incomplete };
-    };
+    match find_head_end(buf, 0) {
+        Some(end) => parse_head_upto(buf, end),
+        None if buf.len() > MAX_HEAD => HeadResult::Bad("head too large"),
+        None => HeadResult::Incomplete,
+    }
+}
+
+/// Parses the head that is `buf[..end]` (`end` from `find_head_end`).
+fn parse_head_upto(buf: &[u8], end: usize) -> HeadResult {
+    if end > MAX_HEAD {
+        return HeadResult::Bad("head too large");
+    }
     let mut lines = buf[..end].split(|&b| b == b'\n').map(trim_cr);
     let start = lines.next().unwrap_or_default();
     let mut head = Head { is_request: false, method: Vec::new(), status: 0, fields: Vec::new(), len: end };
@@ -255,6 +276,9 @@ struct Current {
 pub struct Framer {
     buf: Vec<u8>,
     cur: Option<Current>,
+    /// Bytes of `buf` already searched for the end of a head: a head that
+    /// arrives a byte at a time is not rescanned from its start each time.
+    head_scan: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +308,15 @@ impl Framer {
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            let head = match parse_head(&self.buf) {
+            let Some(end) = find_head_end(&self.buf, self.head_scan.saturating_sub(2)) else {
+                self.head_scan = self.buf.len();
+                if self.buf.len() > MAX_HEAD {
+                    return Err(FrameError::NotHttp("head too large"));
+                }
+                return Ok(None);
+            };
+            self.head_scan = 0;
+            let head = match parse_head_upto(&self.buf, end) {
                 HeadResult::Incomplete => return Ok(None),
                 HeadResult::Bad(why) => return Err(FrameError::NotHttp(why)),
                 HeadResult::Head(h) => h,
@@ -324,6 +356,7 @@ impl Framer {
             return None;
         }
         let bytes = std::mem::take(&mut self.buf);
+        self.head_scan = 0;
         match self.cur.as_mut() {
             None => {
                 // Not even a whole head: give it out as is.
@@ -505,5 +538,27 @@ HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n
         fn is_head(&self) -> bool {
             matches!(self, HeadResult::Head(_))
         }
+    }
+
+    #[test]
+    fn a_head_sent_a_byte_at_a_time_is_scanned_once() {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        while head.len() < 60_000 {
+            head.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        let mut f = Framer::default();
+        let mut got = None;
+        for b in &head {
+            f.push(&[*b]);
+            if let Some(m) = f.next(&mut || None).unwrap() {
+                got = Some(m);
+            }
+            // Each call looks at the new byte only.
+            assert!(f.head_scan == 0 || f.head_scan == f.buf.len());
+        }
+        let m = got.expect("the whole head");
+        assert_eq!(m.bytes, head);
+        assert!(m.complete);
     }
 }

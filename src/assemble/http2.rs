@@ -13,6 +13,18 @@ use crate::event::view::*;
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADER_LEN: usize = 9;
+/// A header block (HEADERS and its CONTINUATIONs) larger than this is not
+/// decoded: the decoder is reset, as after any HPACK error.
+const MAX_HEADER_BLOCK: usize = 256 << 10;
+/// Compressed streams decompressed at once per direction; others' DATA is
+/// shown as received.
+const MAX_INFLATERS: usize = 8;
+/// Decompressed bytes per batch, all streams together.
+const BATCH_DECOMPRESSED: usize = 1 << 20;
+/// What a frame shows of long lists and blobs (a SETTINGS frame may hold
+/// millions of entries).
+const MAX_SHOWN_SETTINGS: usize = 64;
+const MAX_SHOWN_DEBUG: usize = 4096;
 
 /// One direction of an HTTP/2 connection.
 pub struct Direction {
@@ -26,6 +38,11 @@ pub struct Direction {
     inflaters: HashMap<u32, StreamDecoder>,
     /// Decompress DATA for display.
     decompress: bool,
+    /// Decompressed bytes in the batch being parsed.
+    batch_out: usize,
+    /// SETTINGS_HEADER_TABLE_SIZE this direction announced, not yet given
+    /// to the other direction's decoder.
+    table_size: Option<u32>,
 }
 
 /// A batch: the raw bytes of the complete frames (and preface), and what
@@ -61,7 +78,29 @@ impl Direction {
             pending_block: None,
             inflaters: HashMap::new(),
             decompress,
+            batch_out: 0,
+            table_size: None,
         }
+    }
+
+    /// Bytes this direction holds: unparsed frames, a pending header
+    /// block, the HPACK table, decompressors.
+    pub fn footprint(&self) -> usize {
+        self.buf.len()
+            + self.pending_block.as_ref().map_or(0, |(_, _, b)| b.len())
+            + self.hpack.table_size()
+            + self.inflaters.len() * super::inflate::STATE_BYTES
+    }
+
+    /// The SETTINGS_HEADER_TABLE_SIZE this direction announced, once: the
+    /// other direction's encoder must keep to it.
+    pub fn take_table_size(&mut self) -> Option<u32> {
+        self.table_size.take()
+    }
+
+    /// The other side announced SETTINGS_HEADER_TABLE_SIZE `n`.
+    pub fn set_table_limit(&mut self, n: u32) {
+        self.hpack.set_allowed(n);
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -87,6 +126,7 @@ impl Direction {
             }
         }
         let mut frames = Vec::new();
+        self.batch_out = 0;
         while self.buf.len() - at >= HEADER_LEN {
             let h = &self.buf[at..at + HEADER_LEN];
             let len = (h[0] as usize) << 16 | (h[1] as usize) << 8 | h[2] as usize;
@@ -107,12 +147,20 @@ impl Direction {
         Some(Batch { bytes, frames, preface })
     }
 
-    fn header_block(&mut self, stream: u32, promised: Option<u32>, block: &[u8]) -> Detail {
+    fn header_block(&mut self, stream: u32, promised: Option<u32>, block: &[u8], note: &mut Option<String>) -> Detail {
         match self.hpack.decode(block) {
             Ok(fields) => {
+                if self.hpack.was_cut() {
+                    *note = Some(format!("[ecapture: header list over {} KiB; the rest is not shown]", super::hpack::MAX_LIST_BYTES >> 10));
+                }
                 let coding = fields.iter().find(|(n, _)| n == b"content-encoding").and_then(|(_, v)| coding_of(v));
                 if let (Some(c), true) = (coding, self.decompress) {
-                    self.inflaters.insert(promised.unwrap_or(stream), StreamDecoder::new(c));
+                    let id = promised.unwrap_or(stream);
+                    if self.inflaters.len() < MAX_INFLATERS || self.inflaters.contains_key(&id) {
+                        self.inflaters.insert(id, StreamDecoder::new(c));
+                    } else {
+                        *note = Some(format!("[ecapture: more than {MAX_INFLATERS} compressed streams at once: this one's DATA is shown as received]"));
+                    }
                 }
                 Detail::Headers { fields, promised }
             }
@@ -129,9 +177,17 @@ impl Direction {
         let detail = match kind {
             DATA => match unpad(flags, p, 0) {
                 Ok(data) => {
+                    let over = self.batch_out >= BATCH_DECOMPRESSED;
                     let (data, decompressed) = match self.inflaters.get_mut(&stream) {
+                        Some(_) if over => {
+                            note = Some(format!("[ecapture: over {} MiB decompressed in this batch: shown as received]", BATCH_DECOMPRESSED >> 20));
+                            (data.to_vec(), false)
+                        }
                         Some(inf) => match inf.feed(data) {
-                            Ok(out) => (out, true),
+                            Ok(out) => {
+                                self.batch_out += out.len();
+                                (out, true)
+                            }
                             Err(e) => {
                                 note = Some(format!("[ecapture: content-encoding: {e}; shown as received]"));
                                 self.inflaters.remove(&stream);
@@ -158,7 +214,7 @@ impl Direction {
                         let pad = if flags & PADDED != 0 { 1 } else { 0 };
                         let promised = (kind == PUSH_PROMISE && p.len() >= pad + 4).then(|| u32_at(p, pad) & 0x7fff_ffff);
                         if flags & END_HEADERS != 0 {
-                            self.header_block(stream, promised, block)
+                            self.header_block(stream, promised, block, &mut note)
                         } else {
                             self.pending_block = Some((stream, promised, block.to_vec()));
                             Detail::HeadersContinue
@@ -168,18 +224,33 @@ impl Direction {
                 }
             }
             CONTINUATION => match self.pending_block.as_mut() {
+                Some((_, _, block)) if block.len() + p.len() > MAX_HEADER_BLOCK => {
+                    self.pending_block = None;
+                    self.hpack.reset();
+                    Detail::Error(format!("header block over {} KiB; decoder reset", MAX_HEADER_BLOCK >> 10))
+                }
                 Some((s, _, block)) if *s == stream => {
                     block.extend_from_slice(p);
                     if flags & END_HEADERS != 0 {
                         let (s, promised, block) = self.pending_block.take().unwrap_or_default();
-                        self.header_block(s, promised, &block)
+                        self.header_block(s, promised, &block, &mut note)
                     } else {
                         Detail::HeadersContinue
                     }
                 }
                 _ => Detail::Error("CONTINUATION without a header block".into()),
             },
-            SETTINGS => Detail::Settings(p.chunks_exact(6).map(|c| (u16::from_be_bytes([c[0], c[1]]), u32_at(c, 2))).collect()),
+            SETTINGS => {
+                let all = p.chunks_exact(6).map(|c| (u16::from_be_bytes([c[0], c[1]]), u32_at(c, 2)));
+                if let Some((_, n)) = all.clone().rfind(|(id, _)| *id == 1) {
+                    self.table_size = Some(n);
+                }
+                let n = p.len() / 6;
+                if n > MAX_SHOWN_SETTINGS {
+                    note = Some(format!("[ecapture: {} more settings not shown]", n - MAX_SHOWN_SETTINGS));
+                }
+                Detail::Settings(all.take(MAX_SHOWN_SETTINGS).collect())
+            }
             WINDOW_UPDATE if p.len() == 4 => Detail::WindowUpdate(u32_at(p, 0) & 0x7fff_ffff),
             PING if p.len() == 8 => {
                 let mut d = [0u8; 8];
@@ -188,7 +259,12 @@ impl Direction {
             }
             RST_STREAM if p.len() == 4 => Detail::RstStream(u32_at(p, 0)),
             GOAWAY if p.len() >= 8 => {
-                Detail::GoAway { last_stream: u32_at(p, 0) & 0x7fff_ffff, code: u32_at(p, 4), debug: p[8..].to_vec() }
+                let debug = &p[8..];
+                if debug.len() > MAX_SHOWN_DEBUG {
+                    note = Some(format!("[ecapture: {} more bytes of debug data not shown]", debug.len() - MAX_SHOWN_DEBUG));
+                }
+                let debug = debug[..debug.len().min(MAX_SHOWN_DEBUG)].to_vec();
+                Detail::GoAway { last_stream: u32_at(p, 0) & 0x7fff_ffff, code: u32_at(p, 4), debug }
             }
             PRIORITY if p.len() == 5 => Detail::Priority {
                 depends_on: u32_at(p, 0) & 0x7fff_ffff,

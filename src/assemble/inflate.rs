@@ -1,13 +1,27 @@
 //! `Content-Encoding: gzip` / `deflate` bodies, decompressed for display
 //! only (payloads sent to eCaptureQ and JSON stay as captured). Whole
 //! bodies (HTTP/1) and streams fed frame by frame (HTTP/2 DATA) are both
-//! handled; output is capped so a compression bomb cannot eat memory.
+//! handled. Output is capped so a compression bomb costs neither memory nor
+//! time: at most MAX_OUTPUT bytes per body or stream, and at most RATIO
+//! times what came in (plus RATIO_FREE), so the work stays proportional to
+//! the traffic.
 
 use miniz_oxide::inflate::stream::{inflate, InflateState};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
-/// Most bytes a body decompresses to for display.
-pub const MAX_OUTPUT: usize = 16 << 20;
+/// Most bytes a body (or an HTTP/2 stream) decompresses to for display.
+pub const MAX_OUTPUT: usize = 1 << 20;
+/// Decompressed bytes allowed per compressed byte (text compresses 3-30x;
+/// a bomb of zeros about 1000x), beyond RATIO_FREE.
+pub const RATIO: usize = 64;
+pub const RATIO_FREE: usize = 64 << 10;
+/// A gzip header's optional name and comment fields end with a NUL that a
+/// hostile stream may never send.
+const MAX_GZIP_HEADER: usize = 64 << 10;
+
+/// Memory one decompressor holds (miniz_oxide's InflateState: a 32 KiB
+/// window and its tables), for the memory budget.
+pub const STATE_BYTES: usize = 48 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {
@@ -55,19 +69,26 @@ fn gzip_header_len(b: &[u8]) -> Result<Option<usize>, String> {
     Ok((at <= b.len()).then_some(at))
 }
 
+thread_local! {
+    /// Output space for `feed`, reused: not 64 KiB allocated per call.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 << 10]);
+}
+
 /// Decompresses a stream fed in pieces.
 pub struct StreamDecoder {
     coding: Coding,
     state: Option<Box<InflateState>>,
     /// Bytes before the deflate data is known to start (gzip header).
     head: Vec<u8>,
+    /// Bytes given out, and compressed bytes taken in.
     total: usize,
+    taken: usize,
     done: bool,
 }
 
 impl StreamDecoder {
     pub fn new(coding: Coding) -> StreamDecoder {
-        StreamDecoder { coding, state: None, head: Vec::new(), total: 0, done: false }
+        StreamDecoder { coding, state: None, head: Vec::new(), total: 0, taken: 0, done: false }
     }
 
     /// Feeds the next piece; returns what it decompresses to.
@@ -75,10 +96,17 @@ impl StreamDecoder {
         if self.done || data.is_empty() {
             return Ok(Vec::new());
         }
+        self.taken = self.taken.saturating_add(data.len());
+        // The most this stream may have given out by now.
+        let allowed = MAX_OUTPUT.min(RATIO_FREE.saturating_add(self.taken.saturating_mul(RATIO)));
         let input: Vec<u8>;
         let mut data = data;
         if self.state.is_none() {
             self.head.extend_from_slice(data);
+            if self.head.len() > MAX_GZIP_HEADER {
+                self.done = true;
+                return Err("gzip header over 64 KiB".into());
+            }
             let (format, skip) = match self.coding {
                 Coding::Gzip => match gzip_header_len(&self.head)? {
                     Some(n) => (DataFormat::Raw, n),
@@ -99,29 +127,37 @@ impl StreamDecoder {
         }
         let Some(state) = self.state.as_mut() else { return Ok(Vec::new()) };
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 << 10];
-        while !data.is_empty() || out.len() == buf.len() {
-            let r = inflate(state, data, &mut buf, MZFlush::None);
-            data = &data[r.bytes_consumed..];
-            let room = MAX_OUTPUT.saturating_sub(self.total);
-            let take = r.bytes_written.min(room);
-            out.extend_from_slice(&buf[..take]);
-            self.total += take;
-            match r.status {
-                Ok(MZStatus::StreamEnd) => {
+        SCRATCH.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            loop {
+                let room = allowed.saturating_sub(self.total);
+                if room == 0 {
                     self.done = true;
-                    break;
+                    return Err(if self.total >= MAX_OUTPUT {
+                        format!("decompressed output over {} MiB, cut", MAX_OUTPUT >> 20)
+                    } else {
+                        format!("decompressed output over {RATIO} times the compressed data, cut")
+                    });
                 }
-                Ok(_) if r.bytes_consumed == 0 && r.bytes_written == 0 => break,
-                Ok(_) => {}
-                Err(MZError::Buf) => break,
-                Err(e) => return Err(format!("{:?} data is corrupt ({e:?})", self.coding).to_lowercase()),
+                // Never more than is allowed: the work stays bounded too.
+                let n = room.min(buf.len());
+                let r = inflate(state, data, &mut buf[..n], MZFlush::None);
+                data = &data[r.bytes_consumed..];
+                out.extend_from_slice(&buf[..r.bytes_written]);
+                self.total += r.bytes_written;
+                match r.status {
+                    Ok(MZStatus::StreamEnd) => {
+                        self.done = true;
+                        return Ok(());
+                    }
+                    Ok(_) if r.bytes_consumed == 0 && r.bytes_written == 0 => return Ok(()),
+                    Ok(_) if data.is_empty() && r.bytes_written < n => return Ok(()),
+                    Ok(_) => {}
+                    Err(MZError::Buf) => return Ok(()),
+                    Err(e) => return Err(format!("{:?} data is corrupt ({e:?})", self.coding).to_lowercase()),
+                }
             }
-            if self.total >= MAX_OUTPUT {
-                self.done = true;
-                return Err(format!("decompressed output over {} MiB, cut", MAX_OUTPUT >> 20));
-            }
-        }
+        })?;
         Ok(out)
     }
 
@@ -187,6 +223,15 @@ mod tests {
         assert!(z.len() < 100_000);
         let e = decode(Coding::Deflate, &z).unwrap_err();
         assert!(e.contains("cut"), "{e}");
+        // 16 KB of gzip that would become 16 MiB: cut at 64 times what came in.
+        let z = deflated(&vec![0u8; 16 << 20], false);
+        let mut d = StreamDecoder::new(Coding::Deflate);
+        let e = d.feed(&z).unwrap_err();
+        assert!(e.contains("cut"), "{e}");
+        assert!(d.total <= RATIO_FREE + RATIO * z.len());
+        // Text that compresses well is not cut.
+        let text: Vec<u8> = (0..4000).flat_map(|i| format!("{i:08} the quick brown fox jumps over the lazy dog\n").into_bytes()).collect();
+        assert_eq!(decode(Coding::Deflate, &deflated(&text, true)).unwrap(), text);
     }
 
     #[test]

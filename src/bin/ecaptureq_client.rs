@@ -9,7 +9,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use ecapture::ecaptureq::proto::{self, Payload};
-use ecapture::format::{hex, text::is_printable};
+use ecapture::format::hex;
+use ecapture::format::text::{is_printable, term_safe};
 use ecapture::time::rfc3339;
 
 const USAGE: &str = "\
@@ -39,10 +40,11 @@ fn type_name(t: u32) -> &'static str {
 fn print_entry(out: &mut dyn Write, data: &[u8], verbose: bool) -> std::io::Result<bool> {
     let Ok(entry) = proto::decode(data) else { return Ok(false) };
     match proto::payload(entry) {
-        Payload::Log(line) => writeln!(out, "[LOG] {line}")?,
+        // Whatever the server sent is shown without terminal escapes.
+        Payload::Log(line) => writeln!(out, "[LOG] {}", term_safe(&line))?,
         Payload::Heartbeat(h) => {
             if verbose {
-                writeln!(out, "[HEARTBEAT] count={} time={} message={}", h.count, rfc3339(h.timestamp * 1_000_000_000), h.message)?;
+                writeln!(out, "[HEARTBEAT] count={} time={} message={}", h.count, rfc3339(h.timestamp * 1_000_000_000), term_safe(&h.message))?;
             }
         }
         Payload::Event(e) => {
@@ -50,12 +52,12 @@ fn print_entry(out: &mut dyn Write, data: &[u8], verbose: bool) -> std::io::Resu
                 out,
                 "[EVENT] {} uuid={} pid={} pname={} src={}:{} dst={}:{} type={} ({}) length={}",
                 rfc3339(e.timestamp),
-                e.uuid,
+                term_safe(&e.uuid),
                 e.pid,
-                e.pname,
-                e.src_ip,
+                term_safe(&e.pname),
+                term_safe(&e.src_ip),
                 e.src_port,
-                e.dst_ip,
+                term_safe(&e.dst_ip),
                 e.dst_port,
                 e.type_pb,
                 type_name(e.type_pb),

@@ -141,6 +141,9 @@ impl ChunkHdr {
         if h.captured_len > h.total_len {
             return Err(DecodeError::Inconsistent("captured more than transferred"));
         }
+        if h.captured_len as u64 > c::MAX_CAPTURE_CAP {
+            return Err(DecodeError::Inconsistent("captured more than any cap allows"));
+        }
         if h.chunk_off as u64 + h.chunk_len as u64 > h.captured_len as u64 {
             return Err(DecodeError::Inconsistent("chunk beyond the captured length"));
         }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::chunks::{Call as RawCall, Reassembler};
-use super::{DecodeStats, Decoder};
+use super::{DecodeStats, Decoder, Limits};
 use crate::capture::record::{Body, Record};
 use crate::event::{Call, Direction, Item, Meta, Role};
 use crate::time::WallClock;
@@ -21,13 +21,15 @@ const MAX_PARTIALS: usize = 1024;
 pub struct CallDecoder {
     reasm: Reassembler,
     clock: WallClock,
+    limits: Limits,
     unknown: u64,
     calls: Vec<RawCall>,
 }
 
 impl CallDecoder {
-    pub fn new(clock: WallClock) -> CallDecoder {
-        CallDecoder { reasm: Reassembler::new(MAX_PARTIALS), clock, unknown: 0, calls: Vec::new() }
+    pub fn new(clock: WallClock, limits: Limits) -> CallDecoder {
+        let budget = limits.budget.max(limits.capture_cap as usize);
+        CallDecoder { reasm: Reassembler::new(MAX_PARTIALS, budget), clock, limits, unknown: 0, calls: Vec::new() }
     }
 
     fn hand_out(&mut self, out: &mut Vec<Item>) {
@@ -40,6 +42,12 @@ impl CallDecoder {
 impl Decoder for CallDecoder {
     fn push(&mut self, rec: Record, now_ns: u64, out: &mut Vec<Item>) {
         match rec.body {
+            // No call is longer than the cap the BPF side was given: a
+            // record that says otherwise is not reassembled (or allocated for).
+            Body::Chunk(hdr, _) if hdr.captured_len > self.limits.capture_cap => {
+                self.unknown += 1;
+                log::debug!("chunk record of a {}-byte call, over the {}-byte cap", hdr.captured_len, self.limits.capture_cap);
+            }
             Body::Chunk(hdr, data) => {
                 self.reasm.push(hdr, data, now_ns, &mut self.calls);
                 self.hand_out(out);
@@ -69,6 +77,7 @@ impl Decoder for CallDecoder {
             missing_bytes: r.missing_bytes,
             stray_chunks: r.stray_chunks,
             unknown_records: self.unknown,
+            shed: r.shed,
         }
     }
 }
@@ -103,7 +112,7 @@ mod tests {
 
     #[test]
     fn chunks_become_one_call_and_closes_pass_through() {
-        let mut d = CallDecoder::new(WallClock::with_offset(5));
+        let mut d = CallDecoder::new(WallClock::with_offset(5), Limits::default());
         let mut out = Vec::new();
         let payload: Vec<u8> = (0..40u8).collect();
         let (a, b) = payload.split_at(30);

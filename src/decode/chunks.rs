@@ -50,6 +50,8 @@ pub struct ReassemblyStats {
     pub missing_bytes: u64,
     /// Chunks that arrived for a call already emitted, or twice.
     pub stray_chunks: u64,
+    /// Partial calls emitted early to stay within the budget.
+    pub shed: u64,
 }
 
 /// A call: (thread, the time its chunks were made).
@@ -62,22 +64,33 @@ pub struct Reassembler {
     closed: VecDeque<CallKey>,
     closed_set: HashSet<CallKey>,
     max_partials: usize,
+    /// Bytes the partial calls may hold together; what they hold.
+    budget: usize,
+    held: usize,
     stats: ReassemblyStats,
 }
 
 const CLOSED_MEMORY: usize = 4096;
 
 impl Reassembler {
-    /// `max_partials` bounds memory: beyond it the oldest partial call is
-    /// emitted incomplete.
-    pub fn new(max_partials: usize) -> Reassembler {
+    /// At most `max_partials` calls are reassembled at once, holding at
+    /// most `budget` bytes together (but always one call whole): beyond,
+    /// the oldest partial call is emitted incomplete.
+    pub fn new(max_partials: usize, budget: usize) -> Reassembler {
         Reassembler {
             partial: HashMap::new(),
             closed: VecDeque::new(),
             closed_set: HashSet::new(),
             max_partials: max_partials.max(1),
+            budget,
+            held: 0,
             stats: ReassemblyStats::default(),
         }
+    }
+
+    /// Bytes the partial calls hold.
+    pub fn held(&self) -> usize {
+        self.held
     }
 
     pub fn stats(&self) -> ReassemblyStats {
@@ -105,8 +118,12 @@ impl Reassembler {
                 out.push(Call { payload: data, hdr, missing: Vec::new() });
                 return;
             }
-            if self.partial.len() >= self.max_partials {
+            // Room for this call: the oldest partial calls go out first.
+            while !self.partial.is_empty()
+                && (self.partial.len() >= self.max_partials || self.held + hdr.captured_len as usize > self.budget)
+            {
                 if let Some(oldest) = self.partial.iter().min_by_key(|(_, p)| p.last_ns).map(|(k, _)| *k) {
+                    self.stats.shed += 1;
                     self.emit_incomplete(oldest, out);
                 }
             }
@@ -122,6 +139,7 @@ impl Reassembler {
             if next_off == p.hdr.captured_len {
                 self.finish(p, out);
             } else {
+                self.held += p.hdr.captured_len as usize;
                 self.partial.insert(id, p);
             }
             return;
@@ -140,6 +158,7 @@ impl Reassembler {
         p.last_ns = now_ns;
         if p.next_off == p.hdr.captured_len {
             if let Some(p) = self.partial.remove(&id) {
+                self.held -= p.hdr.captured_len as usize;
                 self.finish(p, out);
             }
         }
@@ -169,6 +188,7 @@ impl Reassembler {
 
     fn emit_incomplete(&mut self, id: CallKey, out: &mut Vec<Call>) {
         if let Some(p) = self.partial.remove(&id) {
+            self.held -= p.hdr.captured_len as usize;
             if self.closed.len() >= CLOSED_MEMORY {
                 if let Some(old) = self.closed.pop_front() {
                     self.closed_set.remove(&old);
@@ -208,7 +228,7 @@ mod tests {
 
     #[test]
     fn single_chunk_is_immediate() {
-        let mut r = Reassembler::new(16);
+        let mut r = Reassembler::new(16, usize::MAX);
         let mut out = Vec::new();
         r.push(hdr(1, 3, 0, 3), b"abc".to_vec(), 0, &mut out);
         assert_eq!(out.len(), 1);
@@ -222,7 +242,7 @@ mod tests {
         let a: Vec<u8> = (0..37u8).collect();
         let b: Vec<u8> = (100..130u8).collect();
         let (ca, cb) = (chunks(1, &a), chunks(2, &b));
-        let mut r = Reassembler::new(16);
+        let mut r = Reassembler::new(16, usize::MAX);
         let mut out = Vec::new();
         for i in 0..ca.len().max(cb.len()) {
             if let Some((h, d)) = ca.get(i) {
@@ -242,7 +262,7 @@ mod tests {
     #[test]
     fn lost_middle_chunk_is_a_recorded_hole() {
         let a: Vec<u8> = (0..12u8).collect();
-        let mut r = Reassembler::new(16);
+        let mut r = Reassembler::new(16, usize::MAX);
         let mut out = Vec::new();
         for (i, (h, d)) in chunks(1, &a).into_iter().enumerate() {
             if i != 1 {
@@ -262,7 +282,7 @@ mod tests {
     fn lost_first_and_last_chunks() {
         let a: Vec<u8> = (0..12u8).collect();
         let cs = chunks(9, &a);
-        let mut r = Reassembler::new(16);
+        let mut r = Reassembler::new(16, usize::MAX);
         let mut out = Vec::new();
         r.push(cs[1].0.clone(), cs[1].1.clone(), 10, &mut out);
         assert!(out.is_empty());
@@ -283,7 +303,7 @@ mod tests {
     fn duplicate_chunk_is_stray() {
         let a: Vec<u8> = (0..8u8).collect();
         let cs = chunks(3, &a);
-        let mut r = Reassembler::new(16);
+        let mut r = Reassembler::new(16, usize::MAX);
         let mut out = Vec::new();
         r.push(cs[0].0.clone(), cs[0].1.clone(), 0, &mut out);
         r.push(cs[0].0.clone(), cs[0].1.clone(), 0, &mut out);
@@ -295,7 +315,7 @@ mod tests {
 
     #[test]
     fn bounded_partials_evict_oldest_and_flush_emits_rest() {
-        let mut r = Reassembler::new(2);
+        let mut r = Reassembler::new(2, usize::MAX);
         let mut out = Vec::new();
         for id in 0..3u64 {
             let (h, d) = chunks(id, &[7u8; 8]).remove(0);
@@ -313,12 +333,28 @@ mod tests {
     #[test]
     fn large_call_of_many_chunks() {
         let a: Vec<u8> = (0..(1u32 << 16)).map(|i| (i * 7 % 251) as u8).collect();
-        let mut r = Reassembler::new(16);
+        let mut r = Reassembler::new(16, usize::MAX);
         let mut out = Vec::new();
         for (h, d) in chunks(42, &a) {
             r.push(h, d.clone(), 0, &mut out);
         }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].payload, a);
+    }
+
+    #[test]
+    fn partial_calls_stay_within_their_budget() {
+        let mut r = Reassembler::new(16, 20);
+        let mut out = Vec::new();
+        for id in 0..3u64 {
+            let (h, d) = chunks(id, &[7u8; 8]).remove(0);
+            r.push(h, d.clone(), id, &mut out);
+            assert!(r.held() <= 20, "{}", r.held());
+        }
+        assert_eq!(out.len(), 1, "the oldest went out to make room");
+        assert_eq!(out[0].hdr.call_id, 0);
+        assert_eq!(r.stats().shed, 1);
+        r.flush(&mut out);
+        assert_eq!(r.held(), 0);
     }
 }

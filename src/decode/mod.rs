@@ -9,6 +9,21 @@ pub mod chunks;
 use crate::capture::record::Record;
 use crate::event::Item;
 
+/// What decoding may hold and accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The capture cap the BPF side was given: no call is longer.
+    pub capture_cap: u32,
+    /// Bytes partial calls may hold (at least one call whole).
+    pub budget: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { capture_cap: 64 << 20, budget: usize::MAX }
+    }
+}
+
 /// What decoding saw go wrong, for the summary.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeStats {
@@ -18,8 +33,11 @@ pub struct DecodeStats {
     pub missing_bytes: u64,
     /// Chunks that arrived after their call was emitted, or twice.
     pub stray_chunks: u64,
-    /// Records of a kind this decoder does not know.
+    /// Records of a kind this decoder does not know, or whose fields are
+    /// out of bounds.
     pub unknown_records: u64,
+    /// Partial calls emitted early to stay within the budget.
+    pub shed: u64,
 }
 
 impl std::ops::AddAssign for DecodeStats {
@@ -28,6 +46,7 @@ impl std::ops::AddAssign for DecodeStats {
         self.missing_bytes += o.missing_bytes;
         self.stray_chunks += o.stray_chunks;
         self.unknown_records += o.unknown_records;
+        self.shed += o.shed;
     }
 }
 

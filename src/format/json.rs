@@ -24,7 +24,13 @@ pub fn push_str(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+            // Controls (C0, DEL, C1) and line/paragraph separators and
+            // bidirectional overrides are escaped: the value is exact, and a
+            // terminal showing the line cannot act on them.
+            c if (c as u32) < 0x20
+                || (0x7f..=0x9f).contains(&(c as u32))
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -157,7 +163,7 @@ mod tests {
     #[test]
     fn escapes() {
         let mut s = String::new();
-        push_str(&mut s, "a\"b\\c\u{7f}\u{2028}\n");
-        assert_eq!(s, "\"a\\\"b\\\\c\u{7f}\\u2028\\n\"");
+        push_str(&mut s, "a\"b\\c\u{7f}\u{2028}\n\u{9b}\u{202e}");
+        assert_eq!(s, "\"a\\\"b\\\\c\\u007f\\u2028\\n\\u009b\\u202e\"");
     }
 }

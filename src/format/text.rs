@@ -8,6 +8,8 @@
 //! the number of payload bytes captured. When the payload is printed as text,
 //! exactly n bytes follow the header line.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::ops::Range;
 
@@ -24,8 +26,44 @@ pub struct TextFormat {
     pub tsize: usize,
 }
 
+/// Characters a terminal acts on or that reorder what it shows: C0
+/// controls, DEL, C1 controls, and the bidirectional formatting characters.
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` fit for one line of a terminal: every character of `unsafe_char`
+/// (tab, CR and LF included) written as an escape (`\x1b`, `\u{202e}`), and
+/// backslashes doubled so that an escape cannot be faked. Fields that come
+/// from traffic or from traced processes (names, header fields, debug data)
+/// go through this before they are printed.
+pub fn term_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| unsafe_char(c) || c == '\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x100 && unsafe_char(c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `term_safe` of bytes that may not be UTF-8.
+pub fn term_safe_bytes(b: &[u8]) -> String {
+    term_safe(&String::from_utf8_lossy(b)).into_owned()
+}
+
 /// Text that reads well on a terminal: valid UTF-8 without control
-/// characters other than tab, CR and LF.
+/// characters other than tab, CR and LF, nor bidirectional overrides.
 ///
 /// Printable ASCII is checked 64 bytes at a time without early exit, which
 /// the compiler vectorises (the char-by-char check cost a third of the
@@ -36,7 +74,7 @@ pub fn is_printable(data: &[u8]) -> bool {
         return true;
     }
     match std::str::from_utf8(data) {
-        Ok(s) => s.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')),
+        Ok(s) => s.chars().all(|c| !unsafe_char(c) || matches!(c, '\n' | '\r' | '\t')),
         Err(_) => false,
     }
 }
@@ -72,7 +110,7 @@ impl TextFormat {
             "{} PID:{}, Comm:{}, TID:{}, FD:{}, {}, Src:{}, Dest:{}, {}, Length:{}",
             rfc3339(ev.timestamp_ns),
             ev.pid,
-            ev.comm,
+            term_safe(&ev.comm),
             ev.tid,
             ev.fd,
             ev.direction.as_str(),
@@ -259,7 +297,7 @@ fn error_name(code: u32) -> String {
 
 /// Lines describing a frame's contents (not its data).
 pub fn detail_lines(f: &Frame) -> Vec<String> {
-    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let s = term_safe_bytes;
     match &f.detail {
         Detail::Headers { fields, promised } => {
             let mut v: Vec<String> = promised.iter().map(|p| format!("promised stream {p}")).collect();
@@ -429,6 +467,18 @@ mod tests {
         long[130] = 0xc3;
         long[131] = 0xa9;
         assert!(is_printable(&long), "UTF-8 in a later block");
+    }
+
+    #[test]
+    fn terminal_escapes_are_escaped() {
+        assert_eq!(term_safe("plain, é"), "plain, é");
+        assert_eq!(term_safe("\x1b[31mred\x07"), "\\x1b[31mred\\x07");
+        assert_eq!(term_safe("a\u{9b}b\u{202e}c\\d\te"), "a\\x9bb\\u{202e}c\\\\d\\x09e");
+        assert!(!is_printable("x\u{202e}y".as_bytes()), "bidi overrides go to the hex dump");
+        let mut m = ev(b"x");
+        m.meta.comm = "\x1b]0;pwned\x07".into();
+        let h = TextFormat::default().header(&m);
+        assert!(!h.contains('\x1b') && h.contains("Comm:\\x1b]0;pwned\\x07,"), "{h}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod openssl;
 
 use crate::capture::features::Features;
 use crate::capture::loader::ObjectSpec;
-use crate::decode::Decoder;
+use crate::decode::{Decoder, Limits};
 use crate::error::{Error, Result};
 use crate::time::WallClock;
 
@@ -27,7 +27,7 @@ pub trait Module {
     /// configuration and attachments.
     fn plan(&self, features: &Features) -> Result<Vec<ObjectSpec>>;
     /// A decoder for the records of one of this module's objects.
-    fn decoder(&self, clock: WallClock) -> Box<dyn Decoder>;
+    fn decoder(&self, clock: WallClock, limits: Limits) -> Box<dyn Decoder>;
 }
 
 /// A module and its own flags, as the command line gave them.

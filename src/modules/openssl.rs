@@ -27,7 +27,7 @@ use crate::capture::abi::{abi_struct, c, Layout};
 use crate::capture::features::{Build, Features};
 use crate::capture::loader::{ObjectSpec, Target, Uprobe};
 use crate::decode::calls::CallDecoder;
-use crate::decode::Decoder;
+use crate::decode::{Decoder, Limits};
 use crate::error::{Error, Result};
 use crate::flags::{opt, text};
 use crate::time::WallClock;
@@ -184,8 +184,8 @@ impl Module for Openssl {
         })
     }
 
-    fn decoder(&self, clock: WallClock) -> Box<dyn Decoder> {
-        Box::new(CallDecoder::new(clock))
+    fn decoder(&self, clock: WallClock, limits: Limits) -> Box<dyn Decoder> {
+        Box::new(CallDecoder::new(clock, limits))
     }
 }
 
@@ -293,6 +293,9 @@ pub struct Library {
     pub version_source: String,
 }
 
+/// Candidate files looked at, at most.
+const MAX_CANDIDATES: usize = 256;
+
 /// Finds the libraries to hook. `override_version` is `--ssl_version`.
 pub fn discover(libssl: Option<&Path>, override_version: Option<SslVersion>) -> Result<Vec<Library>> {
     let candidates: Vec<PathBuf> = match libssl {
@@ -314,7 +317,11 @@ pub fn discover(libssl: Option<&Path>, override_version: Option<SslVersion>) -> 
 
     let mut seen = HashSet::new();
     let mut found = Vec::new();
-    for path in candidates {
+    // Any process can map a file named libssl.so*: look at a bounded number.
+    if candidates.len() > MAX_CANDIDATES {
+        log::warn!("{} files named libssl.so* found; looking at the first {MAX_CANDIDATES}", candidates.len());
+    }
+    for path in candidates.into_iter().take(MAX_CANDIDATES) {
         let Ok(md) = fs::metadata(&path) else { continue };
         if !seen.insert((md.dev(), md.ino())) {
             continue;
@@ -352,11 +359,28 @@ pub(crate) fn inspect(path: &Path, override_version: Option<SslVersion>) -> Resu
     Ok(Library { path: path.to_path_buf(), functions, version, version_source })
 }
 
+/// How much of a file is searched for its version string.
+const VERSION_SCAN_LIMIT: u64 = 512 << 20;
+
+/// The version marker in `elf`: "OpenSSL x.y.z", else BoringSSL's name;
+/// read a block at a time, never the whole file.
+fn version_in(elf: &Elf) -> Option<SslVersion> {
+    let mut v = None;
+    let _ = elf.find_bytes(b"OpenSSL ", VERSION_SCAN_LIMIT, |rest| {
+        v = SslVersion::marker_at(rest);
+        v.is_some()
+    });
+    if v.is_none() && elf.find_bytes(b"BoringSSL", VERSION_SCAN_LIMIT, |_| true).unwrap_or(false) {
+        v = Some(SslVersion::BORINGSSL);
+    }
+    v
+}
+
 /// The version marker in the library itself, else in the libcrypto it needs
 /// (libssl.so.3 usually has no "OpenSSL x.y.z" string of its own).
 fn detect_version(path: &Path, elf: &Elf) -> (Option<SslVersion>, String) {
     let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
-    if let Some(v) = fs::read(path).ok().and_then(|d| SslVersion::find_in(&d)) {
+    if let Some(v) = version_in(elf) {
         return (Some(v), name(path));
     }
     let needed = elf.needed().unwrap_or_default();
@@ -365,7 +389,7 @@ fn detect_version(path: &Path, elf: &Elf) -> (Option<SslVersion>, String) {
         let beside = dir.join(crypto);
         let found = if beside.exists() { Some(beside) } else { libs::find_in_lib_dirs(crypto) };
         if let Some(p) = found {
-            if let Some(v) = fs::read(&p).ok().and_then(|d| SslVersion::find_in(&d)) {
+            if let Some(v) = Elf::open(&p).ok().as_ref().and_then(version_in) {
                 return (Some(v), name(&p));
             }
         }

@@ -81,7 +81,9 @@ impl Outputs {
         let ecq_render = cfg.ecq_payload_text.then_some(Render::Text(TextFormat { hex: cfg.hex, tsize: cfg.tsize }));
         let mut out = Outputs { render, ecq_render, ecq: None, log_sink: None, event_sink: None, event_sender: None };
         if let Some(addr) = &cfg.ecaptureq {
-            let hub = Arc::new(Hub::new(Limits::default()));
+            // The output queues' share of the memory budget: a message is
+            // shared by every client queue it is in.
+            let hub = Arc::new(Hub::new(Limits { max_bytes: cfg.max_memory / 4, ..Limits::default() }));
             let id = logging::subscribe(hub.clone());
             let server = match Server::start(addr, Arc::clone(&hub), heartbeat_interval()) {
                 Ok(s) => s,
@@ -99,7 +101,7 @@ impl Outputs {
         let mut shared = false;
         if let Some(target) = &cfg.logaddr {
             shared = cfg.eventaddr.as_ref() == Some(target);
-            let (sink, sender) = Sink::start(target, if shared { cfg.rotation } else { Rotation::default() })?;
+            let (sink, sender) = Sink::start(target, if shared { cfg.rotation } else { Rotation::default() }, cfg.max_memory / 4)?;
             if shared {
                 out.event_sender = Some(sender.clone());
             }
@@ -108,7 +110,7 @@ impl Outputs {
             out.log_sink = Some((sink, id));
         }
         if let (Some(target), false) = (&cfg.eventaddr, shared) {
-            let (sink, sender) = Sink::start(target, cfg.rotation)?;
+            let (sink, sender) = Sink::start(target, cfg.rotation, cfg.max_memory / 4)?;
             out.event_sink = Some(sink);
             out.event_sender = Some(sender);
         }

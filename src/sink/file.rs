@@ -89,6 +89,7 @@ impl FileWriter {
             let msg = rx.recv_timeout(Duration::from_secs(1));
             match msg {
                 Ok(rec) => {
+                    stats.took(&rec);
                     self.write(&rec, stats);
                     if rx.is_empty() {
                         self.flush();

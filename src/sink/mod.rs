@@ -11,7 +11,7 @@ pub mod file;
 pub mod remote;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -108,6 +108,17 @@ pub struct SinkStats {
     /// Records lost: queue full, buffer overflow while disconnected, write
     /// errors, or still undelivered at shutdown.
     pub dropped: AtomicU64,
+    /// Bytes in the queue to the sink's thread.
+    pub queued: AtomicUsize,
+    /// The most bytes the queue and the sink's own buffer may hold.
+    pub max_bytes: usize,
+}
+
+impl SinkStats {
+    /// The sink's thread took `rec` from the queue.
+    pub fn took(&self, rec: &[u8]) {
+        self.queued.fetch_sub(rec.len(), Relaxed);
+    }
 }
 
 /// Hands records to a sink's thread without blocking.
@@ -119,9 +130,17 @@ pub struct SinkSender {
 
 impl SinkSender {
     pub fn send(&self, record: Vec<u8>) {
+        let n = record.len();
+        // Bounded in bytes as well as in records.
+        if self.stats.queued.fetch_add(n, Relaxed) + n > self.stats.max_bytes {
+            self.stats.queued.fetch_sub(n, Relaxed);
+            self.stats.dropped.fetch_add(1, Relaxed);
+            return;
+        }
         match self.tx.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(n, Relaxed);
                 self.stats.dropped.fetch_add(1, Relaxed);
             }
         }
@@ -137,10 +156,11 @@ pub struct Sink {
 
 impl Sink {
     /// Starts a sink for `target`; a file is opened (or created, 0600) here,
-    /// so a bad path is an error at start. `rotation` applies to files.
-    pub fn start(target: &Target, rotation: Rotation) -> Result<(Sink, SinkSender)> {
+    /// so a bad path is an error at start. `rotation` applies to files;
+    /// `max_bytes` bounds what waits for the sink (its share of the memory budget).
+    pub fn start(target: &Target, rotation: Rotation, max_bytes: usize) -> Result<(Sink, SinkSender)> {
         let (tx, rx) = bounded(QUEUE_RECORDS);
-        let stats = Arc::new(SinkStats::default());
+        let stats = Arc::new(SinkStats { max_bytes, ..SinkStats::default() });
         let s = Arc::clone(&stats);
         let name = format!("sink {target}");
         let thread = match target {

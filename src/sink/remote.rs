@@ -206,7 +206,7 @@ impl Pending {
     fn push(&mut self, rec: Vec<u8>, stats: &SinkStats) {
         self.bytes += rec.len();
         self.q.push_back(rec);
-        while self.bytes > PENDING_MAX_BYTES && self.q.len() > 1 {
+        while self.bytes > PENDING_MAX_BYTES.min(stats.max_bytes) && self.q.len() > 1 {
             if let Some(old) = self.q.pop_front() {
                 self.bytes -= old.len();
                 self.dropped += 1;
@@ -293,8 +293,10 @@ pub fn run<R: Remote>(remote: R, rx: Receiver<Vec<u8>>, stats: &SinkStats) {
         };
         match got {
             Ok(rec) => {
+                stats.took(&rec);
                 pending.push(rec, stats);
                 while let Ok(rec) = rx.try_recv() {
+                    stats.took(&rec);
                     pending.push(rec, stats);
                 }
             }
@@ -315,7 +317,7 @@ mod tests {
 
     #[test]
     fn pending_buffer_drops_oldest_beyond_its_bound_and_counts() {
-        let stats = SinkStats::default();
+        let stats = SinkStats { max_bytes: usize::MAX, ..SinkStats::default() };
         let mut p = Pending { q: VecDeque::new(), bytes: 0, dropped: 0 };
         let rec = vec![b'x'; 1 << 20];
         for _ in 0..20 {

@@ -78,6 +78,19 @@ impl SslVersion {
         Some(Self::openssl(major, minor, patch, letter))
     }
 
+    /// The version of a marker at the start of `rest`: "OpenSSL x.y.z..."
+    /// (as in "OpenSSL 3.0.19 27 Jan 2026"), None for other text after
+    /// "OpenSSL " ("OpenSSL is great").
+    pub fn marker_at(rest: &[u8]) -> Option<SslVersion> {
+        const MARK: &[u8] = b"OpenSSL ";
+        let v = rest.strip_prefix(MARK)?;
+        if !v.first()?.is_ascii_digit() {
+            return None;
+        }
+        let end = v.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'.')).unwrap_or(v.len());
+        std::str::from_utf8(&v[..end.min(32)]).ok().and_then(Self::parse)
+    }
+
     /// Finds the version marker in a library's bytes: `OpenSSL x.y.z`
     /// (as in "OpenSSL 3.0.19 27 Jan 2026") or BoringSSL's name.
     pub fn find_in(data: &[u8]) -> Option<SslVersion> {
