@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, tick, Receiver};
 
 use crate::assemble::conn::{Assembler, Config as AsmConfig};
+use crate::capture::reader::InFlight;
 use crate::capture::record::Record;
 use crate::decode::{DecodeStats, Decoder};
 use crate::event::{Item, Message};
@@ -31,11 +32,13 @@ pub struct Dispatcher {
     pub stats: Arc<Stats>,
     /// How calls become messages.
     pub assembly: AsmConfig,
+    /// Records' bytes between the reader and here.
+    pub flight: Arc<InFlight>,
 }
 
 impl Dispatcher {
     pub fn run(self) {
-        let Dispatcher { rx, decoders, mut outputs, stats, assembly } = self;
+        let Dispatcher { rx, decoders, mut outputs, stats, assembly, flight } = self;
         let mut stages = Stages {
             decoders,
             asm: Assembler::new(assembly),
@@ -48,7 +51,11 @@ impl Dispatcher {
         loop {
             select! {
                 recv(rx) -> rec => match rec {
-                    Ok(rec) => stages.take(rec),
+                    Ok(rec) => {
+                        let weight = rec.weight();
+                        stages.take(rec);
+                        flight.done(weight);
+                    }
                     Err(_) => break,
                 },
                 recv(ticker) -> _ => stages.tick(),

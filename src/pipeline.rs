@@ -15,7 +15,7 @@ use crate::assemble::conn::Config as AsmConfig;
 use crate::capture::abi::CommonConfig;
 use crate::capture::features::{Build, Features};
 use crate::capture::loader::Probes;
-use crate::capture::reader::{raise_capture_priority, Reader};
+use crate::capture::reader::{raise_capture_priority, InFlight, Reader};
 use crate::capture::{self, Ring};
 use crate::cli::{Config, Global};
 use crate::decode::Limits;
@@ -125,8 +125,9 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         probes.use_classic_uprobes();
     }
     // The memory budget (--max-memory): a quarter for partial calls (but
-    // always one call whole), half for what connections hold, a quarter for
-    // the output queues (Outputs::start).
+    // always one call whole), 7/16 for what connections hold, a sixteenth for
+    // records on their way to the dispatcher, a quarter for the output
+    // queues (Outputs::start).
     let budget = g.max_memory;
     let limits = Limits { capture_cap, budget: budget / 4 };
     let mut decoders = Vec::new();
@@ -138,7 +139,9 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     let stats = Arc::new(Stats::default());
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
     // The reader holds the only sender: the channel disconnects when it is gone.
-    let reader = Reader::spawn(ring.consumer()?, tx, &stats)?;
+    // Records in flight to the dispatcher (the ring holds the rest meanwhile).
+    let flight = Arc::new(InFlight::new((budget / 16).max(1 << 20)));
+    let reader = Reader::spawn(ring.consumer()?, tx, &stats, &flight)?;
     let conn_share = (budget / 8).max(256 << 10);
     let assembly = AsmConfig {
         idle_ns: g.idle_ms * 1_000_000,
@@ -146,7 +149,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         // connection's share.
         max_message: (capture_cap as usize).max(4 << 20).min(conn_share / 2),
         decode_bodies: outputs.show_decoded_bodies(),
-        budget: budget / 2,
+        budget: budget / 16 * 7,
         conn_share,
         max_conns: max_conns(),
         ..AsmConfig::default()
@@ -157,6 +160,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         outputs: outputs.for_messages(stop.notifier()),
         stats: Arc::clone(&stats),
         assembly,
+        flight,
     };
     let dispatch_thread = std::thread::Builder::new()
         .name("dispatcher".into())

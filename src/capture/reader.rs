@@ -15,6 +15,7 @@
 //! of the ring is waiting (a wake-up costs the traced process microseconds);
 //! the reader looks every few milliseconds for the rest.
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,6 +58,30 @@ const BATCH: usize = 256;
 /// what is left (records it cannot hand over by then are counted).
 const SHUTDOWN_PATIENCE: Duration = Duration::from_millis(500);
 
+/// Bytes of records handed to the dispatcher and not yet processed: the
+/// channel is bounded in records, this bounds it in bytes (4,096 records of
+/// 32 KiB would be 128 MiB).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    bytes: AtomicUsize,
+    max: usize,
+}
+
+impl InFlight {
+    pub fn new(max: usize) -> InFlight {
+        InFlight { bytes: AtomicUsize::new(0), max }
+    }
+
+    /// The dispatcher is done with `rec`.
+    pub fn done(&self, weight: usize) {
+        self.bytes.fetch_sub(weight, Relaxed);
+    }
+
+    fn full(&self) -> bool {
+        self.bytes.load(Relaxed) > self.max
+    }
+}
+
 /// The reader thread. Dropping it (or `stop`) wakes it; it drains the ring
 /// once more and exits, dropping the channel's sender.
 pub struct Reader {
@@ -65,15 +90,16 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn spawn(mut ring: RingBuffer, tx: Sender<Record>, stats: &Arc<Stats>) -> Result<Reader> {
+    pub fn spawn(mut ring: RingBuffer, tx: Sender<Record>, stats: &Arc<Stats>, flight: &Arc<InFlight>) -> Result<Reader> {
         let stop = Arc::new(EventFd::new().context(|| "cannot create eventfd".into())?);
         let stop_rx = Arc::clone(&stop);
         let stats = Arc::clone(stats);
+        let flight = Arc::clone(flight);
         let thread = std::thread::Builder::new()
             .name("ring-reader".into())
             .spawn(move || {
                 raise_capture_priority();
-                read_loop(&mut ring, &tx, &stop_rx, &stats)
+                read_loop(&mut ring, &tx, &stop_rx, &stats, &flight)
             })
             .context(|| "cannot start the ring reader thread".into())?;
         Ok(Reader { stop, thread: Some(thread) })
@@ -101,7 +127,7 @@ impl Drop for Reader {
     }
 }
 
-fn read_loop(ring: &mut RingBuffer, tx: &Sender<Record>, stop: &EventFd, stats: &Stats) {
+fn read_loop(ring: &mut RingBuffer, tx: &Sender<Record>, stop: &EventFd, stats: &Stats, flight: &InFlight) {
     let fd = ring.fd();
     let mut empty_polls = 0u32;
     // Set once stopping: the deadline for handing over what is left.
@@ -140,11 +166,19 @@ fn read_loop(ring: &mut RingBuffer, tx: &Sender<Record>, stop: &EventFd, stats: 
             };
             got += n;
             for rec in batch.drain(..) {
+                // Over the bytes in flight, wait for the dispatcher (the
+                // ring keeps what comes meanwhile), as when the channel is full.
+                while flight.full() && deadline.is_none_or(|d| Instant::now() < d) && !tx.is_empty() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let weight = rec.weight();
+                flight.bytes.fetch_add(weight, Relaxed);
                 let sent = match deadline {
                     Some(d) => tx.send_timeout(rec, d.saturating_duration_since(Instant::now())).is_ok(),
                     None => tx.send(rec).is_ok(),
                 };
                 if !sent {
+                    flight.done(weight);
                     Stats::add(&stats.undelivered, 1);
                 }
             }

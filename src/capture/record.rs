@@ -84,6 +84,15 @@ fn need(rec: &[u8], n: usize) -> Result<(), DecodeError> {
 }
 
 impl Record {
+    /// Bytes this record holds (for the bound on records in flight).
+    pub fn weight(&self) -> usize {
+        64 + match &self.body {
+            Body::Chunk(_, data) => data.len(),
+            Body::Close { .. } => 0,
+            Body::Other { bytes, .. } => bytes.len(),
+        }
+    }
+
     /// Decodes one record. Trailing bytes (ring padding) are allowed.
     pub fn parse(rec: &[u8]) -> Result<Record, DecodeError> {
         need(rec, rec_hdr::SIZE)?;
