@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, tick, Receiver};
 
 use crate::assemble::conn::{Assembler, Config as AsmConfig};
-use crate::capture::reader::InFlight;
+use crate::capture::reader::{Batch, InFlight};
 use crate::capture::record::Record;
 use crate::decode::{DecodeStats, Decoder};
 use crate::event::{Item, Message};
@@ -25,7 +25,7 @@ use crate::stats::Stats;
 const TICK: Duration = Duration::from_millis(25);
 
 pub struct Dispatcher {
-    pub rx: Receiver<Record>,
+    pub rx: Receiver<Batch>,
     /// One per loaded object: `decoders[record.source]`.
     pub decoders: Vec<Box<dyn Decoder>>,
     pub outputs: Vec<Box<dyn Output>>,
@@ -50,10 +50,13 @@ impl Dispatcher {
         let ticker = tick(TICK);
         loop {
             select! {
-                recv(rx) -> rec => match rec {
-                    Ok(rec) => {
-                        let weight = rec.weight();
-                        stages.take(rec);
+                recv(rx) -> batch => match batch {
+                    Ok(batch) => {
+                        let weight: usize = batch.iter().map(Record::weight).sum();
+                        let now = stages.now();
+                        for rec in batch {
+                            stages.take(rec, now);
+                        }
                         flight.done(weight);
                     }
                     Err(_) => break,
@@ -90,8 +93,8 @@ impl Stages {
         self.started.elapsed().as_nanos() as u64
     }
 
-    fn take(&mut self, rec: Record) {
-        let now = self.now();
+    /// One record, at dispatcher time `now` (taken once per batch).
+    fn take(&mut self, rec: Record, now: u64) {
         match self.decoders.get_mut(rec.source as usize) {
             Some(d) => d.push(rec, now, &mut self.items),
             None => {
@@ -99,16 +102,15 @@ impl Stages {
                 log::debug!("record from unknown object {}", rec.source);
             }
         }
-        self.assemble();
+        self.assemble(now);
     }
 
     /// Items into the assembler, in order (a connection's end after the
     /// calls before it), which hands out messages.
-    fn assemble(&mut self) {
+    fn assemble(&mut self, now: u64) {
         if self.items.is_empty() {
             return;
         }
-        let now = self.now();
         for item in self.items.drain(..) {
             match item {
                 Item::Call(call) => {
@@ -145,7 +147,7 @@ impl Stages {
         for d in &mut self.decoders {
             d.tick(now, &mut self.items);
         }
-        self.assemble();
+        self.assemble(now);
         self.asm.tick(now, &mut self.msgs);
         self.publish();
     }
@@ -155,7 +157,7 @@ impl Stages {
         for d in &mut self.decoders {
             d.finish(&mut self.items);
         }
-        self.assemble();
+        self.assemble(self.now());
         self.asm.flush(&mut self.msgs);
         self.publish();
     }

@@ -47,15 +47,60 @@ impl Direction {
     }
 }
 
+/// A process name: the kernel's comm (at most 16 bytes), as text, kept
+/// inline so that a call's metadata costs no allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Comm {
+    buf: [u8; 48],
+    len: u8,
+}
+
+impl Comm {
+    /// From the kernel's bytes (up to the first NUL; invalid UTF-8 replaced).
+    pub fn from_bytes(b: &[u8]) -> Comm {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len()).min(16);
+        Comm::from(String::from_utf8_lossy(&b[..end]).as_ref())
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl From<&str> for Comm {
+    /// At most 48 bytes of `s`, cut at a character boundary.
+    fn from(s: &str) -> Comm {
+        let mut end = s.len().min(48);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut c = Comm { buf: [0; 48], len: end as u8 };
+        c.buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        c
+    }
+}
+
+impl std::fmt::Display for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
 /// Who moved data, where and when: what a call and a message both carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
     /// Wall clock, ns since the Unix epoch.
     pub timestamp_ns: i64,
     pub pid: u32,
     pub tid: u32,
     pub uid: u32,
-    pub comm: String,
+    pub comm: Comm,
     pub fd: i32,
     pub direction: Direction,
     /// The protocol version (0x0304 = TLS 1.3), 0 when unknown.

@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod ecaptureq;
 pub mod error;
 pub mod event;
+pub mod fasthash;
 pub mod flags;
 pub mod format;
 pub mod fuzzing;

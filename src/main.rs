@@ -5,6 +5,11 @@
 #![deny(unsafe_code)]
 
 use ecapture::cli::{self, Command};
+
+/// musl's allocator is slow on the capture path (one payload per call);
+/// mimalloc makes the static binary as cheap per call as the glibc one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ecapture::{logging, pipeline};
 
 fn main() {

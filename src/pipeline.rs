@@ -26,8 +26,9 @@ use crate::stats::{Snapshot, Stats};
 use crate::sys::os::{self, StopReason, StopSignal};
 use crate::time::WallClock;
 
-/// Records between the reader and the dispatcher.
-const CHANNEL_CAPACITY: usize = 4096;
+/// Batches of records between the reader and the dispatcher (the bytes in
+/// them are bounded by `InFlight`).
+const CHANNEL_CAPACITY: usize = 64;
 /// How often losses (if any) are reported while running.
 const REPORT_EVERY_MS: i32 = 5000;
 

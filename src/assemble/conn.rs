@@ -17,11 +17,12 @@
 //! state — "shed", counted. Every scan is incremental: a byte is looked at a
 //! bounded number of times however the traffic is split.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::http1::{self, Framer};
 use super::http2;
 use super::inflate::coding_of;
+use crate::fasthash::{FastMap, FastSet};
 use crate::event::{
     Call, Direction, Message, Meta, Role, View, HTTP1_REQUEST, HTTP1_RESPONSE, HTTP2_REQUEST, HTTP2_RESPONSE, UNKNOWN,
 };
@@ -117,8 +118,16 @@ struct Conn {
     /// The local data direction that carries client-to-server bytes.
     c2s: Option<Direction>,
     last_activity_ns: u64,
-    /// Bytes held when last counted (in the assembler's indexes).
+    /// Its time in the assembler's LRU index (updated a millisecond at a time).
+    lru_ns: u64,
+    /// Bytes held when last counted.
     footprint: usize,
+}
+
+/// A size class: what the largest-first index keeps (it changes when a
+/// connection's holding doubles, not at every call).
+fn size_class(n: usize) -> u32 {
+    usize::BITS - n.leading_zeros()
 }
 
 /// What the first bytes of a side say.
@@ -213,15 +222,16 @@ pub struct Shed {
 }
 
 pub struct Assembler {
-    conns: HashMap<Key, Conn>,
+    conns: FastMap<Key, Conn>,
     cfg: Config,
-    /// Connections by last activity: the least recent goes at the cap, and
-    /// silent ones are found without a scan.
+    /// Connections by last activity (to the millisecond): the least recent
+    /// goes at the cap, and silent ones are found without a scan.
     lru: BTreeSet<(u64, Key)>,
-    /// Connections by bytes held: the largest is shed over the budget.
-    by_size: BTreeSet<(usize, Key)>,
+    /// Connections by size class of what they hold: the largest (to within
+    /// a factor of two) is shed over the budget.
+    by_size: BTreeSet<(u32, Key)>,
     /// Connections holding data, the only ones a tick looks at.
-    pending: HashSet<Key>,
+    pending: FastSet<Key>,
     /// Bytes all connections hold.
     held: usize,
     shed: Shed,
@@ -230,11 +240,11 @@ pub struct Assembler {
 impl Assembler {
     pub fn new(cfg: Config) -> Assembler {
         Assembler {
-            conns: HashMap::new(),
+            conns: FastMap::default(),
             cfg,
             lru: BTreeSet::new(),
             by_size: BTreeSet::new(),
-            pending: HashSet::new(),
+            pending: FastSet::default(),
             held: 0,
             shed: Shed::default(),
         }
@@ -269,10 +279,14 @@ impl Assembler {
             methods: VecDeque::new(),
             c2s: None,
             last_activity_ns: now_ns,
+            lru_ns: u64::MAX,
             footprint: 0,
         });
-        self.lru.remove(&(conn.last_activity_ns, key));
-        self.lru.insert((now_ns, key));
+        if conn.lru_ns == u64::MAX || now_ns.saturating_sub(conn.lru_ns) >= 1_000_000 {
+            self.lru.remove(&(conn.lru_ns, key));
+            self.lru.insert((now_ns, key));
+            conn.lru_ns = now_ns;
+        }
         conn.last_activity_ns = now_ns;
         conn.take_call(call, now_ns, &cfg, out);
         self.account(key);
@@ -284,12 +298,15 @@ impl Assembler {
         let Some(c) = self.conns.get_mut(&key) else { return };
         let now = c.sides[0].footprint() + c.sides[1].footprint();
         if now != c.footprint {
-            self.by_size.remove(&(c.footprint, key));
+            let (was, is) = (size_class(c.footprint), size_class(now));
+            if was != is {
+                self.by_size.remove(&(was, key));
+                if now > 0 {
+                    self.by_size.insert((is, key));
+                }
+            }
             self.held = self.held - c.footprint + now;
             c.footprint = now;
-            if now > 0 {
-                self.by_size.insert((now, key));
-            }
         }
         if c.sides.iter().any(|s| s.pending() > 0) {
             self.pending.insert(key);
@@ -334,8 +351,8 @@ impl Assembler {
 
     fn close_key(&mut self, key: Key, out: &mut Vec<Message>) {
         if let Some(mut c) = self.conns.remove(&key) {
-            self.lru.remove(&(c.last_activity_ns, key));
-            self.by_size.remove(&(c.footprint, key));
+            self.lru.remove(&(c.lru_ns, key));
+            self.by_size.remove(&(size_class(c.footprint), key));
             self.pending.remove(&key);
             self.held -= c.footprint;
             c.flush_side(Direction::Read, true, self.cfg.decode_bodies, out);

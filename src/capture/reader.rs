@@ -1,6 +1,7 @@
 //! The reader thread: takes records out of the BPF ring buffer, decodes
 //! their headers, copies their bytes and hands them to the dispatcher's
-//! bounded channel, in the order the probes reserved them.
+//! bounded channel in batches (one wake-up of the dispatcher per batch, not
+//! per record), in the order the probes reserved them.
 //!
 //! One ring serves every CPU and every loaded object, so records arrive in
 //! one order: a thread's records in the order it made them, and the
@@ -52,8 +53,11 @@ pub fn raise_capture_priority() {
 const POLL_BUSY_MS: i32 = 2;
 const POLL_IDLE_MS: i32 = 20;
 const IDLE_AFTER_EMPTY_POLLS: u32 = 500;
-/// Records taken out of the ring at a time, then handed over.
-const BATCH: usize = 256;
+/// Records taken out of the ring at a time, then handed over together.
+pub const BATCH: usize = 256;
+
+/// What the reader hands the dispatcher: records in capture order.
+pub type Batch = Vec<Record>;
 /// At shutdown, how long the reader waits in all for the dispatcher to take
 /// what is left (records it cannot hand over by then are counted).
 const SHUTDOWN_PATIENCE: Duration = Duration::from_millis(500);
@@ -90,7 +94,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn spawn(mut ring: RingBuffer, tx: Sender<Record>, stats: &Arc<Stats>, flight: &Arc<InFlight>) -> Result<Reader> {
+    pub fn spawn(mut ring: RingBuffer, tx: Sender<Batch>, stats: &Arc<Stats>, flight: &Arc<InFlight>) -> Result<Reader> {
         let stop = Arc::new(EventFd::new().context(|| "cannot create eventfd".into())?);
         let stop_rx = Arc::clone(&stop);
         let stats = Arc::clone(stats);
@@ -127,12 +131,11 @@ impl Drop for Reader {
     }
 }
 
-fn read_loop(ring: &mut RingBuffer, tx: &Sender<Record>, stop: &EventFd, stats: &Stats, flight: &InFlight) {
+fn read_loop(ring: &mut RingBuffer, tx: &Sender<Batch>, stop: &EventFd, stats: &Stats, flight: &InFlight) {
     let fd = ring.fd();
     let mut empty_polls = 0u32;
     // Set once stopping: the deadline for handing over what is left.
     let mut deadline: Option<Instant> = None;
-    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
     loop {
         if deadline.is_none() {
             let timeout = if empty_polls >= IDLE_AFTER_EMPTY_POLLS { POLL_IDLE_MS } else { POLL_BUSY_MS };
@@ -147,10 +150,15 @@ fn read_loop(ring: &mut RingBuffer, tx: &Sender<Record>, stop: &EventFd, stats: 
         }
         let mut got = 0;
         loop {
+            let mut batch: Batch = Vec::with_capacity(BATCH);
+            let mut weight = 0;
             let n = ring.consume_n(BATCH, &mut |data: &[u8]| {
                 Stats::add(&stats.records, 1);
                 match Record::parse(data) {
-                    Ok(rec) => batch.push(rec),
+                    Ok(rec) => {
+                        weight += rec.weight();
+                        batch.push(rec);
+                    }
                     Err(e) => {
                         Stats::add(&stats.malformed, 1);
                         log::debug!("malformed record: {e}");
@@ -165,21 +173,21 @@ fn read_loop(ring: &mut RingBuffer, tx: &Sender<Record>, stop: &EventFd, stats: 
                 }
             };
             got += n;
-            for rec in batch.drain(..) {
+            if !batch.is_empty() {
                 // Over the bytes in flight, wait for the dispatcher (the
                 // ring keeps what comes meanwhile), as when the channel is full.
                 while flight.full() && deadline.is_none_or(|d| Instant::now() < d) && !tx.is_empty() {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                let weight = rec.weight();
+                let records = batch.len() as u64;
                 flight.bytes.fetch_add(weight, Relaxed);
                 let sent = match deadline {
-                    Some(d) => tx.send_timeout(rec, d.saturating_duration_since(Instant::now())).is_ok(),
-                    None => tx.send(rec).is_ok(),
+                    Some(d) => tx.send_timeout(batch, d.saturating_duration_since(Instant::now())).is_ok(),
+                    None => tx.send(batch).is_ok(),
                 };
                 if !sent {
                     flight.done(weight);
-                    Stats::add(&stats.undelivered, 1);
+                    Stats::add(&stats.undelivered, records);
                 }
             }
             if n < BATCH {

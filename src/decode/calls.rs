@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::chunks::{Call as RawCall, Reassembler};
 use super::{DecodeStats, Decoder, Limits};
 use crate::capture::record::{Body, Record};
-use crate::event::{Call, Direction, Item, Meta, Role};
+use crate::event::{Call, Comm, Direction, Item, Meta, Role};
 use crate::time::WallClock;
 
 /// A call whose remaining chunks have not come for this long is emitted
@@ -91,7 +91,7 @@ pub fn call_of(raw: RawCall, clock: &WallClock) -> Call {
             pid: h.pid,
             tid: h.tid,
             uid: h.uid,
-            comm: h.comm(),
+            comm: Comm::from_bytes(&h.comm),
             fd: h.fd,
             direction: if h.is_write() { Direction::Write } else { Direction::Read },
             tls_version: h.tls_version,

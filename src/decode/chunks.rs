@@ -8,7 +8,9 @@
 //! leaves a hole that is recorded as a missing range, never papered over; a
 //! call whose last chunks never come is emitted incomplete after `max_age`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fasthash::{FastMap, FastSet};
 use std::ops::Range;
 
 use crate::capture::record::ChunkHdr;
@@ -58,11 +60,11 @@ pub struct ReassemblyStats {
 type CallKey = (u64, u64);
 
 pub struct Reassembler {
-    partial: HashMap<CallKey, Partial>,
+    partial: FastMap<CallKey, Partial>,
     /// Ids of calls emitted incomplete, so a straggler chunk is not taken
     /// for a new call.
     closed: VecDeque<CallKey>,
-    closed_set: HashSet<CallKey>,
+    closed_set: FastSet<CallKey>,
     max_partials: usize,
     /// Bytes the partial calls may hold together; what they hold.
     budget: usize,
@@ -78,9 +80,9 @@ impl Reassembler {
     /// the oldest partial call is emitted incomplete.
     pub fn new(max_partials: usize, budget: usize) -> Reassembler {
         Reassembler {
-            partial: HashMap::new(),
+            partial: FastMap::default(),
             closed: VecDeque::new(),
-            closed_set: HashSet::new(),
+            closed_set: FastSet::default(),
             max_partials: max_partials.max(1),
             budget,
             held: 0,
@@ -253,7 +255,7 @@ mod tests {
             }
         }
         assert_eq!(out.len(), 2);
-        let got: HashMap<u64, Vec<u8>> = out.into_iter().map(|c| (c.hdr.call_id, c.payload)).collect();
+        let got: std::collections::HashMap<u64, Vec<u8>> = out.into_iter().map(|c| (c.hdr.call_id, c.payload)).collect();
         assert_eq!(got[&1], a);
         assert_eq!(got[&2], b);
         assert_eq!(r.stats(), ReassemblyStats::default());

@@ -14,28 +14,51 @@ use std::io::{self, Write};
 
 use crate::event::{tls_version_name, Direction, Message};
 
-/// Appends `s` as a JSON string (quotes included).
+/// Whether `c` is written as an escape: JSON's own (quote, backslash, C0),
+/// and what a terminal would act on (DEL, C1, line and paragraph separators,
+/// bidirectional overrides).
+fn needs_escape(c: char) -> bool {
+    (c as u32) < 0x20
+        || c == '"'
+        || c == '\\'
+        || (0x7f..=0x9f).contains(&(c as u32))
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Appends `s` as a JSON string (quotes included). Runs of characters that
+/// need no escape are copied whole; bytes that cannot start one are skipped
+/// over without decoding (the common case: printable ASCII).
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // Controls (C0, DEL, C1) and line/paragraph separators and
-            // bidirectional overrides are escaped: the value is exact, and a
-            // terminal showing the line cannot act on them.
-            c if (c as u32) < 0x20
-                || (0x7f..=0x9f).contains(&(c as u32))
-                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let b = s.as_bytes();
+    let mut run = 0; // start of the bytes not yet copied
+    let mut i = 0;
+    while i < b.len() {
+        let x = b[i];
+        // Printable ASCII other than '"' and '\\' never needs an escape.
+        if (0x20..0x7f).contains(&x) && x != b'"' && x != b'\\' {
+            i += 1;
+            continue;
         }
+        let c = s[i..].chars().next().unwrap_or('\u{fffd}');
+        let len = c.len_utf8();
+        if needs_escape(c) {
+            out.push_str(&s[run..i]);
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+            }
+            run = i + len;
+        }
+        i += len;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -62,7 +85,7 @@ pub fn event(m: &Message) -> String {
     push_str(&mut o, &ev.uuid());
     let _ = write!(o, ",\"src_ip\":\"{}\",\"src_port\":{},", client.ip(), client.port());
     let _ = write!(o, "\"dst_ip\":\"{}\",\"dst_port\":{},\"pid\":{},\"pname\":", server.ip(), server.port(), ev.pid);
-    push_str(&mut o, &ev.comm);
+    push_str(&mut o, ev.comm.as_str());
     let dir = match ev.direction {
         Direction::Read => "read",
         Direction::Write => "write",

@@ -110,7 +110,7 @@ impl TextFormat {
             "{} PID:{}, Comm:{}, TID:{}, FD:{}, {}, Src:{}, Dest:{}, {}, Length:{}",
             rfc3339(ev.timestamp_ns),
             ev.pid,
-            term_safe(&ev.comm),
+            term_safe(ev.comm.as_str()),
             ev.tid,
             ev.fd,
             ev.direction.as_str(),
