@@ -7,6 +7,8 @@
 #   make bench      ... then the benchmark (SPEC §6): overhead, completeness, latency,
 #                   memory/fan-out, size/start-up; needs root and bpftrace
 #   make static     the static (musl) binary: target/x86_64-unknown-linux-musl/release/ecapture
+#   make fuzz       fuzz each parser of traced bytes for FUZZ_SECONDS (default 60) with
+#                   cargo-fuzz; `make fuzz-cmin` minimizes the corpora afterwards
 #   make vmlinux    regenerate bpf/vmlinux.h from this machine's BTF
 #   make proto      regenerate src/ecaptureq/pb from proto/ecaptureq.proto
 #
@@ -36,7 +38,7 @@ STATIC_BIN   := target/$(MUSL_TARGET)/release/ecapture
 MUSL_ENV := CC_x86_64_unknown_linux_musl=x86_64-linux-musl-gcc \
 	CFLAGS_x86_64_unknown_linux_musl="-isystem $(MUSL_PREREQS)/include -L$(MUSL_PREREQS)/lib"
 
-.PHONY: all build deps test-deps static-deps bench-deps run test test-static static bench bpf vmlinux proto clean
+.PHONY: all build deps test-deps static-deps bench-deps run test test-static static bench fuzz fuzz-deps fuzz-cmin bpf vmlinux proto clean
 
 all: build
 
@@ -87,6 +89,39 @@ $(TLSLOAD): bench/tlsload.c
 # and writes target/bench/results.json.
 bench: build bench-deps static $(TLSLOAD)
 	$(CARGO) bench --bench suite
+
+# Fuzzing (fuzz/, SECURITY: every byte parsed comes from a traced process):
+# each target of ecapture::fuzzing in turn, FUZZ_SECONDS each, as one niced
+# libFuzzer process. cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1
+# lets the stable toolchain provide them. New inputs go into
+# fuzz/corpus/<target>/, findings into fuzz/artifacts/<target>/ (the run
+# goes on with the next target and fails at the end). `cargo test --test
+# fuzz_corpus` replays the corpora without cargo-fuzz.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= record reassembly assembler hpack http1 http2 render elf
+FUZZ_MAX_LEN ?= 65536
+# The elf target writes each input to a file: smaller inputs, more runs.
+FUZZ_MAX_LEN_elf ?= 16384
+# Blow-ups are reported (oom-*, timeout-*) rather than left to hang the machine.
+FUZZ_FLAGS ?= -rss_limit_mb=2048 -timeout=10
+FUZZ := RUSTC_BOOTSTRAP=1 nice -n 19 $(CARGO) fuzz
+
+fuzz-deps:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+
+fuzz: fuzz-deps
+	@failed=; $(foreach t,$(FUZZ_TARGETS),\
+	echo "fuzz: $(t) for $(FUZZ_SECONDS)s"; \
+	$(FUZZ) run $(t) fuzz/corpus/$(t) -- -max_total_time=$(FUZZ_SECONDS) \
+		-max_len=$(or $(FUZZ_MAX_LEN_$(t)),$(FUZZ_MAX_LEN)) $(FUZZ_FLAGS) || failed="$$failed $(t)";) \
+	test -z "$$failed" || { echo "fuzz: findings in:$$failed (fuzz/artifacts/)"; exit 1; }
+
+# The corpora minimized (what the runs added is mostly redundant), then the
+# named seeds of fuzz/seeds.py put back.
+fuzz-cmin: fuzz-deps
+	$(foreach t,$(FUZZ_TARGETS),$(FUZZ) cmin $(t) fuzz/corpus/$(t) -- \
+		-max_len=$(or $(FUZZ_MAX_LEN_$(t)),$(FUZZ_MAX_LEN)) $(FUZZ_FLAGS) &&) true
+	python3 fuzz/seeds.py
 
 # One object per capture module (bpf/<module>.bpf.c), sharing bpf/common.h
 # (BPF code) and bpf/abi.h (the kernel <-> user ABI), each built twice: for
