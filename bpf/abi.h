@@ -51,6 +51,7 @@
 #define CHUNK_F_FD_LIB 0x8      /* fd read from the library's own structs */
 #define CHUNK_F_ROLE_KNOWN 0x10 /* CHUNK_F_SERVER is meaningful */
 #define CHUNK_F_SERVER 0x20     /* this end of the connection is the TLS server */
+#define CHUNK_F_MAYBE_PLAIN 0x40 /* the library could not tell TLS from plain I/O (nss) */
 
 /* Every record starts with this. */
 struct rec_hdr {
@@ -140,6 +141,15 @@ struct openssl_cfg {
 	struct lib_offsets libs[MAX_LIBS];
 };
 
+/* GnuTLS (bpf/gnutls.bpf.c): the variable `gnutls_cfg`, one object per
+ * library. Offsets into gnutls_session_int (security_parameters first). */
+struct gnutls_cfg {
+	__u32 pversion;   /* security_parameters.pversion: const version_entry_st * */
+	__u32 version_id; /* version_entry_st.id: gnutls_protocol_t */
+	__u32 entity;     /* security_parameters.entity: GNUTLS_SERVER (1) or GNUTLS_CLIENT (2) */
+	__u32 valid;      /* 0: offsets unknown (version and role not read) */
+};
+
 /* ---- checks ------------------------------------------------------------------ */
 
 #define ABI_ASSERT(what, cond) _Static_assert(cond, what)
@@ -152,6 +162,7 @@ ABI_ASSERT("close_rec is 32 bytes", sizeof(struct close_rec) == 32);
 ABI_ASSERT("common_cfg is 24 bytes", sizeof(struct common_cfg) == 24);
 ABI_ASSERT("lib_offsets is 28 bytes", sizeof(struct lib_offsets) == 28);
 ABI_ASSERT("openssl_cfg is 452 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 28);
+ABI_ASSERT("gnutls_cfg is 16 bytes", sizeof(struct gnutls_cfg) == 16);
 ABI_ASSERT("a chunk record fits a ring record", sizeof(struct chunk_rec) + CHUNK_DATA_SIZE < 65536);
 
 #endif /* ECAPTURE_ABI_H */

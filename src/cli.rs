@@ -116,7 +116,11 @@ USAGE:
 
 MODULES:
     tls, openssl     OpenSSL/BoringSSL: SSL_read/SSL_write[_ex] of every process
-                     (coming later: gnutls, nss, gotls, bash, zsh, mysqld, postgres)
+    gnutls           GnuTLS: gnutls_record_send/recv (wget, gnutls-cli, libcurl-gnutls)
+    nss, nspr        NSS: PR_Write/PR_Read/PR_Send/PR_Recv of TLS descriptors
+                     (Firefox, Thunderbird, tstclnt/selfserv)
+    all              every module whose library this host has, into one stream
+                     (coming later: gotls, bash, zsh, mysqld, postgres)
 
 GLOBAL FLAGS:
     -d, --debug              debug logging (RUST_LOG works too)
@@ -161,6 +165,18 @@ TLS FLAGS (after `tls`):
     -w, --pcapfile PATH      (not yet supported)
     -i, --ifname NAME        (not yet supported)
         --cgroup_path PATH   (not yet supported)
+
+GNUTLS FLAGS (after `gnutls`):
+        --gnutls PATH        libgnutls.so to hook [default: libgnutls mapped by
+                             running processes, and the system's]
+        --ssl_version VER    override version detection, e.g. \"3.7.9\"
+
+NSS FLAGS (after `nss`):
+        --nspr PATH          libnspr4.so to hook [default: libnspr4 mapped by
+                             running processes, and the system's; NSS's libssl3
+                             is found the same way]
+
+ALL FLAGS (after `all`): --libssl, --gnutls, --nspr as above
 
 OUTPUT:
     Events go to stdout: a header line
@@ -334,7 +350,29 @@ mod tests {
     fn tls(args: &[&str]) -> TlsFlags {
         match cfg(args).module {
             ModuleConfig::Tls(f) => f,
+            m => panic!("not tls: {m:?}"),
         }
+    }
+
+    #[test]
+    fn the_other_modules_and_their_flags() {
+        match cfg(&["gnutls", "--gnutls", "/x/libgnutls.so.30", "--ssl_version", "3.7.9"]).module {
+            ModuleConfig::Gnutls(f) => {
+                assert_eq!(f.gnutls, Some(PathBuf::from("/x/libgnutls.so.30")));
+                assert_eq!(f.version.map(|v| v.to_string()).as_deref(), Some("GnuTLS 3.7.9"));
+            }
+            m => panic!("{m:?}"),
+        }
+        assert_eq!(cfg(&["nspr", "--nspr", "/x/libnspr4.so"]).module.name(), "nss");
+        match cfg(&["all", "--libssl", "/a", "--nspr", "/b"]).module {
+            ModuleConfig::All(f) => assert_eq!((f.tls.libssl, f.nss.nspr), (Some(PathBuf::from("/a")), Some(PathBuf::from("/b")))),
+            m => panic!("{m:?}"),
+        }
+        assert!(err(&["--gnutls", "/x", "gnutls"]).starts_with("--gnutls is a flag of the gnutls module"));
+        assert!(err(&["--nspr", "/x", "nss"]).starts_with("--nspr is a flag of the nss module"));
+        assert!(err(&["nss", "--libssl", "/x"]).contains("unknown flag '--libssl'"));
+        assert!(err(&["gnutls", "--ssl_version", "openssl 3.0.2"]).contains("expected a GnuTLS version"));
+        assert!(err(&["gnutls", "--gnutls="]).contains("--gnutls"));
     }
 
     fn err(args: &[&str]) -> String {

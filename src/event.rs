@@ -109,6 +109,9 @@ pub struct Meta {
     pub endpoints: Option<(SocketAddr, SocketAddr)>,
     /// This process's end of the connection; None when the library did not say.
     pub role: Option<Role>,
+    /// The library could not tell this TLS from plain I/O (nss: a layered
+    /// NSPR descriptor that is not NSS's SSL layer as far as we can see).
+    pub maybe_plain: bool,
 }
 
 /// How an unknown endpoint is shown: 0.0.0.0:0.
@@ -244,6 +247,7 @@ pub mod tests {
             tls_version: 0x0304,
             endpoints: Some(("127.0.0.1:54321".parse().unwrap(), "127.0.0.1:8443".parse().unwrap())),
             role: None,
+            maybe_plain: false,
         }
     }
 

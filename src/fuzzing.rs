@@ -44,6 +44,7 @@ fn sample_call(payload: &[u8]) -> Call {
             tls_version: 0x0304,
             endpoints: Some((SocketAddr::from(([127, 0, 0, 1], 50000)), SocketAddr::from(([127, 0, 0, 1], 443)))),
             role: None,
+            maybe_plain: false,
         },
         conn: 1,
         total_len: payload.len() as u32,

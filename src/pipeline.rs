@@ -98,12 +98,23 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     features.check()?;
     let outputs = Outputs::start(g)?;
 
-    let modules = cfg.module.build();
+    let modules = cfg.module.build((g.pid != 0).then_some(g.pid));
     let mut plans = Vec::new();
     for m in &modules {
-        for spec in m.plan(&features)? {
-            plans.push((m, spec));
+        match m.plan(&features) {
+            Ok(specs) => plans.extend(specs.into_iter().map(|spec| (m, spec))),
+            // `all`: a module whose library this host lacks is left out.
+            Err(e) if cfg.module.modules_optional() && e.exit_code() == 1 => {
+                log::info!("module {} skipped: {e}", m.name());
+            }
+            Err(e) => return Err(e),
         }
+    }
+    if plans.is_empty() {
+        return Err(Error::runtime(format!(
+            "module {}: no TLS library found to hook (looked for libssl, libgnutls and libnspr4 in running processes and the library directories)",
+            cfg.module.name()
+        )));
     }
 
     // Before any thread starts, so signals reach the stop pipe.

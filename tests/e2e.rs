@@ -343,8 +343,8 @@ fn bad_input_needing_root_is_one_clear_line() {
     assert_eq!(err, "ecapture: --libssl /nonexistent/libssl.so.3: no such file\n");
 
     let (code, _, err) = run(&["tls", "--libssl", "/bin/true"]);
-    assert_eq!(code, 1);
-    assert!(err.starts_with("ecapture: /bin/true does not define SSL_read and SSL_write"), "{err}");
+    assert_eq!(code, 2);
+    assert!(err.starts_with("ecapture: --libssl /bin/true: does not define SSL_read and SSL_write"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
     let (code, _, err) = run(&["tls", "--pid", "999999999"]);

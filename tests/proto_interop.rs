@@ -53,6 +53,7 @@ fn ours() -> Vec<Vec<u8>> {
             tls_version: 0x0304,
             endpoints: Some(("[::1]:54321".parse().unwrap(), "[::1]:8443".parse().unwrap())),
             role: Some(Role::Client),
+            maybe_plain: false,
         },
         total_len: 19,
         payload: b"HTTP/1.1 200 OK\r\n\x00\xff".to_vec(),

@@ -53,6 +53,11 @@ pub struct Uprobe {
     pub cookie: u64,
 }
 
+/// Maps of bpf/common.h that every object uses as the first one loaded
+/// does: one table of calls in progress (which the one attached `sys_enter`
+/// program fills for every module), one of fds, one set of scratch buffers.
+const SHARED_MAPS: [&str; 3] = ["active", "conn_fds", "scratch"];
+
 /// How uprobes are attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -83,6 +88,11 @@ pub struct Probes {
     targets: usize,
     /// `--btf-file`: the kernel's types, when /sys/kernel/btf/vmlinux is missing.
     btf: Option<PathBuf>,
+    /// SHARED_MAPS of the first object loaded: (map, fd).
+    shared: Vec<(&'static str, RawFd)>,
+    /// Raw tracepoints attached so far (each is attached once, by the first
+    /// object that has its program: the maps it fills are shared).
+    tracepoints: Vec<&'static str>,
 }
 
 impl Probes {
@@ -101,6 +111,8 @@ impl Probes {
             mode: classic.then_some(Mode::Classic),
             targets: 0,
             btf,
+            shared: Vec::new(),
+            tracepoints: Vec::new(),
         })
     }
 
@@ -140,8 +152,12 @@ impl Probes {
         log::debug!("BPF object {} loaded ({mode:?}) in {:?}", spec.name, started.elapsed());
 
         let mut links = Vec::new();
+        let mut tracepoints = Vec::new();
         for (prog, tp) in &spec.raw_tracepoints {
-            links.push(obj.attach_raw_tracepoint(prog, tp).map_err(Failure::Other)?);
+            if !self.tracepoints.contains(tp) {
+                links.push(obj.attach_raw_tracepoint(prog, tp).map_err(Failure::Other)?);
+                tracepoints.push(*tp);
+            }
         }
         let mut attached = 0;
         for target in &spec.targets {
@@ -161,6 +177,12 @@ impl Probes {
         if attached == 0 && !spec.targets.is_empty() {
             return Err(Failure::Other(Error::runtime(format!("could not attach {} to any of its files", spec.name))));
         }
+        if self.shared.is_empty() {
+            for map in SHARED_MAPS {
+                self.shared.push((map, obj.map_fd(map).map_err(Failure::Other)?));
+            }
+        }
+        self.tracepoints.extend(tracepoints);
         self.links.extend(links);
         self.objects.push(Loaded { obj, name: spec.name });
         self.targets += attached;
@@ -171,6 +193,9 @@ impl Probes {
         let mut open = OpenObject::open_mem(spec.name, spec.bytes, self.btf.as_deref())?;
         open.set_max_entries("scratch", (self.ncpus as u64 * c::SCRATCH_SLOTS) as u32)?;
         open.reuse_map("events", self.ring)?;
+        for (map, fd) in &self.shared {
+            open.reuse_map(map, *fd)?;
+        }
         if mode == Mode::Multi {
             let progs: std::collections::BTreeSet<&str> =
                 spec.targets.iter().flat_map(|t| t.uprobes.iter().map(|u| u.prog)).collect();

@@ -173,6 +173,11 @@ impl ChunkHdr {
         (f & c::CHUNK_F_ROLE_KNOWN != 0).then_some(f & c::CHUNK_F_SERVER != 0)
     }
 
+    /// The library could not tell TLS from plain I/O.
+    pub fn maybe_plain(&self) -> bool {
+        self.flags as u64 & c::CHUNK_F_MAYBE_PLAIN != 0
+    }
+
     /// (local, remote) socket addresses; None when the fd was not a socket
     /// or the family is not IP.
     pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {

@@ -97,6 +97,7 @@ pub fn call_of(raw: RawCall, clock: &WallClock) -> Call {
             tls_version: h.tls_version,
             endpoints: h.endpoints(),
             role: h.is_server().map(|server| if server { Role::Server } else { Role::Client }),
+            maybe_plain: h.maybe_plain(),
         },
         conn: h.conn,
         total_len: h.total_len,

@@ -100,6 +100,9 @@ pub fn event(m: &Message) -> String {
         ev.fd,
         tls_version_name(ev.tls_version)
     );
+    if ev.maybe_plain {
+        o.push_str(",\"may_be_plain\":true");
+    }
     if m.truncated() {
         let _ = write!(o, ",\"truncated\":true,\"total_length\":{}", m.total_len);
     }
@@ -148,6 +151,7 @@ mod tests {
                 tls_version: 0x0303,
                 endpoints: Some(("[::1]:443".parse().unwrap(), "[::1]:50000".parse().unwrap())),
                 role: Some(Role::Server),
+                maybe_plain: false,
                 ..m.meta
             },
             kind: crate::assemble::detect::message_type(payload),

@@ -107,7 +107,7 @@ impl TextFormat {
         let ev = &m.meta;
         let (src, dst) = ev.src_dst();
         format!(
-            "{} PID:{}, Comm:{}, TID:{}, FD:{}, {}, Src:{}, Dest:{}, {}, Length:{}",
+            "{} PID:{}, Comm:{}, TID:{}, FD:{}, {}, Src:{}, Dest:{}, {}, Length:{}{}",
             rfc3339(ev.timestamp_ns),
             ev.pid,
             term_safe(ev.comm.as_str()),
@@ -117,7 +117,8 @@ impl TextFormat {
             src,
             dst,
             tls_version_name(ev.tls_version),
-            m.payload.len()
+            m.payload.len(),
+            if ev.maybe_plain { ", MayBePlain" } else { "" }
         )
     }
 

@@ -9,15 +9,23 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, Result};
+
 /// Files whose name satisfies `wanted` that running processes have
 /// mapped, each as a path reachable from here.
-pub fn mapped(wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+/// Only process `only`'s, when given.
+pub fn mapped(wanted: impl Fn(&str) -> bool, only: Option<u32>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let Ok(procs) = fs::read_dir("/proc") else { return out };
-    for entry in procs.flatten() {
-        let pid = entry.file_name();
-        let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else { continue };
+    let pids: Vec<String> = match only {
+        Some(pid) => vec![pid.to_string()],
+        None => match fs::read_dir("/proc") {
+            Ok(procs) => procs.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => return out,
+        },
+    };
+    for pid in &pids {
+        let Some(pid) = Some(pid.as_str()).filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else { continue };
         let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else { continue };
         for line in maps.lines() {
             // addr perms offset dev inode path
@@ -47,8 +55,12 @@ pub fn mapped(wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 }
 
 /// Library directories: those of /etc/ld.so.conf (with its includes), then
-/// the usual ones.
+/// the usual ones; or the colon-separated list of ECAPTURE_LIB_DIRS, when set
+/// (for hosts with libraries elsewhere, and for tests).
 pub fn lib_dirs() -> Vec<PathBuf> {
+    if let Some(list) = std::env::var_os("ECAPTURE_LIB_DIRS") {
+        return std::env::split_paths(&list).filter(|d| !d.as_os_str().is_empty()).collect();
+    }
     let mut dirs = Vec::new();
     read_ld_conf(Path::new("/etc/ld.so.conf"), &mut dirs, 0);
     for d in [
@@ -127,6 +139,75 @@ pub fn system(prefix: &str) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Candidate files looked at, at most: any process can map a file with a
+/// library's name.
+const MAX_CANDIDATES: usize = 256;
+
+/// What a module asks `discover` for.
+pub struct Wanted<'a> {
+    /// The module's flag naming a file, e.g. "--gnutls", and its value.
+    pub flag: &'static str,
+    pub explicit: Option<&'a Path>,
+    /// Is this file name the library's? (for /proc/*/maps)
+    pub name: fn(&str) -> bool,
+    /// The library's file name prefix in the library directories, e.g. "libgnutls.so.".
+    pub system_prefix: &'static str,
+    /// What the library is called in messages, e.g. "libgnutls".
+    pub what: &'static str,
+    /// `--pid`: only this process's mapped files (and the system's).
+    pub pid: Option<u32>,
+}
+
+/// The files of a library to hook, each read by `inspect`: the one the
+/// module's flag names (a file that is not the library is a usage error),
+/// else every distinct one running processes map plus the system's, those
+/// `inspect` refuses skipped with a warning. None found is an error naming
+/// where we looked.
+pub fn discover<T>(w: &Wanted, mut inspect: impl FnMut(&Path) -> Result<T>) -> Result<Vec<T>> {
+    if let Some(p) = w.explicit {
+        if !p.exists() {
+            return Err(Error::usage(format!("{} {}: no such file", w.flag, p.display())));
+        }
+        if p.is_dir() {
+            return Err(Error::usage(format!("{} {}: is a directory, expected a library", w.flag, p.display())));
+        }
+        let shown = p.display().to_string();
+        return inspect(p).map(|t| vec![t]).map_err(|e| {
+            let e = e.to_string();
+            // ELF errors name the file already.
+            Error::usage(if e.starts_with(&shown) { format!("{} {e}", w.flag) } else { format!("{} {shown}: {e}", w.flag) })
+        });
+    }
+    let mut candidates = mapped(w.name, w.pid);
+    candidates.extend(system(w.system_prefix));
+    if candidates.len() > MAX_CANDIDATES {
+        log::warn!("{} files named like {} found; looking at the first {MAX_CANDIDATES}", candidates.len(), w.what);
+    }
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    for path in candidates.into_iter().take(MAX_CANDIDATES) {
+        let Ok(md) = fs::metadata(&path) else { continue };
+        if !seen.insert((md.dev(), md.ino())) {
+            continue;
+        }
+        match inspect(&path) {
+            Ok(t) => found.push(t),
+            Err(e) => log::warn!("skipping {}: {e}", path.display()),
+        }
+    }
+    if found.is_empty() {
+        let dirs: Vec<String> = lib_dirs().iter().map(|d| d.display().to_string()).collect();
+        return Err(Error::runtime(format!(
+            "no {} found: no running process maps one and none is in {} ({}*); name one with {} PATH",
+            w.what,
+            dirs.join(", "),
+            w.system_prefix,
+            w.flag
+        )));
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! `NAMES`.
 
 pub mod elf;
+pub mod gnutls;
 pub mod libs;
+pub mod nss;
 pub mod openssl;
 
 use crate::capture::features::Features;
@@ -35,42 +37,92 @@ pub trait Module {
 pub enum ModuleConfig {
     /// `tls` / `openssl`: OpenSSL and BoringSSL.
     Tls(openssl::Flags),
+    /// `gnutls`: GnuTLS.
+    Gnutls(gnutls::Flags),
+    /// `nss` / `nspr`: NSS.
+    Nss(nss::Flags),
+    /// `all`: every module whose library this host has, into one stream.
+    All(AllFlags),
 }
 
-/// The modules: (subcommand, aliases, one line of help).
-pub const NAMES: &[(&str, &[&str])] = &[("tls", &["openssl"])];
+/// `all`'s flags: each module's library path flag.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AllFlags {
+    pub tls: openssl::Flags,
+    pub gnutls: gnutls::Flags,
+    pub nss: nss::Flags,
+}
+
+/// The modules: (subcommand, aliases).
+pub const NAMES: &[(&str, &[&str])] = &[("tls", &["openssl"]), ("gnutls", &[]), ("nss", &["nspr"]), ("all", &[])];
 
 /// eCapture's modules that this version does not have yet.
-const LATER: &[&str] = &["gnutls", "nss", "nspr", "gotls", "bash", "zsh", "mysqld", "postgres"];
+const LATER: &[&str] = &["gotls", "bash", "zsh", "mysqld", "postgres"];
 
 impl ModuleConfig {
     /// Parses module `name`'s flags out of `p` (what is left is not its).
     pub fn parse(name: &str, p: &mut pico_args::Arguments) -> Result<ModuleConfig> {
         match name {
             "tls" | "openssl" => Ok(ModuleConfig::Tls(openssl::Flags::parse(p)?)),
+            "gnutls" => Ok(ModuleConfig::Gnutls(gnutls::Flags::parse(p)?)),
+            "nss" | "nspr" => Ok(ModuleConfig::Nss(nss::Flags::parse(p)?)),
+            "all" => {
+                let libssl = crate::flags::opt(p, "--libssl", None, |s| Ok(std::path::PathBuf::from(s)))?;
+                let gnutls = crate::flags::opt(p, "--gnutls", None, |s| Ok(std::path::PathBuf::from(s)))?;
+                let nspr = crate::flags::opt(p, "--nspr", None, |s| Ok(std::path::PathBuf::from(s)))?;
+                Ok(ModuleConfig::All(AllFlags {
+                    tls: openssl::Flags { libssl, ..Default::default() },
+                    gnutls: gnutls::Flags { gnutls, ..Default::default() },
+                    nss: nss::Flags { nspr },
+                }))
+            }
             m if LATER.contains(&m) => Err(Error::usage(format!("module '{m}' is not yet supported by this version of ecapture"))),
-            m => Err(Error::usage(format!("unknown module '{m}': expected tls (see ecapture --help)"))),
+            m => Err(Error::usage(format!("unknown module '{m}': expected tls, gnutls, nss or all (see ecapture --help)"))),
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             ModuleConfig::Tls(_) => "tls",
+            ModuleConfig::Gnutls(_) => "gnutls",
+            ModuleConfig::Nss(_) => "nss",
+            ModuleConfig::All(_) => "all",
         }
     }
 
-    /// The module to run.
-    pub fn build(&self) -> Vec<Box<dyn Module>> {
+    /// The modules to run; `pid` (`--pid`) limits discovery to that process.
+    pub fn build(&self, pid: Option<u32>) -> Vec<Box<dyn Module>> {
         match self {
-            ModuleConfig::Tls(flags) => vec![Box::new(openssl::Openssl::new(flags.clone()))],
+            ModuleConfig::Tls(flags) => vec![Box::new(openssl::Openssl::new(flags.clone(), pid))],
+            ModuleConfig::Gnutls(flags) => vec![Box::new(gnutls::Gnutls::new(flags.clone(), pid))],
+            ModuleConfig::Nss(flags) => vec![Box::new(nss::Nss::new(flags.clone(), pid))],
+            ModuleConfig::All(f) => vec![
+                Box::new(openssl::Openssl::new(f.tls.clone(), pid)),
+                Box::new(gnutls::Gnutls::new(f.gnutls.clone(), pid)),
+                Box::new(nss::Nss::new(f.nss.clone(), pid)),
+            ],
         }
+    }
+
+    /// Whether a module without its library is skipped (`all`) rather than
+    /// an error.
+    pub fn modules_optional(&self) -> bool {
+        matches!(self, ModuleConfig::All(_))
     }
 }
 
 /// The module whose flag `flag` is (for a flag given before its module).
 pub fn flag_owner(flag: &str) -> Option<&'static str> {
     let name = flag.split('=').next().unwrap_or(flag);
-    openssl::FLAGS.contains(&name).then_some("tls")
+    if openssl::FLAGS.contains(&name) {
+        Some("tls")
+    } else if gnutls::FLAGS.contains(&name) {
+        Some("gnutls")
+    } else if nss::FLAGS.contains(&name) {
+        Some("nss")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +139,10 @@ mod tests {
         vec![
             ("openssl", openssl::OBJECT, openssl::LAYOUTS.to_vec(), vec!["openssl_cfg"]),
             ("openssl.compat", openssl::OBJECT_COMPAT, openssl::LAYOUTS.to_vec(), vec!["openssl_cfg"]),
+            ("gnutls", gnutls::OBJECT, gnutls::LAYOUTS.to_vec(), vec!["gnutls_cfg"]),
+            ("gnutls.compat", gnutls::OBJECT_COMPAT, gnutls::LAYOUTS.to_vec(), vec!["gnutls_cfg"]),
+            ("nss", nss::OBJECT, vec![], vec![]),
+            ("nss.compat", nss::OBJECT_COMPAT, vec![], vec![]),
         ]
     }
 

@@ -14,9 +14,7 @@
 
 mod version;
 
-use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use version::{Flavor, Offsets, SslVersion};
@@ -132,11 +130,12 @@ impl Flags {
 
 pub struct Openssl {
     flags: Flags,
+    pid: Option<u32>,
 }
 
 impl Openssl {
-    pub fn new(flags: Flags) -> Openssl {
-        Openssl { flags }
+    pub fn new(flags: Flags, pid: Option<u32>) -> Openssl {
+        Openssl { flags, pid }
     }
 }
 
@@ -146,7 +145,7 @@ impl Module for Openssl {
     }
 
     fn plan(&self, features: &Features) -> Result<Vec<ObjectSpec>> {
-        let libs = discover(self.flags.libssl.as_deref(), self.flags.ssl_version)?;
+        let libs = discover(self.flags.libssl.as_deref(), self.flags.ssl_version, self.pid)?;
         if libs.len() > MAX_LIBS {
             log::warn!("{} libraries found; hooking the first {MAX_LIBS}", libs.len());
         }
@@ -293,52 +292,18 @@ pub struct Library {
     pub version_source: String,
 }
 
-/// Candidate files looked at, at most.
-const MAX_CANDIDATES: usize = 256;
-
-/// Finds the libraries to hook. `override_version` is `--ssl_version`.
-pub fn discover(libssl: Option<&Path>, override_version: Option<SslVersion>) -> Result<Vec<Library>> {
-    let candidates: Vec<PathBuf> = match libssl {
-        Some(p) => {
-            if !p.exists() {
-                return Err(Error::usage(format!("--libssl {}: no such file", p.display())));
-            }
-            if p.is_dir() {
-                return Err(Error::usage(format!("--libssl {}: is a directory, expected a library", p.display())));
-            }
-            vec![p.to_path_buf()]
-        }
-        None => {
-            let mut c = libs::mapped(is_libssl_name);
-            c.extend(libs::system("libssl.so."));
-            c
-        }
+/// Finds the libraries to hook. `override_version` is `--ssl_version`;
+/// `pid` (`--pid`) limits the mapped ones to that process's.
+pub fn discover(libssl: Option<&Path>, override_version: Option<SslVersion>, pid: Option<u32>) -> Result<Vec<Library>> {
+    let wanted = libs::Wanted {
+        flag: "--libssl",
+        explicit: libssl,
+        name: is_libssl_name,
+        system_prefix: "libssl.so.",
+        what: "libssl",
+        pid,
     };
-
-    let mut seen = HashSet::new();
-    let mut found = Vec::new();
-    // Any process can map a file named libssl.so*: look at a bounded number.
-    if candidates.len() > MAX_CANDIDATES {
-        log::warn!("{} files named libssl.so* found; looking at the first {MAX_CANDIDATES}", candidates.len());
-    }
-    for path in candidates.into_iter().take(MAX_CANDIDATES) {
-        let Ok(md) = fs::metadata(&path) else { continue };
-        if !seen.insert((md.dev(), md.ino())) {
-            continue;
-        }
-        match inspect(&path, override_version) {
-            Ok(lib) => found.push(lib),
-            Err(e) if libssl.is_some() => return Err(e),
-            Err(e) => log::warn!("skipping {}: {e}", path.display()),
-        }
-    }
-    if found.is_empty() {
-        return Err(Error::runtime(
-            "no libssl found: no running process maps one and none is in the system library directories; \
-             name one with --libssl PATH",
-        ));
-    }
-    Ok(found)
+    libs::discover(&wanted, |p| inspect(p, override_version))
 }
 
 /// Reads one candidate: its functions and version.
@@ -347,10 +312,9 @@ pub(crate) fn inspect(path: &Path, override_version: Option<SslVersion>) -> Resu
     let wanted: Vec<&str> = RW_FUNCS.iter().chain(FD_FUNCS.iter()).chain([FREE_FUNC].iter()).copied().collect();
     let functions = elf.function_offsets(&wanted)?;
     if !functions.contains_key("SSL_write") || !functions.contains_key("SSL_read") {
-        return Err(Error::runtime(format!(
-            "{} does not define SSL_read and SSL_write (is it libssl, or a binary with OpenSSL linked in?)",
-            path.display()
-        )));
+        return Err(Error::runtime(
+            "does not define SSL_read and SSL_write (is it libssl, or a binary with OpenSSL linked in?)",
+        ));
     }
     let (version, version_source) = match override_version {
         Some(v) => (Some(v), "--ssl_version".to_string()),
@@ -416,13 +380,14 @@ mod tests {
 
     #[test]
     fn missing_or_wrong_libssl_is_an_error() {
-        let e = discover(Some(Path::new("/nonexistent/libssl.so.3")), None).unwrap_err();
+        let e = discover(Some(Path::new("/nonexistent/libssl.so.3")), None, None).unwrap_err();
         assert_eq!(e.to_string(), "--libssl /nonexistent/libssl.so.3: no such file");
-        let e = discover(Some(Path::new("/tmp")), None).unwrap_err();
+        let e = discover(Some(Path::new("/tmp")), None, None).unwrap_err();
         assert!(e.to_string().contains("is a directory"));
         let exe = std::env::current_exe().unwrap();
-        let e = discover(Some(&exe), None).unwrap_err();
+        let e = discover(Some(&exe), None, None).unwrap_err();
         assert!(e.to_string().contains("does not define SSL_read and SSL_write"), "{e}");
+        assert_eq!(e.exit_code(), 2, "a file that is not the library is the user's");
     }
 
     #[test]
