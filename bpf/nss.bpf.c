@@ -121,6 +121,77 @@ int BPF_KRETPROBE(nss_rw_return)
 	return 0;
 }
 
+#ifndef ECAP_COMPAT
+/* PR_Writev(fd, const PRIOVec *iov, PRInt32 iov_size, timeout), as selfserv
+ * answers: each buffer goes out as a call of its own (the assembler joins
+ * them). At most NSS_WRITEV_MAX buffers; modern kernels only (the compat
+ * build's chunk loop, inlined once per buffer, would not verify). */
+#define NSS_WRITEV_MAX 8
+
+SEC("uprobe")
+int BPF_KPROBE(nss_writev_entry, void *fd, void *iov, int iov_size)
+{
+	/* The vector's length travels in len_ptr (no length out-parameter). */
+	call_begin((__u64)fd, (__u64)iov, iov_size > 0 ? (__u64)iov_size : 0, 0, DIR_WRITE, 0);
+	return 0;
+}
+
+struct writev_ctx {
+	struct call_ctx c; /* c.buf: the vector; c.len_ptr: its length */
+	struct call_info info;
+	__u64 left;
+};
+
+/* Buffer i of the vector as a call of its own; 1 to stop. */
+static long writev_one(__u32 i, void *arg)
+{
+	struct writev_ctx *w = arg;
+	struct {
+		__u64 base;
+		__s32 len;
+		__s32 _pad;
+	} v = {};
+	if (i >= w->c.len_ptr || !w->left)
+		return 1;
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)(w->c.buf + (__u64)i * 16)))
+		return 1;
+	if (v.len <= 0)
+		return 0;
+	__u64 n = (__u64)v.len < w->left ? (__u64)v.len : w->left;
+	struct call_ctx one = w->c;
+	one.buf = v.base;
+	call_emit(&one, n, &w->info);
+	w->left -= n;
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(nss_writev_return)
+{
+	struct call_ctx c;
+	if (call_take(&c))
+		return 0;
+	int ret = (int)PT_REGS_RC(ctx);
+	if (ret <= 0)
+		return 0;
+	int kind = classify(c.conn);
+	if (kind == 0)
+		return 0;
+	struct call_info info = {};
+	info.fd = call_fd(&c, &info.flags);
+	if (kind < 0)
+		info.flags |= CHUNK_F_MAYBE_PLAIN;
+	else if (kind == NSS_TLS_CLIENT)
+		info.flags |= CHUNK_F_ROLE_KNOWN;
+	else if (kind == NSS_TLS_SERVER)
+		info.flags |= CHUNK_F_ROLE_KNOWN | CHUNK_F_SERVER;
+
+	struct writev_ctx w = {.c = c, .info = info, .left = (__u32)ret};
+	bpf_loop(NSS_WRITEV_MAX, writev_one, &w, 0);
+	return 0;
+}
+#endif
+
 /* SSL_ImportFD(model, fd) returns the TLS descriptor (the top layer). */
 SEC("uretprobe")
 int BPF_KRETPROBE(nss_import_return)

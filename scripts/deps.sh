@@ -26,6 +26,8 @@ if [ "$what" = bench ]; then
 fi
 if [ "$what" = test ]; then
   need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool [protoc]=protobuf-compiler [nginx]=nginx )
+  # The gnutls and nss modules' tests: GnuTLS and NSS programs.
+  need+=( [wget]=wget [gnutls-cli]=gnutls-bin [gnutls-serv]=gnutls-bin [tstclnt]=libnss3-tools [selfserv]=libnss3-tools [certutil]=libnss3-tools )
   # The kernel matrix (tests/kernels.rs): QEMU, Debian's archive tools, and
   # OpenSSL's static libraries for the test program.
   need+=( [qemu-system-x86_64]=qemu-system-x86 [xz]=xz-utils [gpgv]=gpgv [dpkg-deb]=dpkg [gcc]=gcc )

@@ -37,6 +37,8 @@ const NSPR_PROBES: &[(&str, &str)] = &[
     ("PR_Recv", "nss_read_entry"),
 ];
 const CLOSE: &str = "PR_Close";
+/// PR_Writev: modern kernels only (bpf/nss.bpf.c).
+const WRITEV: &str = "PR_Writev";
 const IMPORT: &str = "SSL_ImportFD";
 const RESET: &str = "SSL_ResetHandshake";
 
@@ -119,7 +121,12 @@ impl Module for Nss {
             Build::Compat => OBJECT_COMPAT,
         };
         // One object: its programs are attached to every file.
-        let mut targets: Vec<Target> = nspr.iter().map(|l| Target { path: l.path.clone(), uprobes: nspr_uprobes(l) }).collect();
+        let modern = features.build() == Build::Modern;
+        if !modern {
+            log::warn!("this kernel has no bpf_loop (Linux 5.17): PR_Writev is not captured");
+        }
+        let mut targets: Vec<Target> =
+            nspr.iter().map(|l| Target { path: l.path.clone(), uprobes: nspr_uprobes(l, modern) }).collect();
         targets.extend(ssl.iter().map(|l| Target { path: l.path.clone(), uprobes: ssl3_uprobes(l) }));
         Ok(vec![ObjectSpec {
             name: "nss",
@@ -139,11 +146,15 @@ fn probe(lib: &Lib, func: &str, prog: &'static str, ret: bool) -> Option<Uprobe>
     lib.functions.get(func).map(|&offset| Uprobe { prog, func: func.to_string(), offset, ret, cookie: 0 })
 }
 
-fn nspr_uprobes(lib: &Lib) -> Vec<Uprobe> {
+fn nspr_uprobes(lib: &Lib, writev: bool) -> Vec<Uprobe> {
     let mut out = Vec::new();
     for &(func, prog) in NSPR_PROBES {
         out.extend(probe(lib, func, prog, false));
         out.extend(probe(lib, func, "nss_rw_return", true));
+    }
+    if writev {
+        out.extend(probe(lib, WRITEV, "nss_writev_entry", false));
+        out.extend(probe(lib, WRITEV, "nss_writev_return", true));
     }
     out.extend(probe(lib, CLOSE, "nss_close_entry", false));
     out
@@ -158,7 +169,7 @@ fn ssl3_uprobes(lib: &Lib) -> Vec<Uprobe> {
 
 fn inspect_nspr(path: &Path) -> Result<Lib> {
     let elf = Elf::open(path)?;
-    let wanted: Vec<&str> = NSPR_PROBES.iter().map(|p| p.0).chain([CLOSE]).collect();
+    let wanted: Vec<&str> = NSPR_PROBES.iter().map(|p| p.0).chain([CLOSE, WRITEV]).collect();
     let functions = elf.function_offsets(&wanted)?;
     if !functions.contains_key("PR_Write") || !functions.contains_key("PR_Read") {
         return Err(Error::runtime("does not define PR_Write and PR_Read (is it NSPR's libnspr4?)"));
@@ -204,7 +215,8 @@ mod tests {
             return;
         };
         let n = inspect_nspr(&nspr).unwrap();
-        assert_eq!(nspr_uprobes(&n).len(), 9, "four calls, entry and return, and PR_Close");
+        assert_eq!(nspr_uprobes(&n, false).len(), 9, "four calls, entry and return, and PR_Close");
+        assert_eq!(nspr_uprobes(&n, true).len(), 11, "and PR_Writev");
         let s = inspect_ssl3(&ssl3).unwrap();
         assert_eq!(ssl3_uprobes(&s).len(), 2);
         assert!(nss_version(&ssl3).is_some_and(|v| v.starts_with("NSS 3.")));

@@ -226,6 +226,8 @@ pub struct Event {
     /// The payload is a decoded rendering (HTTP/2 frames, an unzipped
     /// body...), not the bytes themselves.
     pub rendered: bool,
+    /// The header ends with ", MayBePlain" (nss: TLS not certain).
+    pub maybe_plain: bool,
 }
 
 fn parse_header(line: &str) -> Option<Event> {
@@ -244,8 +246,13 @@ fn parse_header(line: &str) -> Option<Event> {
         payload: Vec::new(),
         notes: Vec::new(),
         rendered: false,
+        maybe_plain: false,
     };
-    let fields: Vec<&str> = rest.split(", ").collect();
+    let mut fields: Vec<&str> = rest.split(", ").collect();
+    if fields.len() == 10 && fields[9] == "MayBePlain" {
+        ev.maybe_plain = true;
+        fields.pop();
+    }
     if fields.len() != 9 {
         return None;
     }
