@@ -377,7 +377,7 @@ pub(crate) fn inspect(path: &Path, override_version: Option<SslVersion>) -> Resu
     let functions = elf.function_offsets(&wanted)?;
     if !functions.contains_key("SSL_write") || !functions.contains_key("SSL_read") {
         return Err(Error::runtime(format!(
-            "{} does not define SSL_read and SSL_write (is it libssl, or a binary with OpenSSL linked in?)",
+            "{} does not define SSL_read and SSL_write (is it libssl, or a program with OpenSSL or BoringSSL linked in and its symbols kept?)",
             path.display()
         )));
     }

@@ -75,6 +75,7 @@ if ! have_libs; then
     exit 1
   }
   cp "$build/libssl.a" "$build/libcrypto.a" "$out/"
+  rm -rf "$build" # only the libraries are kept
   echo "$BORING_SYS" >"$out/VERSION"
 fi
 
