@@ -7,6 +7,7 @@
 #   make bench      ... then the benchmark (SPEC §6): overhead, completeness, latency,
 #                   memory/fan-out, size/start-up; needs root and bpftrace
 #   make static     the static (musl) binary: target/x86_64-unknown-linux-musl/release/ecapture
+#   make boringssl  the BoringSSL test fixture (target/boringssl; cached)
 #   make fuzz       fuzz each parser of traced bytes for FUZZ_SECONDS (default 60) with
 #                   cargo-fuzz; `make fuzz-cmin` minimizes the corpora afterwards
 #   make vmlinux    regenerate bpf/vmlinux.h from this machine's BTF
@@ -38,7 +39,7 @@ STATIC_BIN   := target/$(MUSL_TARGET)/release/ecapture
 MUSL_ENV := CC_x86_64_unknown_linux_musl=x86_64-linux-musl-gcc \
 	CFLAGS_x86_64_unknown_linux_musl="-isystem $(MUSL_PREREQS)/include -L$(MUSL_PREREQS)/lib"
 
-.PHONY: all build deps test-deps static-deps bench-deps run test test-static static bench fuzz fuzz-deps fuzz-cmin bpf vmlinux proto clean
+.PHONY: all build deps test-deps static-deps bench-deps run test test-static static boringssl bench fuzz fuzz-deps fuzz-cmin bpf vmlinux proto clean
 
 all: build
 
@@ -63,13 +64,19 @@ run: build
 # E2E tests run when root; ECAPTURE_E2E=1 makes a skip a failure (CI sets it).
 # Everything runs against the glibc build, then the end-to-end suites again
 # against the static binary: the shipped artefact is the tested one.
-test: build test-deps static
+test: build test-deps static boringssl
 	$(CARGO) test --release -- --test-threads=$${TEST_THREADS:-4}
 	$(MAKE) --no-print-directory test-static
 
 test-static:
 	ECAPTURE_BIN=$(CURDIR)/$(STATIC_BIN) ECAPTUREQ_CLIENT_BIN=$(CURDIR)/target/$(MUSL_TARGET)/release/ecaptureq_client \
-		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test http --test cli --test modules -- --test-threads=$${TEST_THREADS:-4}
+		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test http --test cli --test boringssl --test modules -- --test-threads=$${TEST_THREADS:-4}
+
+# The BoringSSL fixture of tests/boringssl.rs: BoringSSL built from the
+# sources of the boring-sys crate and a client/server linked with it, in
+# target/boringssl. Cached: minutes cold, seconds warm.
+boringssl: test-deps
+	@tests/boringssl/build.sh
 
 # One static binary (static-pie, musl): libbpf, libelf and zlib built in.
 static: deps static-deps

@@ -125,14 +125,23 @@ struct common_cfg {
 #define COOKIE_WRITE 0x100
 #define COOKIE_EX 0x200
 
-/* Offsets into OpenSSL's private structs, per attached library. */
+/* lib_offsets.flags */
+#define LIB_F_BIO 0x1        /* bio_num / bio_method are known: the fd may come from the BIO */
+#define LIB_F_VERSION_S3 0x2 /* BoringSSL: when ssl_version holds no TLS version, it is in s3 */
+
+/* Offsets into OpenSSL's or BoringSSL's private structs, per attached
+ * library (src/modules/openssl/version.rs). */
 struct lib_offsets {
-	__u32 ssl_version;
+	__u32 ssl_version;     /* the protocol version in SSL (its low 16 bits) */
+	__u32 ssl_s3;          /* LIB_F_VERSION_S3: the SSL3_STATE pointer in SSL... */
+	__u32 s3_version;      /* ...and the (16-bit) version in it */
 	__u32 ssl_rbio;
 	__u32 ssl_wbio;
 	__u32 bio_num;
 	__u32 bio_method;
-	__u32 ssl_server; /* int server (SSL_is_server); 0 = unknown */
+	__u32 ssl_server;      /* the byte of SSL holding the role (SSL_is_server); 0 = unknown */
+	__u32 ssl_server_mask; /* its bits that are set on the server side */
+	__u32 flags;           /* LIB_F_* */
 	__u32 valid;
 };
 
@@ -160,8 +169,8 @@ ABI_ASSERT("chunk_rec.family at 72", __builtin_offsetof(struct chunk_rec, family
 ABI_ASSERT("chunk_rec.comm at 112", __builtin_offsetof(struct chunk_rec, comm) == 112);
 ABI_ASSERT("close_rec is 32 bytes", sizeof(struct close_rec) == 32);
 ABI_ASSERT("common_cfg is 24 bytes", sizeof(struct common_cfg) == 24);
-ABI_ASSERT("lib_offsets is 28 bytes", sizeof(struct lib_offsets) == 28);
-ABI_ASSERT("openssl_cfg is 452 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 28);
+ABI_ASSERT("lib_offsets is 44 bytes", sizeof(struct lib_offsets) == 44);
+ABI_ASSERT("openssl_cfg is 708 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 44);
 ABI_ASSERT("gnutls_cfg is 16 bytes", sizeof(struct gnutls_cfg) == 16);
 ABI_ASSERT("a chunk record fits a ring record", sizeof(struct chunk_rec) + CHUNK_DATA_SIZE < 65536);
 

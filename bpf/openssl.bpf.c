@@ -7,11 +7,14 @@
  * socket fd comes, in order of trust, from a socket syscall the thread makes
  * during the call (works with any BIO), from what an earlier call or
  * SSL_set_fd taught us about this SSL*, or from the SSL's BIO through the
- * per-version offsets of openssl_cfg. SSL_free ends the connection.
+ * per-version offsets of openssl_cfg (when that BIO's layout is known). The
+ * same offsets give the TLS version and the role. SSL_free ends the
+ * connection.
  */
 #include "common.h"
 
-/* OpenSSL BIO_TYPE_SOCKET and BIO_TYPE_FD (type numbers | descriptor flags). */
+/* BIO_TYPE_SOCKET and BIO_TYPE_FD (type numbers | descriptor flags): the same
+ * in OpenSSL and BoringSSL (tests/boringssl/offsets.cc checks the latter). */
 #define BIO_TYPE_SOCKET (5 | 0x0400 | 0x0100)
 #define BIO_TYPE_FD (4 | 0x0400 | 0x0100)
 
@@ -79,11 +82,15 @@ static __always_inline struct lib_offsets lib_off(__u32 idx)
 		barrier_var(idx);
 		idx &= MAX_LIBS - 1;
 		o.ssl_version = openssl_cfg.libs[idx].ssl_version;
+		o.ssl_s3 = openssl_cfg.libs[idx].ssl_s3;
+		o.s3_version = openssl_cfg.libs[idx].s3_version;
 		o.ssl_rbio = openssl_cfg.libs[idx].ssl_rbio;
 		o.ssl_wbio = openssl_cfg.libs[idx].ssl_wbio;
 		o.bio_num = openssl_cfg.libs[idx].bio_num;
 		o.bio_method = openssl_cfg.libs[idx].bio_method;
 		o.ssl_server = openssl_cfg.libs[idx].ssl_server;
+		o.ssl_server_mask = openssl_cfg.libs[idx].ssl_server_mask;
+		o.flags = openssl_cfg.libs[idx].flags;
 		o.valid = openssl_cfg.libs[idx].valid;
 	}
 	return o;
@@ -95,7 +102,7 @@ static __always_inline __s32 fd_from_bio(__u64 ssl, const struct lib_offsets *o,
 	__u64 bio = 0, method = 0;
 	__s32 type = 0, fd = -1;
 
-	if (!o->valid)
+	if (!o->valid || !(o->flags & LIB_F_BIO))
 		return -1;
 	if (bpf_probe_read_user(&bio, sizeof(bio),
 				(void *)(ssl + (dir == DIR_WRITE ? o->ssl_wbio : o->ssl_rbio))) || !bio)
@@ -109,6 +116,31 @@ static __always_inline __s32 fd_from_bio(__u64 ssl, const struct lib_offsets *o,
 	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(bio + o->bio_num)))
 		return -1;
 	return fd;
+}
+
+/* SSL 3.0 to TLS 1.3, DTLS 1.0 (and OpenSSL's pre-standard one) to 1.3. */
+static __always_inline int is_tls_version(__u16 v)
+{
+	return (v >= 0x0300 && v <= 0x0304) || v == 0xfeff || v == 0xfefd || v == 0xfefc || v == 0x0100;
+}
+
+/* The protocol version of the SSL; 0 when unknown. BoringSSL moved it from
+ * the SSL into its SSL3_STATE (2025): there, the SSL's old place holds
+ * max_send_fragment (512 to 16384, never a TLS version), so a value that is
+ * not a version there means "look in s3" (LIB_F_VERSION_S3). */
+static __always_inline __u32 ssl_version(__u64 ssl, const struct lib_offsets *o)
+{
+	__u16 v = 0;
+	__u64 s3 = 0;
+
+	bpf_probe_read_user(&v, sizeof(v), (void *)(ssl + o->ssl_version));
+	if (!(o->flags & LIB_F_VERSION_S3) || is_tls_version(v))
+		return v;
+	v = 0;
+	if (bpf_probe_read_user(&s3, sizeof(s3), (void *)(ssl + o->ssl_s3)) || !s3)
+		return 0;
+	bpf_probe_read_user(&v, sizeof(v), (void *)(s3 + o->s3_version));
+	return is_tls_version(v) ? v : 0;
 }
 
 SEC("uretprobe")
@@ -150,13 +182,11 @@ int BPF_KRETPROBE(ssl_rw_return)
 		}
 	}
 	if (o.valid) {
-		__s32 v = 0;
-		bpf_probe_read_user(&v, sizeof(v), (void *)(c.conn + o.ssl_version));
-		info.tls_version = (__u32)v;
+		info.tls_version = ssl_version(c.conn, &o);
 		if (o.ssl_server) {
-			__s32 server = 0;
-			if (!bpf_probe_read_user(&server, sizeof(server), (void *)(c.conn + o.ssl_server)))
-				info.flags |= CHUNK_F_ROLE_KNOWN | (server ? CHUNK_F_SERVER : 0);
+			__u8 role = 0;
+			if (!bpf_probe_read_user(&role, sizeof(role), (void *)(c.conn + o.ssl_server)))
+				info.flags |= CHUNK_F_ROLE_KNOWN | ((role & o.ssl_server_mask) ? CHUNK_F_SERVER : 0);
 		}
 	}
 	call_emit(&c, n, &info);

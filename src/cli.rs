@@ -156,10 +156,11 @@ GLOBAL FLAGS:
     -h, --help               print this help
 
 TLS FLAGS (after `tls`):
-        --libssl PATH        libssl.so (or a binary with OpenSSL linked in) to
-                             hook [default: libssl mapped by running processes,
-                             and the system's]
-        --ssl_version VER    override version detection, e.g. \"openssl 3.0.2\"
+        --libssl PATH        libssl.so, or a program with OpenSSL or BoringSSL
+                             linked in (symbols kept), to hook [default: libssl
+                             mapped by running processes, and the system's]
+        --ssl_version VER    override version detection, e.g. \"openssl 3.0.2\",
+                             \"boringssl\"
     -m, --model MODE         text (keylog, key, pcap, pcapng: not yet supported)
     -k, --keylogfile PATH    (not yet supported)
     -w, --pcapfile PATH      (not yet supported)
@@ -188,6 +189,7 @@ EXAMPLES:
     sudo ecapture tls                          # every process using the system's OpenSSL
     sudo ecapture tls --pid 1234               # one process
     sudo ecapture tls --libssl /opt/app/lib/libssl.so.3 --hex
+    sudo ecapture tls --libssl /usr/local/bin/envoy   # BoringSSL linked into a program
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
     sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
     sudo ecapture tls --eventaddr /var/log/tls.jsonl --eventformat json --eventroratesize 100

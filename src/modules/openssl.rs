@@ -17,7 +17,7 @@ mod version;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use version::{Flavor, Offsets, SslVersion};
+pub use version::{boringssl_offsets, BoringBio, Flavor, Offsets, SslVersion};
 
 use super::elf::Elf;
 use super::{libs, Module};
@@ -37,22 +37,26 @@ pub static OBJECT_COMPAT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/open
 
 abi_struct!(
     /// `struct lib_offsets` of bpf/abi.h.
-    lib_offsets(28) {
+    lib_offsets(44) {
         ssl_version: u32 = 0,
-        ssl_rbio: u32 = 4,
-        ssl_wbio: u32 = 8,
-        bio_num: u32 = 12,
-        bio_method: u32 = 16,
-        ssl_server: u32 = 20,
-        valid: u32 = 24,
+        ssl_s3: u32 = 4,
+        s3_version: u32 = 8,
+        ssl_rbio: u32 = 12,
+        ssl_wbio: u32 = 16,
+        bio_num: u32 = 20,
+        bio_method: u32 = 24,
+        ssl_server: u32 = 28,
+        ssl_server_mask: u32 = 32,
+        flags: u32 = 36,
+        valid: u32 = 40,
     }
 );
 
 abi_struct!(
     /// `struct openssl_cfg` of bpf/abi.h: the object's `openssl_cfg` global.
-    openssl_cfg(452) {
+    openssl_cfg(708) {
         nr_libs: u32 = 0,
-        libs: [u8; 448] = 4,
+        libs: [u8; 704] = 4,
     }
 );
 
@@ -191,6 +195,9 @@ impl Module for Openssl {
 /// The offsets of a library's version, said when they are guessed or unknown.
 fn offsets(lib: &Library) -> Option<Offsets> {
     let off = lib.version.map(|v| {
+        if v.flavor == Flavor::BoringSsl {
+            return boringssl_offsets(lib.boring_bio);
+        }
         let (o, exact) = v.offsets();
         if !exact {
             log::warn!("{}: {v} is newer or older than the offsets table; using the nearest layout", lib.path.display());
@@ -221,12 +228,23 @@ fn config_bytes(libs: &[Option<Offsets>]) -> Vec<u8> {
 fn offsets_bytes(o: Option<Offsets>) -> Vec<u8> {
     let mut b = vec![0u8; lib_offsets::SIZE];
     if let Some(o) = o {
+        let mut flags = 0;
         lib_offsets::ssl_version.put(&mut b, o.ssl_version);
+        if let Some((s3, version)) = o.version_in_s3 {
+            lib_offsets::ssl_s3.put(&mut b, s3);
+            lib_offsets::s3_version.put(&mut b, version);
+            flags |= c::LIB_F_VERSION_S3 as u32;
+        }
         lib_offsets::ssl_rbio.put(&mut b, o.ssl_rbio);
         lib_offsets::ssl_wbio.put(&mut b, o.ssl_wbio);
-        lib_offsets::bio_num.put(&mut b, o.bio_num);
-        lib_offsets::bio_method.put(&mut b, o.bio_method);
+        if o.bio_known {
+            lib_offsets::bio_num.put(&mut b, o.bio_num);
+            lib_offsets::bio_method.put(&mut b, o.bio_method);
+            flags |= c::LIB_F_BIO as u32;
+        }
         lib_offsets::ssl_server.put(&mut b, o.ssl_server);
+        lib_offsets::ssl_server_mask.put(&mut b, o.ssl_server_mask.into());
+        lib_offsets::flags.put(&mut b, flags);
         lib_offsets::valid.put(&mut b, 1);
     }
     b
@@ -272,9 +290,18 @@ fn uprobes(idx: usize, lib: &Library, cookies: bool) -> Vec<Uprobe> {
 }
 
 fn describe(lib: &Library) -> String {
+    let bio = match (lib.version, lib.boring_bio) {
+        (Some(v), bio) if v.flavor == Flavor::BoringSsl => match bio {
+            Some(BoringBio::Class) => "; BIO: the bssl::Bio class, boring-sys 5.2 on",
+            Some(BoringBio::ExData) => "; BIO: with ex_data, boring-sys 5.0-5.1",
+            Some(BoringBio::Plain) => "; BIO: without ex_data, boring-sys 1-4",
+            None => "; BIO layout not told by the binary: the fd comes from its syscalls only",
+        },
+        _ => "",
+    };
     match &lib.version {
-        Some(v) if lib.version_source == "--ssl_version" => format!("{v}, from --ssl_version"),
-        Some(v) => format!("{v}, found in {}", lib.version_source),
+        Some(v) if lib.version_source == "--ssl_version" => format!("{v}, from --ssl_version{bio}"),
+        Some(v) => format!("{v}, found in {}{bio}", lib.version_source),
         None => "version unknown".to_string(),
     }
 }
@@ -290,6 +317,8 @@ pub struct Library {
     pub version: Option<SslVersion>,
     /// Where the version came from: "libssl.so.3", "libcrypto.so.3", "--ssl_version".
     pub version_source: String,
+    /// BoringSSL: its BIO generation, when the binary tells.
+    pub boring_bio: Option<BoringBio>,
 }
 
 /// Finds the libraries to hook. `override_version` is `--ssl_version`;
@@ -313,29 +342,47 @@ pub(crate) fn inspect(path: &Path, override_version: Option<SslVersion>) -> Resu
     let functions = elf.function_offsets(&wanted)?;
     if !functions.contains_key("SSL_write") || !functions.contains_key("SSL_read") {
         return Err(Error::runtime(
-            "does not define SSL_read and SSL_write (is it libssl, or a binary with OpenSSL linked in?)",
+            "does not define SSL_read and SSL_write (is it libssl, or a program with OpenSSL or BoringSSL linked in and its symbols kept?)",
         ));
     }
     let (version, version_source) = match override_version {
         Some(v) => (Some(v), "--ssl_version".to_string()),
         None => detect_version(path, &elf),
     };
-    Ok(Library { path: path.to_path_buf(), functions, version, version_source })
+    let boring_bio = version.filter(|v| v.flavor == Flavor::BoringSsl).and_then(|_| boring_bio(&elf));
+    Ok(Library { path: path.to_path_buf(), functions, version, version_source, boring_bio })
+}
+
+/// BoringSSL's BIO generation, from the binary's symbols: the `bssl::Bio`
+/// class in mangled names, else the BIO ex_data functions (5.0-5.1: a
+/// newer binary whose class names were all inlined away is taken for that
+/// one, and harmlessly so: its BIO's first word is a reference count, not a
+/// method pointer, so no fd comes from it). Older BIOs have nothing to tell
+/// them by: None.
+fn boring_bio(elf: &Elf) -> Option<BoringBio> {
+    if elf.find_bytes(version::BORINGSSL_BIO_CLASS_MARK, VERSION_SCAN_LIMIT, |_| true).unwrap_or(false) {
+        return Some(BoringBio::Class);
+    }
+    let ex_data = elf.function_offsets(version::BORINGSSL_BIO_EX_DATA_FUNCS).unwrap_or_default();
+    (!ex_data.is_empty()).then_some(BoringBio::ExData)
 }
 
 /// How much of a file is searched for its version string.
 const VERSION_SCAN_LIMIT: u64 = 512 << 20;
 
-/// The version marker in `elf`: "OpenSSL x.y.z", else BoringSSL's name;
-/// read a block at a time, never the whole file.
+/// The version marker in `elf`: "OpenSSL x.y.z" (BoringSSL's "OpenSSL
+/// 1.1.1 (compatible; BoringSSL)" is BoringSSL), else BoringSSL's name or
+/// C++ namespace; read a block at a time, never the whole file.
 fn version_in(elf: &Elf) -> Option<SslVersion> {
     let mut v = None;
     let _ = elf.find_bytes(b"OpenSSL ", VERSION_SCAN_LIMIT, |rest| {
         v = SslVersion::marker_at(rest);
         v.is_some()
     });
-    if v.is_none() && elf.find_bytes(b"BoringSSL", VERSION_SCAN_LIMIT, |_| true).unwrap_or(false) {
-        v = Some(SslVersion::BORINGSSL);
+    for mark in version::BORINGSSL_MARKS {
+        if v.is_none() && elf.find_bytes(mark, VERSION_SCAN_LIMIT, |_| true).unwrap_or(false) {
+            v = Some(SslVersion::BORINGSSL);
+        }
     }
     v
 }
@@ -392,10 +439,24 @@ mod tests {
 
     #[test]
     fn config_layout_matches_abi_h() {
-        let o = Offsets { ssl_version: 1, ssl_rbio: 2, ssl_wbio: 3, bio_num: 4, bio_method: 5, ssl_server: 6 };
+        let o = Offsets {
+            ssl_version: 1,
+            version_in_s3: Some((2, 3)),
+            ssl_rbio: 4,
+            ssl_wbio: 5,
+            bio_num: 6,
+            bio_method: 7,
+            bio_known: true,
+            ssl_server: 8,
+            ssl_server_mask: 9,
+        };
         let b = offsets_bytes(Some(o));
         let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
-        assert_eq!((u(0), u(1), u(2), u(3), u(4), u(5), u(6)), (1, 2, 3, 4, 5, 6, 1));
+        let all = c::LIB_F_BIO as u32 | c::LIB_F_VERSION_S3 as u32;
+        assert_eq!((0..11).map(u).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7, 8, 9, all, 1]);
+        let b = offsets_bytes(Some(Offsets { version_in_s3: None, bio_known: false, ..o }));
+        let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
+        assert_eq!((u(1), u(2), u(5), u(6), u(9)), (0, 0, 0, 0, 0), "no s3, no BIO: flags clear");
         assert!(offsets_bytes(None).iter().all(|&x| x == 0), "unknown: valid = 0");
         assert_eq!(openssl_cfg::SIZE, 4 + MAX_LIBS * lib_offsets::SIZE);
     }
