@@ -80,7 +80,8 @@ impl SslVersion {
 
     /// The version of a marker at the start of `rest`: "OpenSSL x.y.z..."
     /// (as in "OpenSSL 3.0.19 27 Jan 2026"), None for other text after
-    /// "OpenSSL " ("OpenSSL is great").
+    /// "OpenSSL " ("OpenSSL is great"). BoringSSL's version text, "OpenSSL
+    /// 1.1.1 (compatible; BoringSSL)", is BoringSSL (its structs differ).
     pub fn marker_at(rest: &[u8]) -> Option<SslVersion> {
         const MARK: &[u8] = b"OpenSSL ";
         let v = rest.strip_prefix(MARK)?;
@@ -88,26 +89,22 @@ impl SslVersion {
             return None;
         }
         let end = v.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'.')).unwrap_or(v.len());
-        std::str::from_utf8(&v[..end.min(32)]).ok().and_then(Self::parse)
+        let version = std::str::from_utf8(&v[..end.min(32)]).ok().and_then(Self::parse)?;
+        if v[end..].starts_with(b" (compatible; BoringSSL)") {
+            return Some(Self::BORINGSSL);
+        }
+        Some(version)
     }
 
     /// Finds the version marker in a library's bytes: `OpenSSL x.y.z`
     /// (as in "OpenSSL 3.0.19 27 Jan 2026") or BoringSSL's name.
     pub fn find_in(data: &[u8]) -> Option<SslVersion> {
-        const MARK: &[u8] = b"OpenSSL ";
         let mut i = 0;
-        while let Some(pos) = find(&data[i..], MARK) {
-            let start = i + pos + MARK.len();
-            let end = data[start..]
-                .iter()
-                .position(|&b| !(b.is_ascii_alphanumeric() || b == b'.'))
-                .map_or(data.len(), |p| start + p);
-            if let Some(v) = std::str::from_utf8(&data[start..end]).ok().and_then(Self::parse) {
-                if data[start].is_ascii_digit() {
-                    return Some(v);
-                }
+        while let Some(pos) = find(&data[i..], b"OpenSSL ") {
+            if let Some(v) = Self::marker_at(&data[i + pos..]) {
+                return Some(v);
             }
-            i = start;
+            i += pos + 1;
         }
         find(data, b"BoringSSL").map(|_| Self::BORINGSSL)
     }
@@ -176,6 +173,10 @@ mod tests {
         assert_eq!(SslVersion::find_in(b"x BoringSSL y").unwrap().flavor, Flavor::BoringSsl);
         assert_eq!(SslVersion::find_in(b"OpenSSL is great"), None);
         assert_eq!(SslVersion::find_in(b""), None);
+        // BoringSSL's OPENSSL_VERSION_TEXT names a compatible OpenSSL version.
+        let lib = b"\x00OpenSSL 1.1.1 (compatible; BoringSSL)\x00";
+        assert_eq!(SslVersion::find_in(lib).unwrap().flavor, Flavor::BoringSsl);
+        assert_eq!(SslVersion::marker_at(&lib[1..]).unwrap().flavor, Flavor::BoringSsl);
     }
 
     #[test]
