@@ -69,7 +69,7 @@ test: build test-deps static
 
 test-static:
 	ECAPTURE_BIN=$(CURDIR)/$(STATIC_BIN) ECAPTUREQ_CLIENT_BIN=$(CURDIR)/target/$(MUSL_TARGET)/release/ecaptureq_client \
-		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test http --test cli -- --test-threads=$${TEST_THREADS:-4}
+		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test http --test cli --test hostile -- --test-threads=$${TEST_THREADS:-4}
 
 # One static binary (static-pie, musl): libbpf, libelf and zlib built in.
 static: deps static-deps

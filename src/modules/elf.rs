@@ -61,6 +61,10 @@ fn u64le(b: &[u8], o: usize) -> u64 {
 const MAX_SECTION: u64 = 64 << 20;
 /// Symbols read at a time.
 const SYM_BLOCK: usize = 4096;
+/// Symbols looked at in one file, at most, all tables together (96 MiB of
+/// tables: a large unstripped binary has a few hundred thousand; a hostile
+/// file can claim billions, or the same table thousands of times).
+const MAX_SYMBOLS: u64 = 1 << 22;
 
 impl Elf {
     pub fn open(path: &Path) -> Result<Elf> {
@@ -128,6 +132,7 @@ impl Elf {
     pub fn function_offsets(&self, wanted: &[&str]) -> Result<HashMap<String, u64>> {
         let want: HashSet<&[u8]> = wanted.iter().map(|w| w.as_bytes()).collect();
         let mut found = HashMap::new();
+        let mut budget = MAX_SYMBOLS;
         // The dynamic symbols first: a shared library exports what we hook
         // there, and the full table (much larger) is read only if not.
         for kind in [SHT_DYNSYM, SHT_SYMTAB] {
@@ -135,19 +140,24 @@ impl Elf {
                 break;
             }
             for s in self.sections.iter().filter(|s| s.kind == kind && s.entsize == 24) {
-                self.scan_symbols(s, &want, &mut found)?;
+                self.scan_symbols(s, &want, &mut found, &mut budget)?;
             }
         }
         Ok(found)
     }
 
-    /// Looks for the `want`ed functions in symbol table `s`, a block at a time.
-    fn scan_symbols(&self, s: &Section, want: &HashSet<&[u8]>, found: &mut HashMap<String, u64>) -> Result<()> {
-        let strs = self.linked_strtab(s)?;
+    /// Looks for the `want`ed functions in symbol table `s`, a block at a
+    /// time, taking its symbols from `budget`.
+    fn scan_symbols(&self, s: &Section, want: &HashSet<&[u8]>, found: &mut HashMap<String, u64>, budget: &mut u64) -> Result<()> {
         if s.offset.checked_add(s.size).is_none_or(|end| end > self.len) {
             return Err(Error::runtime(format!("{}: a symbol table lies beyond the end of the file", self.path)));
         }
         let total = s.size / 24;
+        if total > *budget {
+            return Err(Error::runtime(format!("{}: more than {MAX_SYMBOLS} symbols", self.path)));
+        }
+        *budget -= total;
+        let strs = self.linked_strtab(s)?;
         let mut at = 0u64;
         while at < total {
             let n = (total - at).min(SYM_BLOCK as u64);
@@ -208,10 +218,11 @@ impl Elf {
 
     /// Calls `found` at each occurrence of one of `needles` in the file's
     /// read-only data sections (at most `limit` bytes of them), with what
-    /// follows it (at least 256 bytes, unless the section ends first), until
-    /// it returns true. Sections are read a block at a time and scanned for
-    /// the needles' first bytes before anything is compared: a library's
-    /// version string, without reading the library whole.
+    /// follows it (at least 256 bytes, unless the section or the data
+    /// before a hole ends first), until it returns true. Sections are read a
+    /// block at a time, holes of sparse files skipped (they read as zeros),
+    /// and scanned for the needles' first bytes before anything is compared:
+    /// a library's version string, without reading the library whole.
     pub fn find_bytes(&self, needles: &[&[u8]], limit: u64, mut found: impl FnMut(&[u8]) -> bool) -> Result<bool> {
         const BLOCK: usize = 1 << 20;
         const AFTER: usize = 256;
@@ -220,10 +231,32 @@ impl Elf {
             return Ok(false);
         }
         let firsts: Vec<u8> = needles.iter().map(|n| n[0]).collect();
+        // Matches in buf[..upto] (with what follows them) go to `found`.
+        let mut scan = |buf: &[u8], upto: usize| {
+            let mut i = 0;
+            while let Some(p) = find_any_byte(&buf[i..upto], &firsts) {
+                let rest = &buf[i + p..];
+                if needles.iter().any(|n| rest.starts_with(n)) && found(rest) {
+                    return true;
+                }
+                i += p + 1;
+            }
+            false
+        };
         let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + AFTER + longest);
         for (mut at, end) in self.rodata(limit) {
             buf.clear();
             while at < end {
+                let data = crate::sys::os::next_data(&self.file, at).unwrap_or(end).min(end);
+                if data > at {
+                    // A hole: what was read before it is all there is.
+                    if scan(&buf, buf.len()) {
+                        return Ok(true);
+                    }
+                    buf.clear();
+                    at = data;
+                    continue;
+                }
                 let n = (end - at).min(BLOCK as u64);
                 let start = buf.len();
                 buf.resize(start + n as usize, 0);
@@ -232,13 +265,8 @@ impl Elf {
                 // Matches starting before `upto` have their AFTER bytes here;
                 // later ones are looked at again with the next block.
                 let upto = if at >= end { buf.len() } else { buf.len().saturating_sub(AFTER + longest) };
-                let mut i = 0;
-                while let Some(p) = find_any_byte(&buf[i..upto], &firsts) {
-                    let rest = &buf[i + p..];
-                    if needles.iter().any(|n| rest.starts_with(n)) && found(rest) {
-                        return Ok(true);
-                    }
-                    i += p + 1;
+                if scan(&buf, upto) {
+                    return Ok(true);
                 }
                 buf.drain(..upto);
             }
@@ -266,19 +294,26 @@ impl Elf {
     }
 }
 
-/// The first position of any of `bytes` in `hay`: 64 bytes at a time
-/// without an early exit (which the compiler vectorises), then byte by byte
-/// in the block that has one. Most of a library has none of them.
+/// The first position of any of `bytes` (one or two distinct values) in
+/// `hay`: 64 bytes at a time without an early exit (which the compiler
+/// vectorises), then byte by byte in the block that has one. Most of a
+/// library has none of them.
 fn find_any_byte(hay: &[u8], bytes: &[u8]) -> Option<usize> {
-    let hit = |b: u8| bytes.iter().fold(false, |any, &x| any | (b == x));
+    let (x, y) = match bytes {
+        [] => return None,
+        [x] => (*x, *x),
+        [x, y] => (*x, *y),
+        _ => return hay.iter().position(|b| bytes.contains(b)),
+    };
+    let mut chunks = hay.chunks_exact(64);
     let mut base = 0;
-    for chunk in hay.chunks(64) {
-        if chunk.iter().fold(false, |any, &b| any | hit(b)) {
-            return chunk.iter().position(|&b| hit(b)).map(|p| base + p);
+    for chunk in chunks.by_ref() {
+        if chunk.iter().fold(0u8, |any, &b| any | u8::from(b == x) | u8::from(b == y)) != 0 {
+            return chunk.iter().position(|&b| b == x || b == y).map(|p| base + p);
         }
-        base += chunk.len();
+        base += 64;
     }
-    None
+    chunks.remainder().iter().position(|&b| b == x || b == y).map(|p| base + p)
 }
 
 fn cstr_at(strs: &[u8], off: usize) -> &[u8] {
@@ -402,6 +437,46 @@ mod tests {
         assert_eq!(find_any_byte(&hay, b"O"), Some(200));
         assert_eq!(find_any_byte(&hay[..10], b"O"), None);
         assert_eq!(find_any_byte(b"", b"O"), None);
+    }
+
+    #[test]
+    fn symbols_are_capped_per_file() {
+        // A sparse file of 200 MiB; tables of zero symbols in it (a string
+        // table of one byte at offset 64).
+        let big = 200u64 << 20;
+        let table = |offset: u64, n: u64| (SHT_DYNSYM, 0, offset, n * 24);
+        let file = |tag: &str, tables: &[(u32, u64, u64, u64)]| {
+            let mut sections = vec![(3, 0, 64, 1)]; // section 1: the string table
+            sections.extend_from_slice(tables);
+            let p = elf_file(tag, b"\0", &sections);
+            std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(big).unwrap();
+            p
+        };
+        let link = |p: &Path| {
+            // Point every symbol table at section 1 and give it 24-byte entries.
+            let f = std::fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
+            let mut eh = [0u8; 64];
+            f.read_exact_at(&mut eh, 0).unwrap();
+            let (shoff, shnum) = (u64le(&eh, 0x28), u16le(&eh, 0x3c) as u64);
+            for i in 2..shnum {
+                let h = shoff + i * 64;
+                f.write_all_at(&[1], h + 0x28).unwrap();
+                f.write_all_at(&[24], h + 0x38).unwrap();
+            }
+        };
+        let one = file("syms-one", &[table(1 << 20, MAX_SYMBOLS + 1)]);
+        let many = file("syms-many", &vec![table(1 << 20, 1 << 20); 5]);
+        let fine = file("syms-fine", &vec![table(1 << 20, 1 << 20); 3]);
+        for p in [&one, &many, &fine] {
+            link(p);
+        }
+        let err = |p: &Path| Elf::open(p).unwrap().function_offsets(&["SSL_read"]).err().map(|e| e.to_string());
+        assert!(err(&one).unwrap().contains("more than 4194304 symbols"));
+        assert!(err(&many).unwrap().contains("more than 4194304 symbols"), "the cap is for all tables together");
+        assert_eq!(err(&fine), None, "3 Mi symbols are read (and none is SSL_read)");
+        for p in [one, many, fine] {
+            std::fs::remove_file(p).ok();
+        }
     }
 
     #[test]
