@@ -465,8 +465,8 @@ mod tests {
             }
         };
         let one = file("syms-one", &[table(1 << 20, MAX_SYMBOLS + 1)]);
-        let many = file("syms-many", &vec![table(1 << 20, 1 << 20); 5]);
-        let fine = file("syms-fine", &vec![table(1 << 20, 1 << 20); 3]);
+        let many = file("syms-many", &[table(1 << 20, 1 << 20); 5]);
+        let fine = file("syms-fine", &[table(1 << 20, 1 << 20); 3]);
         for p in [&one, &many, &fine] {
             link(p);
         }
