@@ -14,7 +14,9 @@ new connection:
 and prints "SENT <plaintext bytes written> <SSL_write calls>" (the crafted
 stream and the normal request together; reads are not counted). Streams of
 the `hold` classes stay open until the normal request is answered. Exits 0
-when everything was written and the normal request answered.
+when everything was written and the normal request answered. For
+measurements by hand: HOLD_CONNS, HOLD_MIB (32 connections of 4 MiB) and
+SLOWHEAD_KB (64) change the sizes; CHURN_PAIRS, CHURN_ROUNDS (3000, 4).
 """
 import gzip
 import os
@@ -208,12 +210,12 @@ def gzipbomb():
 
 
 def slowhead():
-    """A 64 KB HTTP/1 head, one byte per SSL_write."""
+    """An HTTP/1 head of SLOWHEAD_KB KB (default 64), one byte per SSL_write."""
     t = connect()
     lines = [b"GET /slow HTTP/1.1\r\n", b"Host: localhost\r\n"]
     size = sum(len(x) for x in lines)
     i = 0
-    while size < 65536 - 64:
+    while size < int(os.environ.get("SLOWHEAD_KB", "64")) * 1024 - 64:
         line = b"X-Pad-%05d: %s\r\n" % (i, b"p" * 40)
         lines.append(line)
         size += len(line)
@@ -277,28 +279,34 @@ def churn():
     return [keep]
 
 
+# Connections and MiB per connection of the hold classes.
+HOLD_CONNS = int(os.environ.get("HOLD_CONNS", "32"))
+HOLD_MIB = int(os.environ.get("HOLD_MIB", "4"))
+
+
 def hold1():
-    """HTTP/1 requests announcing a 1 GiB body on many connections, each
-    sending 1 MiB of it and never finishing (round robin: all at once)."""
-    conns = [connect() for _ in range(int(os.environ.get("HOLD_CONNS", "32")))]
+    """HTTP/1 requests announcing a 1 GiB body on many connections (32),
+    each sending 4 MiB of it (the most a message could hold before the
+    budget) and never finishing (round robin: all at once)."""
+    conns = [connect() for _ in range(HOLD_CONNS)]
     for t in conns:
         write(t, b"POST /hold HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % (1 << 30))
     chunk = pattern(65536)
-    for _ in range(16):
+    for _ in range(HOLD_MIB * 16):
         for t in conns:
             write(t, chunk)
     return conns
 
 
 def hold2():
-    """HTTP/2 DATA frames claiming 16 MiB on many connections, each sending
-    1 MiB of its frame and never finishing it."""
-    conns = [h2_connect() for _ in range(int(os.environ.get("HOLD_CONNS", "32")))]
+    """HTTP/2 DATA frames claiming 16 MiB on many connections (32), each
+    sending 4 MiB of its frame and never finishing it."""
+    conns = [h2_connect() for _ in range(HOLD_CONNS)]
     head = POST_HEAD + literal_named(31, b"application/octet-stream")
     for t in conns:
         write(t, header_block(1, head) + frame(DATA, 0, 1, b"", length=(1 << 24) - 1))
     chunk = pattern(65536)
-    for _ in range(16):
+    for _ in range(HOLD_MIB * 16):
         for t in conns:
             write(t, chunk)
     return conns
