@@ -13,6 +13,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ecapture::{logging, pipeline};
 
 fn main() {
+    // mimalloc gives freed memory back at once (set before main; see there).
+    ecapture::sys::alloc::ensure_tuned();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let code = match cli::parse(args) {
         Ok(Command::Help) => {

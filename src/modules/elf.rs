@@ -5,8 +5,9 @@
 //!
 //! Any process can map a file named like a library, so the file is hostile:
 //! every size is checked against the file's before anything is allocated,
-//! string tables are capped, symbol tables are read in blocks, and the
-//! dynamic symbols (small) are searched before the full table.
+//! string tables are capped, symbol tables are read in blocks, the
+//! dynamic symbols (small) are searched before the full table, and byte
+//! searches look only at read-only data sections, up to a limit in all.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -15,16 +16,22 @@ use std::path::Path;
 
 use crate::error::{Context, Error, Result};
 
+const SHT_PROGBITS: u32 = 1;
 const SHT_SYMTAB: u32 = 2;
+const SHT_STRTAB: u32 = 3;
 const SHT_DYNAMIC: u32 = 6;
 const SHT_DYNSYM: u32 = 11;
 const DT_NEEDED: u64 = 1;
 const STT_FUNC: u8 = 2;
 const STT_GNU_IFUNC: u8 = 10;
+const SHF_WRITE: u64 = 0x1;
+const SHF_ALLOC: u64 = 0x2;
+const SHF_EXECINSTR: u64 = 0x4;
 
 #[derive(Debug, Clone, Copy)]
 struct Section {
     kind: u32,
+    flags: u64,
     addr: u64,
     offset: u64,
     size: u64,
@@ -55,6 +62,10 @@ fn u64le(b: &[u8], o: usize) -> u64 {
 const MAX_SECTION: u64 = 64 << 20;
 /// Symbols read at a time.
 const SYM_BLOCK: usize = 4096;
+/// Symbols looked at in one file, at most, all tables together (96 MiB of
+/// tables: a large unstripped binary has a few hundred thousand; a hostile
+/// file can claim billions, or the same table thousands of times).
+const MAX_SYMBOLS: u64 = 1 << 22;
 
 impl Elf {
     pub fn open(path: &Path) -> Result<Elf> {
@@ -81,6 +92,7 @@ impl Elf {
             .chunks_exact(shentsize as usize)
             .map(|s| Section {
                 kind: u32le(s, 4),
+                flags: u64le(s, 8),
                 addr: u64le(s, 0x10),
                 offset: u64le(s, 0x18),
                 size: u64le(s, 0x20),
@@ -121,6 +133,7 @@ impl Elf {
     pub fn function_offsets(&self, wanted: &[&str]) -> Result<HashMap<String, u64>> {
         let want: HashSet<&[u8]> = wanted.iter().map(|w| w.as_bytes()).collect();
         let mut found = HashMap::new();
+        let mut budget = MAX_SYMBOLS;
         // The dynamic symbols first: a shared library exports what we hook
         // there, and the full table (much larger) is read only if not.
         for kind in [SHT_DYNSYM, SHT_SYMTAB] {
@@ -128,19 +141,24 @@ impl Elf {
                 break;
             }
             for s in self.sections.iter().filter(|s| s.kind == kind && s.entsize == 24) {
-                self.scan_symbols(s, &want, &mut found)?;
+                self.scan_symbols(s, &want, &mut found, &mut budget)?;
             }
         }
         Ok(found)
     }
 
-    /// Looks for the `want`ed functions in symbol table `s`, a block at a time.
-    fn scan_symbols(&self, s: &Section, want: &HashSet<&[u8]>, found: &mut HashMap<String, u64>) -> Result<()> {
-        let strs = self.linked_strtab(s)?;
+    /// Looks for the `want`ed functions in symbol table `s`, a block at a
+    /// time, taking its symbols from `budget`.
+    fn scan_symbols(&self, s: &Section, want: &HashSet<&[u8]>, found: &mut HashMap<String, u64>, budget: &mut u64) -> Result<()> {
         if s.offset.checked_add(s.size).is_none_or(|end| end > self.len) {
             return Err(Error::runtime(format!("{}: a symbol table lies beyond the end of the file", self.path)));
         }
         let total = s.size / 24;
+        if total > *budget {
+            return Err(Error::runtime(format!("{}: more than {MAX_SYMBOLS} symbols", self.path)));
+        }
+        *budget -= total;
+        let strs = self.linked_strtab(s)?;
         let mut at = 0u64;
         while at < total {
             let n = (total - at).min(SYM_BLOCK as u64);
@@ -167,35 +185,96 @@ impl Elf {
         Ok(())
     }
 
-    /// Calls `found` at each occurrence of `needle` in the first `limit`
-    /// bytes of the file, with what follows it (at least 256 bytes, unless
-    /// the file ends first), until it returns true. The file is read a block
-    /// at a time: a library's version string, without reading it whole.
-    pub fn find_bytes(&self, needle: &[u8], limit: u64, mut found: impl FnMut(&[u8]) -> bool) -> Result<bool> {
+    /// The file ranges of the read-only data sections (`.rodata` and the
+    /// like: loaded, neither writable nor executable, with contents in the
+    /// file), clamped to the file, overlaps merged, at most `limit` bytes in
+    /// all: a hostile file's thousands of sections claiming gigabytes cost
+    /// no more than that.
+    fn rodata(&self, limit: u64) -> Vec<(u64, u64)> {
+        let mut ranges: Vec<(u64, u64)> = self
+            .sections
+            .iter()
+            .filter(|s| {
+                // Read-only data, and string tables (symbol names: BoringSSL's C++ namespace).
+                (s.kind == SHT_PROGBITS && s.flags & SHF_ALLOC != 0 && s.flags & (SHF_WRITE | SHF_EXECINSTR) == 0)
+                    || s.kind == SHT_STRTAB
+            })
+            .filter(|s| s.offset < self.len)
+            .map(|s| (s.offset, s.offset.saturating_add(s.size).min(self.len)))
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        let mut left = limit;
+        merged
+            .into_iter()
+            .filter_map(|(start, end)| {
+                let n = (end - start).min(left);
+                left -= n;
+                (n > 0).then_some((start, start + n))
+            })
+            .collect()
+    }
+
+    /// Calls `found` at each occurrence of one of `needles` in the file's
+    /// read-only data sections (at most `limit` bytes of them), with what
+    /// follows it (at least 256 bytes, unless the section or the data
+    /// before a hole ends first), until it returns true. Sections are read a
+    /// block at a time, holes of sparse files skipped (they read as zeros),
+    /// and scanned for the needles' first bytes before anything is compared:
+    /// a library's version string, without reading the library whole.
+    pub fn find_bytes(&self, needles: &[&[u8]], limit: u64, mut found: impl FnMut(&[u8]) -> bool) -> Result<bool> {
         const BLOCK: usize = 1 << 20;
         const AFTER: usize = 256;
-        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + AFTER + needle.len());
-        let (mut at, end) = (0u64, self.len.min(limit));
-        while at < end {
-            let n = (end - at).min(BLOCK as u64);
-            let start = buf.len();
-            buf.resize(start + n as usize, 0);
-            self.file.read_exact_at(&mut buf[start..], at).context(|| format!("cannot read {}", self.path))?;
-            at += n;
-            // Matches starting before `upto` have their AFTER bytes here;
-            // later ones are looked at again with the next block.
-            let upto = if at >= end { buf.len() } else { buf.len().saturating_sub(AFTER + needle.len()) };
+        let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
+        if needles.iter().any(|n| n.is_empty()) || longest == 0 {
+            return Ok(false);
+        }
+        let firsts: Vec<u8> = needles.iter().map(|n| n[0]).collect();
+        // Matches in buf[..upto] (with what follows them) go to `found`.
+        let mut scan = |buf: &[u8], upto: usize| {
             let mut i = 0;
-            while let Some(p) = buf[i..].windows(needle.len()).position(|w| w == needle) {
-                if i + p >= upto {
-                    break;
-                }
-                if found(&buf[i + p..]) {
-                    return Ok(true);
+            while let Some(p) = find_any_byte(&buf[i..upto], &firsts) {
+                let rest = &buf[i + p..];
+                if needles.iter().any(|n| rest.starts_with(n)) && found(rest) {
+                    return true;
                 }
                 i += p + 1;
             }
-            buf.drain(..upto);
+            false
+        };
+        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + AFTER + longest);
+        for (mut at, end) in self.rodata(limit) {
+            buf.clear();
+            while at < end {
+                let data = crate::sys::os::next_data(&self.file, at).unwrap_or(end).min(end);
+                if data > at {
+                    // A hole: what was read before it is all there is.
+                    if scan(&buf, buf.len()) {
+                        return Ok(true);
+                    }
+                    buf.clear();
+                    at = data;
+                    continue;
+                }
+                let n = (end - at).min(BLOCK as u64);
+                let start = buf.len();
+                buf.resize(start + n as usize, 0);
+                self.file.read_exact_at(&mut buf[start..], at).context(|| format!("cannot read {}", self.path))?;
+                at += n;
+                // Matches starting before `upto` have their AFTER bytes here;
+                // later ones are looked at again with the next block.
+                let upto = if at >= end { buf.len() } else { buf.len().saturating_sub(AFTER + longest) };
+                if scan(&buf, upto) {
+                    return Ok(true);
+                }
+                buf.drain(..upto);
+            }
         }
         Ok(false)
     }
@@ -218,6 +297,28 @@ impl Elf {
         }
         Ok(out)
     }
+}
+
+/// The first position of any of `bytes` (one or two distinct values) in
+/// `hay`: 64 bytes at a time without an early exit (which the compiler
+/// vectorises), then byte by byte in the block that has one. Most of a
+/// library has none of them.
+fn find_any_byte(hay: &[u8], bytes: &[u8]) -> Option<usize> {
+    let (x, y) = match bytes {
+        [] => return None,
+        [x] => (*x, *x),
+        [x, y] => (*x, *y),
+        _ => return hay.iter().position(|b| bytes.contains(b)),
+    };
+    let mut chunks = hay.chunks_exact(64);
+    let mut base = 0;
+    for chunk in chunks.by_ref() {
+        if chunk.iter().fold(0u8, |any, &b| any | u8::from(b == x) | u8::from(b == y)) != 0 {
+            return chunk.iter().position(|&b| b == x || b == y).map(|p| base + p);
+        }
+        base += 64;
+    }
+    chunks.remainder().iter().position(|&b| b == x || b == y).map(|p| base + p)
 }
 
 fn cstr_at(strs: &[u8], off: usize) -> &[u8] {
@@ -245,24 +346,142 @@ mod tests {
         assert!(f["malloc"] > 0);
     }
 
+    /// An ELF file: its header, `data` after it (from offset 64), then
+    /// section headers (kind, flags, offset, size) after a null one.
+    fn elf_file(tag: &str, data: &[u8], sections: &[(u32, u64, u64, u64)]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("ecapture-elf-{tag}-{}", std::process::id()));
+        let mut f = b"\x7fELF\x02\x01".to_vec();
+        f.resize(64, 0);
+        f.extend_from_slice(data);
+        let shoff = f.len() as u64;
+        f[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        f[0x3a] = 64; // e_shentsize
+        f[0x3c..0x3e].copy_from_slice(&(sections.len() as u16 + 1).to_le_bytes());
+        f.extend_from_slice(&[0u8; 64]);
+        for &(kind, flags, offset, size) in sections {
+            let mut h = [0u8; 64];
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
+            h[8..16].copy_from_slice(&flags.to_le_bytes());
+            h[0x18..0x20].copy_from_slice(&offset.to_le_bytes());
+            h[0x20..0x28].copy_from_slice(&size.to_le_bytes());
+            f.extend_from_slice(&h);
+        }
+        std::fs::write(&p, &f).unwrap();
+        p
+    }
+
+    const RODATA: (u32, u64) = (SHT_PROGBITS, SHF_ALLOC);
+
     #[test]
     fn finds_bytes_across_blocks_and_never_cut() {
-        let p = std::env::temp_dir().join(format!("ecapture-findbytes-{}", std::process::id()));
-        let mut data = b"\x7fELF\x02\x01".to_vec();
-        data.resize(64, 0);
-        data[0x3a] = 64; // e_shentsize, no sections
-        data.resize((1 << 20) - 3, b'.');
+        let mut data = vec![b'.'; (1 << 20) - 3 - 64];
         data.extend_from_slice(b"OpenSSL 3.0.19 27 Jan 2026");
-        std::fs::write(&p, &data).unwrap();
+        let p = elf_file("findbytes", &data, &[(RODATA.0, RODATA.1, 64, data.len() as u64)]);
         let elf = Elf::open(&p).unwrap();
         let mut seen = Vec::new();
-        assert!(elf.find_bytes(b"OpenSSL ", u64::MAX, |rest| {
+        assert!(elf.find_bytes(&[b"OpenSSL "], u64::MAX, |rest| {
             seen.push(String::from_utf8_lossy(&rest[..rest.len().min(14)]).into_owned());
             true
         }).unwrap());
         assert_eq!(seen, vec!["OpenSSL 3.0.19"], "the match across the block boundary, whole");
-        assert!(!elf.find_bytes(b"OpenSSL ", 1 << 20, |_| true).unwrap(), "beyond the limit");
+        assert!(!elf.find_bytes(&[b"OpenSSL "], (1 << 20) - 64 - 8, |_| true).unwrap(), "beyond the limit");
         std::fs::remove_file(&p).ok();
+    }
+
+    #[test]
+    fn finds_bytes_only_in_read_only_data_and_within_the_limit() {
+        // A marker in code, one in writable data, one in .rodata.
+        let mut data = Vec::new();
+        for text in [&b"xx OpenSSL 1.0.2u text"[..], b"xx OpenSSL 1.1.1w data", b"xx OpenSSL 3.0.19 rodata"] {
+            let mut part = text.to_vec();
+            part.resize(4096, 0);
+            data.extend_from_slice(&part);
+        }
+        let (text, rw, ro) = (64, 64 + 4096, 64 + 8192);
+        let mut sections = vec![
+            (SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, text, 4096),
+            (SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, rw, 4096),
+            (RODATA.0, RODATA.1, ro, 4096),
+        ];
+        let versions = |p: &Path| {
+            let mut seen = Vec::new();
+            Elf::open(p).unwrap().find_bytes(&[b"OpenSSL ", b"BoringSSL"], 1 << 30, |rest| {
+                seen.push(String::from_utf8_lossy(&rest[8..14]).into_owned());
+                false
+            }).unwrap();
+            seen
+        };
+        let p = elf_file("rodata", &data, &sections);
+        assert_eq!(versions(&p), vec!["3.0.19"], "code and writable data are not searched");
+        // Hostile headers: thousands of read-only sections claiming 4 GiB
+        // from the start of the file. They are clamped to the file and
+        // merged: the file is read once, not 4,000 times nor 4 GiB.
+        sections.extend(std::iter::repeat_n((RODATA.0, RODATA.1, 0, 4 << 30), 4000));
+        let p2 = elf_file("rodata-hostile", &data, &sections);
+        let elf = Elf::open(&p2).unwrap();
+        let len = std::fs::metadata(&p2).unwrap().len();
+        assert_eq!(elf.rodata(u64::MAX), vec![(0, len)]);
+        assert_eq!(elf.rodata(1000), vec![(0, 1000)], "at most the limit in all");
+        assert_eq!(versions(&p2), vec!["1.0.2u", "1.1.1w", "3.0.19"], "each occurrence once");
+        // A section beyond the end of the file, and empty needles, find nothing.
+        let p3 = elf_file("rodata-beyond", &data, &[(RODATA.0, RODATA.1, 1 << 40, 4096)]);
+        assert!(Elf::open(&p3).unwrap().rodata(u64::MAX).is_empty());
+        assert!(!Elf::open(&p).unwrap().find_bytes(&[b""], u64::MAX, |_| true).unwrap());
+        for f in [p, p2, p3] {
+            std::fs::remove_file(f).ok();
+        }
+    }
+
+    #[test]
+    fn first_byte_scan() {
+        let mut hay = vec![b'.'; 300];
+        assert_eq!(find_any_byte(&hay, b"OB"), None);
+        hay[130] = b'B';
+        hay[200] = b'O';
+        assert_eq!(find_any_byte(&hay, b"OB"), Some(130));
+        assert_eq!(find_any_byte(&hay, b"O"), Some(200));
+        assert_eq!(find_any_byte(&hay[..10], b"O"), None);
+        assert_eq!(find_any_byte(b"", b"O"), None);
+    }
+
+    #[test]
+    fn symbols_are_capped_per_file() {
+        // A sparse file of 200 MiB; tables of zero symbols in it (a string
+        // table of one byte at offset 64).
+        let big = 200u64 << 20;
+        let table = |offset: u64, n: u64| (SHT_DYNSYM, 0, offset, n * 24);
+        let file = |tag: &str, tables: &[(u32, u64, u64, u64)]| {
+            let mut sections = vec![(3, 0, 64, 1)]; // section 1: the string table
+            sections.extend_from_slice(tables);
+            let p = elf_file(tag, b"\0", &sections);
+            std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(big).unwrap();
+            p
+        };
+        let link = |p: &Path| {
+            // Point every symbol table at section 1 and give it 24-byte entries.
+            let f = std::fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
+            let mut eh = [0u8; 64];
+            f.read_exact_at(&mut eh, 0).unwrap();
+            let (shoff, shnum) = (u64le(&eh, 0x28), u16le(&eh, 0x3c) as u64);
+            for i in 2..shnum {
+                let h = shoff + i * 64;
+                f.write_all_at(&[1], h + 0x28).unwrap();
+                f.write_all_at(&[24], h + 0x38).unwrap();
+            }
+        };
+        let one = file("syms-one", &[table(1 << 20, MAX_SYMBOLS + 1)]);
+        let many = file("syms-many", &[table(1 << 20, 1 << 20); 5]);
+        let fine = file("syms-fine", &[table(1 << 20, 1 << 20); 3]);
+        for p in [&one, &many, &fine] {
+            link(p);
+        }
+        let err = |p: &Path| Elf::open(p).unwrap().function_offsets(&["SSL_read"]).err().map(|e| e.to_string());
+        assert!(err(&one).unwrap().contains("more than 4194304 symbols"));
+        assert!(err(&many).unwrap().contains("more than 4194304 symbols"), "the cap is for all tables together");
+        assert_eq!(err(&fine), None, "3 Mi symbols are read (and none is SSL_read)");
+        for p in [one, many, fine] {
+            std::fs::remove_file(p).ok();
+        }
     }
 
     #[test]

@@ -225,7 +225,7 @@ pub fn inspect(path: &Path, override_version: Option<GnutlsVersion>) -> Result<L
     let version = override_version.or_else(|| {
         let mut v = None;
         const MARKER: &[u8] = b"Enabled GnuTLS ";
-        let _ = elf.find_bytes(MARKER, 64 << 20, |at| {
+        let _ = elf.find_bytes(&[MARKER], 64 << 20, |at| {
             let rest = &at[MARKER.len()..];
             let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len().min(16));
             v = std::str::from_utf8(&rest[..end]).ok().and_then(GnutlsVersion::parse);

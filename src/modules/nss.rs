@@ -193,7 +193,7 @@ fn nss_version(ssl3: &Path) -> Option<String> {
         let elf = Elf::open(p).ok()?;
         let mut v = None;
         const MARKER: &[u8] = b"Version: NSS ";
-        let _ = elf.find_bytes(MARKER, 64 << 20, |at| {
+        let _ = elf.find_bytes(&[MARKER], 64 << 20, |at| {
             let rest = &at[MARKER.len()..];
             let end = rest.iter().position(|&b| !(b.is_ascii_digit() || b == b'.')).unwrap_or(0);
             v = (end > 0).then(|| format!("NSS {}", String::from_utf8_lossy(&rest[..end])));

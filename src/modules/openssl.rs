@@ -360,31 +360,34 @@ pub(crate) fn inspect(path: &Path, override_version: Option<SslVersion>) -> Resu
 /// method pointer, so no fd comes from it). Older BIOs have nothing to tell
 /// them by: None.
 fn boring_bio(elf: &Elf) -> Option<BoringBio> {
-    if elf.find_bytes(version::BORINGSSL_BIO_CLASS_MARK, VERSION_SCAN_LIMIT, |_| true).unwrap_or(false) {
+    if elf.find_bytes(&[version::BORINGSSL_BIO_CLASS_MARK], VERSION_SCAN_LIMIT, |_| true).unwrap_or(false) {
         return Some(BoringBio::Class);
     }
     let ex_data = elf.function_offsets(version::BORINGSSL_BIO_EX_DATA_FUNCS).unwrap_or_default();
     (!ex_data.is_empty()).then_some(BoringBio::ExData)
 }
 
-/// How much of a file is searched for its version string.
-const VERSION_SCAN_LIMIT: u64 = 512 << 20;
+/// How much of a file's read-only data is searched for its version string
+/// (libcrypto's .rodata is ~1 MiB; a statically linked binary's a few tens).
+const VERSION_SCAN_LIMIT: u64 = 256 << 20;
 
 /// The version marker in `elf`: "OpenSSL x.y.z" (BoringSSL's "OpenSSL
 /// 1.1.1 (compatible; BoringSSL)" is BoringSSL), else BoringSSL's name or
-/// C++ namespace; read a block at a time, never the whole file.
+/// C++ namespace; one pass over its read-only data and symbol names, a
+/// block at a time.
 fn version_in(elf: &Elf) -> Option<SslVersion> {
-    let mut v = None;
-    let _ = elf.find_bytes(b"OpenSSL ", VERSION_SCAN_LIMIT, |rest| {
+    let (mut v, mut boring) = (None, false);
+    let mut needles: Vec<&[u8]> = vec![b"OpenSSL "];
+    needles.extend_from_slice(version::BORINGSSL_MARKS);
+    let _ = elf.find_bytes(&needles, VERSION_SCAN_LIMIT, |rest| {
+        if !rest.starts_with(b"OpenSSL ") {
+            boring = true;
+            return false;
+        }
         v = SslVersion::marker_at(rest);
         v.is_some()
     });
-    for mark in version::BORINGSSL_MARKS {
-        if v.is_none() && elf.find_bytes(mark, VERSION_SCAN_LIMIT, |_| true).unwrap_or(false) {
-            v = Some(SslVersion::BORINGSSL);
-        }
-    }
-    v
+    v.or(boring.then_some(SslVersion::BORINGSSL))
 }
 
 /// The version marker in the library itself, else in the libcrypto it needs
@@ -435,6 +438,23 @@ mod tests {
         let e = discover(Some(&exe), None, None).unwrap_err();
         assert!(e.to_string().contains("does not define SSL_read and SSL_write"), "{e}");
         assert_eq!(e.exit_code(), 2, "a file that is not the library is the user's");
+    }
+
+    #[test]
+    fn system_libssl_version_is_found_in_its_libcrypto_rodata() {
+        // Debian's libssl.so.3 has no marker of its own; its libcrypto's
+        // .rodata has "OpenSSL 3.x.y <date>", as `openssl version` says.
+        let Some(path) = libs::find_in_lib_dirs("libssl.so.3") else {
+            eprintln!("no libssl.so.3 here: nothing to check");
+            return;
+        };
+        let lib = inspect(&path, None).unwrap();
+        let v = lib.version.expect("a version found");
+        assert!(lib.version_source.starts_with("libcrypto.so"), "{}", lib.version_source);
+        let said = std::process::Command::new("openssl").arg("version").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        if let Ok(said) = said {
+            assert!(said.starts_with(&format!("{v} ")), "{v} vs {said}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The only place with `unsafe` code: libbpf FFI (`libbpf`) and the handful of
-//! libc calls std lacks (`os`). Everything above sees safe, owned handles.
+//! The only place with `unsafe` code: libbpf FFI (`libbpf`), the handful of
+//! libc calls std lacks (`os`) and the allocator's tuning (`alloc`).
+//! Everything above sees safe, owned handles.
 #![allow(unsafe_code)]
 
+pub mod alloc;
 pub mod libbpf;
 pub mod os;

@@ -246,6 +246,23 @@ pub fn realtime_ns() -> i64 {
     clock_ns(libc::CLOCK_REALTIME) as i64
 }
 
+/// The first offset at or after `offset` that holds data rather than a hole
+/// (lseek SEEK_DATA): `Some(offset)` where the filesystem does not know
+/// holes, None when only a hole (or nothing) follows.
+pub fn next_data(file: &std::fs::File, offset: u64) -> Option<u64> {
+    let Ok(off) = libc::off_t::try_from(offset) else { return None };
+    // SAFETY: lseek on a file descriptor we own; it only moves its offset
+    // (the callers read with pread, which ignores it).
+    let r = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_DATA) };
+    if r >= 0 {
+        return Some(r as u64);
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENXIO) => None,
+        _ => Some(offset),
+    }
+}
+
 /// The effective user id.
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail.

@@ -147,7 +147,7 @@ pub fn s_server(dir: &Path, accept: &str, www: bool) -> Proc {
 
 /// `/usr/bin/python3`, as user `uid` when given (so a test can capture with
 /// --uid and see nothing of the other tests running beside it).
-fn python_as(uid: Option<u32>) -> Command {
+pub fn python_as(uid: Option<u32>) -> Command {
     match uid {
         Some(u) => {
             let mut c = Command::new("setpriv");
@@ -404,6 +404,8 @@ struct Shared {
     stderr: Vec<String>,
     stdout_closed: bool,
     stderr_closed: bool,
+    /// Every byte of stdout, when asked for (`start_keep_raw`).
+    raw: Option<Vec<u8>>,
 }
 
 /// A running ecapture with its output parsed as it comes.
@@ -420,6 +422,20 @@ impl Ecapture {
     }
 
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Ecapture {
+        Self::start_opts(args, env, false)
+    }
+
+    /// `start_env`, keeping a copy of stdout as it came (`raw_stdout`).
+    pub fn start_keep_raw(args: &[&str], env: &[(&str, &str)]) -> Ecapture {
+        Self::start_opts(args, env, true)
+    }
+
+    /// Everything ecapture wrote to stdout so far (with `start_keep_raw`).
+    pub fn raw_stdout(&self) -> Vec<u8> {
+        lock(&self.shared.0).raw.clone().expect("started with start_keep_raw")
+    }
+
+    fn start_opts(args: &[&str], env: &[(&str, &str)], keep_raw: bool) -> Ecapture {
         let mut cmd = Command::new(bin());
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
@@ -434,6 +450,7 @@ impl Ecapture {
                 stderr: Vec::new(),
                 stdout_closed: false,
                 stderr_closed: false,
+                raw: keep_raw.then(Vec::new),
             }),
             Condvar::new(),
         ));
@@ -444,9 +461,13 @@ impl Ecapture {
             let mut chunk = vec![0u8; 1 << 16];
             let mut eof = false;
             while !eof {
+                let mut n_read = 0;
                 match out.read(&mut chunk) {
                     Ok(0) | Err(_) => eof = true,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        n_read = n;
+                    }
                 }
                 let mut used = 0;
                 let mut parsed = Vec::new();
@@ -460,6 +481,9 @@ impl Ecapture {
                 buf.drain(..used);
                 let (m, cv) = &*s;
                 let mut g = lock(m);
+                if let Some(raw) = g.raw.as_mut() {
+                    raw.extend_from_slice(&chunk[..n_read]);
+                }
                 for ev in parsed {
                     g.all.push(ev.clone());
                     g.events.push_back(ev);
@@ -551,6 +575,93 @@ impl Ecapture {
             g = cv.wait_timeout(g, PATIENCE).unwrap().0;
         }
         (status, took, g.all.clone(), g.stderr.clone())
+    }
+}
+
+/// What a process used over its whole life.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// Peak resident set (VmHWM of /proc/PID/status, the last value read
+    /// before the process let go of its memory), in bytes. Not wait4's
+    /// ru_maxrss: Linux carries the RSS of the memory a child had before
+    /// exec (its parent's, when spawned with vfork) into it.
+    pub peak_rss: u64,
+    /// User and system CPU time (wait4's rusage).
+    pub cpu: Duration,
+}
+
+/// VmHWM of a process in bytes; None once it has exited.
+pub fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok().map(|k| k * 1024)
+}
+
+/// Resident bytes of a process's mappings of BPF maps (`anon_inode:bpf-map`
+/// in /proc/PID/smaps): the ring buffer, which the kernel maps whole (its
+/// data pages twice) when it is mmapped. Not ecapture's heap: constant from
+/// start-up, set by --mapsize.
+pub fn bpf_map_rss(pid: u32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut total = 0;
+    let mut in_map = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            in_map = line.contains("anon_inode:bpf-map");
+        } else if in_map {
+            if let Some(kb) = line.strip_prefix("Rss:") {
+                total += kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) * 1024;
+            }
+        }
+    }
+    total
+}
+
+impl Ecapture {
+    /// Sends SIGINT, follows the process's peak RSS until it exits and
+    /// reaps it with wait4(2) for its CPU time; returns (status, usage,
+    /// every event seen, stderr lines).
+    pub fn stop_measured(mut self) -> (ExitStatus, Usage, Vec<Event>, Vec<String>) {
+        use std::os::unix::process::ExitStatusExt;
+        let child = self.child.take().expect("running");
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: plain kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let deadline = Instant::now() + PATIENCE;
+        let mut peak_rss = vm_hwm(pid as u32).unwrap_or(0);
+        let (status, ru) = loop {
+            // The high-water mark only grows: the last reading is the peak
+            // but for the last millisecond of shutdown.
+            if let Some(hwm) = vm_hwm(pid as u32) {
+                peak_rss = peak_rss.max(hwm);
+            }
+            let mut status = 0;
+            // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: wait4 on our own child with valid out-pointers.
+            let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+            assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+            if r == pid {
+                break (ExitStatus::from_raw(status), ru);
+            }
+            if Instant::now() >= deadline {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("ecapture did not exit within {PATIENCE:?} of SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        // Reaped by wait4: std's Child must not wait (or kill) it again.
+        drop(child);
+        let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+        let usage = Usage { peak_rss, cpu: tv(ru.ru_utime) + tv(ru.ru_stime) };
+        let (m, cv) = &*self.shared;
+        let mut g = lock(m);
+        while !(g.stdout_closed && g.stderr_closed) {
+            g = cv.wait_timeout(g, PATIENCE).unwrap().0;
+        }
+        (status, usage, g.all.clone(), g.stderr.clone())
     }
 }
 
