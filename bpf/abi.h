@@ -128,6 +128,8 @@ struct common_cfg {
 /* lib_offsets.flags */
 #define LIB_F_BIO 0x1        /* bio_num / bio_method are known: the fd may come from the BIO */
 #define LIB_F_VERSION_S3 0x2 /* BoringSSL: when ssl_version holds no TLS version, it is in s3 */
+#define LIB_F_MEM_BIO 0x4    /* OpenSSL's memory BIO is known: BIO.ptr at bio_num + 8... */
+#define LIB_F_MEM_READP 0x8  /* ...to {BUF_MEM *buf, *readp} (1.1.0 on), else to the BUF_MEM */
 
 /* Offsets into OpenSSL's or BoringSSL's private structs, per attached
  * library (src/modules/openssl/version.rs). */

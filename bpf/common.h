@@ -259,6 +259,159 @@ static __always_inline int note_fd(unsigned long fd)
 	return 0;
 }
 
+/* ---- memory BIOs ------------------------------------------------------------ */
+
+/* A program whose own event loop moves the ciphertext (a memory BIO, not a
+ * socket BIO) makes no socket syscall inside the library's calls. Its
+ * connection's socket is learnt from the ciphertext itself, on the thread
+ * that runs the loop: the first bytes of what the library is about to
+ * decrypt were, moments before, the first bytes of one of the thread's
+ * last reads from a socket; the first bytes of what the library just
+ * encrypted are the first bytes the thread next writes to a socket. Only
+ * threads that have used a memory BIO are watched (mem_threads), and a
+ * match needs MEM_MATCH_MIN equal bytes of ciphertext (a TLS record header
+ * and the start of its random-looking body): a wrong fd is never guessed. */
+#define MEM_HEAD 16
+#define MEM_READS 4
+#define MEM_MATCH_MIN 12
+
+struct mem_read {
+	__s32 fd;
+	__u32 len;
+	__u8 head[MEM_HEAD];
+};
+
+struct mem_thread {
+	__u64 read_buf; /* a read/recvfrom in progress: its buffer (0: none) */
+	__s32 read_fd;
+	__u32 next; /* reads[next % MEM_READS] is the next to replace */
+	struct mem_read reads[MEM_READS];
+	__u64 send_conn; /* this connection's ciphertext starts with send_head */
+	__u32 send_len;
+	__u32 _pad;
+	__u8 send_head[MEM_HEAD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct mem_thread);
+} mem_threads SEC(".maps");
+
+/* This thread uses a memory BIO: watch its socket reads and writes. */
+static __always_inline struct mem_thread *mem_watch(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct mem_thread *t = bpf_map_lookup_elem(&mem_threads, &id);
+	if (t)
+		return t;
+	struct mem_thread fresh = {};
+	bpf_map_update_elem(&mem_threads, &id, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&mem_threads, &id);
+}
+
+/* Whether the first n bytes of a and b are equal (n <= MEM_HEAD). */
+static __always_inline int head_eq(const __u8 *a, const __u8 *b, __u32 n)
+{
+	for (int i = 0; i < MEM_HEAD; i++) {
+		if (i >= n)
+			break;
+		if (a[i] != b[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* conn is about to decrypt ciphertext starting with head[0..len): the fd of
+ * the thread's recent socket read that started so is conn's. */
+static __always_inline void mem_match_recv(__u64 conn, const __u8 *head, __u32 len)
+{
+	struct mem_thread *t = mem_watch();
+	if (!t || len < MEM_MATCH_MIN)
+		return;
+	for (int i = 0; i < MEM_READS; i++) {
+		struct mem_read *r = &t->reads[i];
+		__u32 n = r->len < len ? r->len : len;
+		if (n >= MEM_MATCH_MIN && head_eq(r->head, head, n) && sock_of_fd(r->fd)) {
+			conn_fd_set(conn, r->fd);
+			return;
+		}
+	}
+}
+
+/* conn just produced ciphertext starting with head[0..len): the socket the
+ * thread next writes it to is conn's. */
+static __always_inline void mem_expect_send(__u64 conn, const __u8 *head, __u32 len)
+{
+	struct mem_thread *t = mem_watch();
+	if (!t || len < MEM_MATCH_MIN)
+		return;
+	t->send_conn = conn;
+	t->send_len = len;
+	__builtin_memcpy(t->send_head, head, MEM_HEAD);
+}
+
+/* sys_enter of a watched thread: remember a read's buffer; compare a
+ * write's first bytes with the ciphertext expected. */
+static __always_inline void mem_sys_enter(__u64 nr, struct pt_regs *regs)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct mem_thread *t = bpf_map_lookup_elem(&mem_threads, &id);
+	if (!t)
+		return;
+	__s64 fd = (__s64)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	__u64 buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	if (fd < 0 || fd > 0x7fffffff)
+		return;
+	if (nr == 0 || nr == 45) {
+		t->read_buf = buf;
+		t->read_fd = (__s32)fd;
+		return;
+	}
+	__u64 count = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	if (!t->send_len || count < MEM_MATCH_MIN)
+		return;
+	__u8 head[MEM_HEAD] = {};
+	__u32 n = t->send_len < count ? t->send_len : (__u32)count;
+	if (n > MEM_HEAD)
+		n = MEM_HEAD;
+	if (bpf_probe_read_user(head, MEM_HEAD, (void *)buf) && bpf_probe_read_user(head, MEM_MATCH_MIN, (void *)buf))
+		return;
+	if (head_eq(head, t->send_head, n) && sock_of_fd((__s32)fd)) {
+		conn_fd_set(t->send_conn, (__s32)fd);
+		t->send_len = 0;
+	}
+}
+
+/* sys_exit: a watched thread's read returned; keep its first bytes. */
+SEC("raw_tracepoint/sys_exit")
+int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u64 nr = BPF_CORE_READ(regs, orig_ax);
+	if (nr != 0 && nr != 45)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct mem_thread *t = bpf_map_lookup_elem(&mem_threads, &id);
+	if (!t || !t->read_buf)
+		return 0;
+	long ret = (long)ctx->args[1];
+	__u64 buf = t->read_buf;
+	t->read_buf = 0;
+	if (ret <= 0)
+		return 0;
+	__u32 idx = t->next & (MEM_READS - 1);
+	struct mem_read *r = &t->reads[idx];
+	__u32 n = ret < MEM_HEAD ? (__u32)ret : MEM_HEAD;
+	if (bpf_probe_read_user(r->head, MEM_HEAD, (void *)buf))
+		return 0;
+	r->fd = t->read_fd;
+	r->len = n;
+	t->next++;
+	return 0;
+}
+
 /* One raw tracepoint on sys_enter rather than eight syscall tracepoints:
  * raw tracepoints are attached by name and need no tracefs mount, which many
  * hosts (and containers) do not have. Syscall numbers are x86_64's. */
@@ -279,6 +432,13 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	switch (ctx->args[1]) {
+	case 0:
+	case 1:
+	case 44:
+	case 45:
+		mem_sys_enter(ctx->args[1], regs);
+	}
 	return note_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
 }
 

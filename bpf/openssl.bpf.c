@@ -20,40 +20,6 @@
 
 const volatile struct openssl_cfg openssl_cfg = {};
 
-/* SSL_{read,write}[_ex](SSL *s, void *buf, int/size_t num[, size_t *moved]). */
-static __always_inline void on_entry(struct pt_regs *ctx, __u8 is_ex, __u8 dir, __u32 lib_idx)
-{
-	call_begin(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), is_ex ? PT_REGS_PARM4(ctx) : 0, is_ex, dir, lib_idx);
-}
-
-#ifndef ECAP_COMPAT
-/* One program for the four functions; the attach cookie says which, and
- * which library. */
-SEC("uprobe")
-int BPF_KPROBE(ssl_rw_entry)
-{
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	on_entry(ctx, (cookie & COOKIE_EX) != 0, (cookie & COOKIE_WRITE) ? DIR_WRITE : DIR_READ,
-		 cookie & COOKIE_LIB_MASK);
-	return 0;
-}
-#else
-/* Without attach cookies: one program per function, and one object per
- * library (its offsets in libs[0]). */
-#define ENTRY(prog, is_ex, dir)                 \
-	SEC("uprobe")                           \
-	int BPF_KPROBE(prog)                    \
-	{                                       \
-		on_entry(ctx, is_ex, dir, 0);   \
-		return 0;                       \
-	}
-
-ENTRY(ssl_write_entry, 0, DIR_WRITE)
-ENTRY(ssl_read_entry, 0, DIR_READ)
-ENTRY(ssl_write_ex_entry, 1, DIR_WRITE)
-ENTRY(ssl_read_ex_entry, 1, DIR_READ)
-#endif
-
 /* SSL_set_fd / SSL_set_rfd / SSL_set_wfd (SSL *s, int fd): the fd at once. */
 SEC("uprobe")
 int BPF_KPROBE(ssl_set_fd_entry, void *ssl, int fd)
@@ -117,6 +83,107 @@ static __always_inline __s32 fd_from_bio(__u64 ssl, const struct lib_offsets *o,
 		return -1;
 	return fd;
 }
+
+/* OpenSSL's BIO_TYPE_MEM. */
+#define BIO_TYPE_MEM (1 | 0x0400)
+
+/* The first bytes (up to MEM_HEAD) of what the SSL's read or write BIO
+ * holds unread, when it is an OpenSSL memory BIO; 0 otherwise. */
+static __always_inline __u32 mem_bio_head(__u64 ssl, const struct lib_offsets *o, __u8 dir, __u8 *head)
+{
+	__u64 bio = 0, method = 0, ptr = 0, bm = 0, data = 0, length = 0;
+	__s32 type = 0;
+
+	if (!o->valid || !(o->flags & LIB_F_MEM_BIO))
+		return 0;
+	if (bpf_probe_read_user(&bio, sizeof(bio), (void *)(ssl + (dir == DIR_WRITE ? o->ssl_wbio : o->ssl_rbio))) ||
+	    !bio)
+		return 0;
+	if (bpf_probe_read_user(&method, sizeof(method), (void *)(bio + o->bio_method)) || !method ||
+	    bpf_probe_read_user(&type, sizeof(type), (void *)method) || type != BIO_TYPE_MEM)
+		return 0;
+	if (bpf_probe_read_user(&ptr, sizeof(ptr), (void *)(bio + o->bio_num + 8)) || !ptr)
+		return 0;
+	bm = ptr;
+	if ((o->flags & LIB_F_MEM_READP) && (bpf_probe_read_user(&bm, sizeof(bm), (void *)(ptr + 8)) || !bm))
+		return 0;
+	/* BUF_MEM: {size_t length; char *data; ...} */
+	if (bpf_probe_read_user(&length, sizeof(length), (void *)bm) ||
+	    bpf_probe_read_user(&data, sizeof(data), (void *)(bm + 8)) || !data || !length)
+		return 0;
+	if (bpf_probe_read_user(head, MEM_HEAD, (void *)data))
+		return 0;
+	return length < MEM_HEAD ? (__u32)length : MEM_HEAD;
+}
+
+/* Whether conn's fd is known already. */
+static __always_inline int conn_fd_known(__u64 conn)
+{
+	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = conn};
+	return bpf_map_lookup_elem(&conn_fds, &k) != 0;
+}
+
+/* Before the SSL decrypts: a memory BIO's pending ciphertext names the
+ * socket it was read from (bpf/common.h). */
+static __always_inline void mem_learn_recv(__u64 ssl, __u32 lib_idx)
+{
+	if (filtered_out(bpf_get_current_pid_tgid()) || conn_fd_known(ssl))
+		return;
+	struct lib_offsets o = lib_off(lib_idx);
+	__u8 head[MEM_HEAD] = {};
+	__u32 n = mem_bio_head(ssl, &o, DIR_READ, head);
+	if (n)
+		mem_match_recv(ssl, head, n);
+}
+
+/* After the SSL encrypted: its memory BIO's pending ciphertext is what the
+ * thread writes next to the socket. */
+static __always_inline void mem_learn_send(__u64 ssl, __u32 lib_idx)
+{
+	if (filtered_out(bpf_get_current_pid_tgid()) || conn_fd_known(ssl))
+		return;
+	struct lib_offsets o = lib_off(lib_idx);
+	__u8 head[MEM_HEAD] = {};
+	__u32 n = mem_bio_head(ssl, &o, DIR_WRITE, head);
+	if (n)
+		mem_expect_send(ssl, head, n);
+}
+
+/* SSL_{read,write}[_ex](SSL *s, void *buf, int/size_t num[, size_t *moved]). */
+static __always_inline void on_entry(struct pt_regs *ctx, __u8 is_ex, __u8 dir, __u32 lib_idx)
+{
+	if (dir == DIR_READ)
+		mem_learn_recv(PT_REGS_PARM1(ctx), lib_idx);
+	call_begin(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), is_ex ? PT_REGS_PARM4(ctx) : 0, is_ex, dir, lib_idx);
+}
+
+#ifndef ECAP_COMPAT
+/* One program for the four functions; the attach cookie says which, and
+ * which library. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_rw_entry)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	on_entry(ctx, (cookie & COOKIE_EX) != 0, (cookie & COOKIE_WRITE) ? DIR_WRITE : DIR_READ,
+		 cookie & COOKIE_LIB_MASK);
+	return 0;
+}
+#else
+/* Without attach cookies: one program per function, and one object per
+ * library (its offsets in libs[0]). */
+#define ENTRY(prog, is_ex, dir)                 \
+	SEC("uprobe")                           \
+	int BPF_KPROBE(prog)                    \
+	{                                       \
+		on_entry(ctx, is_ex, dir, 0);   \
+		return 0;                       \
+	}
+
+ENTRY(ssl_write_entry, 0, DIR_WRITE)
+ENTRY(ssl_read_entry, 0, DIR_READ)
+ENTRY(ssl_write_ex_entry, 1, DIR_WRITE)
+ENTRY(ssl_read_ex_entry, 1, DIR_READ)
+#endif
 
 /* SSL 3.0 to TLS 1.3, DTLS 1.0 (and OpenSSL's pre-standard one) to 1.3. */
 static __always_inline int is_tls_version(__u16 v)
@@ -190,5 +257,50 @@ int BPF_KRETPROBE(ssl_rw_return)
 		}
 	}
 	call_emit(&c, n, &info);
+	if (c.dir == DIR_WRITE && info.fd < 0)
+		mem_learn_send(c.conn, c.lib_idx);
+	return 0;
+}
+
+/* SSL_do_handshake(SSL *s): a memory BIO's connection is learnt from the
+ * handshake's records as from data (attach cookie: the library). */
+static __always_inline __u32 handshake_lib(struct pt_regs *ctx)
+{
+#ifndef ECAP_COMPAT
+	return bpf_get_attach_cookie(ctx) & COOKIE_LIB_MASK;
+#else
+	return 0;
+#endif
+}
+
+/* The SSL of a handshake in progress, per thread (for its return). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} handshakes SEC(".maps");
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_handshake_entry, void *ssl)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 conn = (__u64)ssl;
+	mem_learn_recv(conn, handshake_lib(ctx));
+	if (!filtered_out(id))
+		bpf_map_update_elem(&handshakes, &id, &conn, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_handshake_return)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 *conn = bpf_map_lookup_elem(&handshakes, &id);
+	if (!conn)
+		return 0;
+	__u64 ssl = *conn;
+	bpf_map_delete_elem(&handshakes, &id);
+	mem_learn_send(ssl, handshake_lib(ctx));
 	return 0;
 }

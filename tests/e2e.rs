@@ -414,3 +414,60 @@ fn compat_build_captures_too() {
     assert!(status.success());
     assert_eq!(summary_counts(&stderr).0, 0, "nothing lost");
 }
+
+/// A program that moves the ciphertext itself (asyncio: OpenSSL over memory
+/// BIOs, every connection's both ends in one event loop thread): each event
+/// that shows a tuple shows its own connection's — checked against the
+/// client port every message names — and the tuple is learnt for each.
+#[test]
+fn memory_bio_event_loop_gets_each_connections_own_tuple() {
+    if !e2e_enabled("memory_bio") {
+        return;
+    }
+    let dir = TempDir::new("membio");
+    let (cert, key) = make_cert(dir.path());
+    let ec = Ecapture::start(&["tls"]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/asyncio_peer.py");
+    let (conns, rounds) = (8, 5);
+    let out = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(&cert)
+        .arg(&key)
+        .arg(conns.to_string())
+        .arg(rounds.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/asyncio_peer.py");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let server_port: u16 = said.trim().strip_prefix("DONE ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("asyncio_peer.py: {said:?}"));
+    // The last answer each way is in once the last echo (conn 7, round 4) has been read.
+    ec.wait_event("the last echo read", |e| {
+        e.dir == "READ" && String::from_utf8_lossy(&e.payload).contains(&format!("echo conn {} round {} ", conns - 1, rounds - 1))
+    });
+    let (st, _, events, err) = ec.stop();
+    assert!(st.success(), "{err:?}");
+    let port = |a: &str| a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+    let (mut known, mut total) = (0, 0);
+    for e in events.iter().filter(|e| e.comm == "python3") {
+        let text = String::from_utf8_lossy(&e.payload).into_owned();
+        for line in text.lines() {
+            let Some(p) = line.rsplit("port ").next().and_then(|p| p.trim().parse::<u16>().ok()) else { continue };
+            if !line.starts_with("conn ") && !line.starts_with("echo conn ") {
+                continue;
+            }
+            total += 1;
+            if e.src == "0.0.0.0:0" {
+                continue;
+            }
+            known += 1;
+            // The client's port is this end's (client) or the peer's (server).
+            let (local, remote) = if e.dir == "WRITE" { (port(&e.src), port(&e.dst)) } else { (port(&e.dst), port(&e.src)) };
+            let client_side = line.starts_with("conn ") == (e.dir == "WRITE");
+            let want = if client_side { (p, server_port) } else { (server_port, p) };
+            assert_eq!((local, remote), want, "{} {line:?}: its own connection's tuple", e.dir);
+        }
+    }
+    assert_eq!(total, conns * rounds * 4, "every message, both ends, both ways");
+    assert!(known * 10 >= total * 9, "the tuple is learnt for nearly every message: {known} of {total}");
+}

@@ -123,7 +123,7 @@ impl Module for Nss {
         // One object: its programs are attached to every file.
         let modern = features.build() == Build::Modern;
         if !modern {
-            log::warn!("this kernel has no bpf_loop (Linux 5.17): PR_Writev is not captured");
+            log::warn!("the compat BPF build (no bpf_loop before Linux 5.17, or ECAPTURE_BPF=compat): PR_Writev is not captured");
         }
         let mut targets: Vec<Target> =
             nspr.iter().map(|l| Target { path: l.path.clone(), uprobes: nspr_uprobes(l, modern) }).collect();

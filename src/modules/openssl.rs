@@ -68,6 +68,8 @@ const MAX_LIBS: usize = c::MAX_LIBS as usize;
 /// The functions we hook. SSL_read/SSL_write are required.
 const RW_FUNCS: [&str; 4] = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"];
 const FD_FUNCS: [&str; 3] = ["SSL_set_fd", "SSL_set_rfd", "SSL_set_wfd"];
+/// Where a memory BIO's connection is learnt during the handshake.
+const HANDSHAKE_FUNC: &str = "SSL_do_handshake";
 /// Where a connection ends.
 const FREE_FUNC: &str = "SSL_free";
 
@@ -166,7 +168,7 @@ impl Module for Openssl {
             name: "openssl",
             bytes,
             config: vec![("openssl_cfg", cfg)],
-            raw_tracepoints: vec![("sys_enter", "sys_enter")],
+            raw_tracepoints: vec![("sys_enter", "sys_enter"), ("sys_exit", "sys_exit")],
             targets,
         };
         Ok(match features.build() {
@@ -241,6 +243,11 @@ fn offsets_bytes(o: Option<Offsets>) -> Vec<u8> {
             lib_offsets::bio_num.put(&mut b, o.bio_num);
             lib_offsets::bio_method.put(&mut b, o.bio_method);
             flags |= c::LIB_F_BIO as u32;
+            match o.mem_readp {
+                Some(true) => flags |= (c::LIB_F_MEM_BIO | c::LIB_F_MEM_READP) as u32,
+                Some(false) => flags |= c::LIB_F_MEM_BIO as u32,
+                None => {}
+            }
         }
         lib_offsets::ssl_server.put(&mut b, o.ssl_server);
         lib_offsets::ssl_server_mask.put(&mut b, o.ssl_server_mask.into());
@@ -286,6 +293,10 @@ fn uprobes(idx: usize, lib: &Library, cookies: bool) -> Vec<Uprobe> {
         add("ssl_set_fd_entry", func, false, 0);
     }
     add("ssl_free_entry", FREE_FUNC, false, 0);
+    // The cookie: the library, for its offsets (0 without cookies: libs[0]).
+    let hs = if cookies { idx as u64 } else { 0 };
+    add("ssl_handshake_return", HANDSHAKE_FUNC, true, hs);
+    add("ssl_handshake_entry", HANDSHAKE_FUNC, false, hs);
     out
 }
 
@@ -338,7 +349,7 @@ pub fn discover(libssl: Option<&Path>, override_version: Option<SslVersion>, pid
 /// Reads one candidate: its functions and version.
 pub(crate) fn inspect(path: &Path, override_version: Option<SslVersion>) -> Result<Library> {
     let elf = Elf::open(path)?;
-    let wanted: Vec<&str> = RW_FUNCS.iter().chain(FD_FUNCS.iter()).chain([FREE_FUNC].iter()).copied().collect();
+    let wanted: Vec<&str> = RW_FUNCS.iter().chain(FD_FUNCS.iter()).chain([FREE_FUNC, HANDSHAKE_FUNC].iter()).copied().collect();
     let functions = elf.function_offsets(&wanted)?;
     if !functions.contains_key("SSL_write") || !functions.contains_key("SSL_read") {
         return Err(Error::runtime(
@@ -469,10 +480,11 @@ mod tests {
             bio_known: true,
             ssl_server: 8,
             ssl_server_mask: 9,
+            mem_readp: Some(true),
         };
         let b = offsets_bytes(Some(o));
         let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
-        let all = c::LIB_F_BIO as u32 | c::LIB_F_VERSION_S3 as u32;
+        let all = (c::LIB_F_BIO | c::LIB_F_VERSION_S3 | c::LIB_F_MEM_BIO | c::LIB_F_MEM_READP) as u32;
         assert_eq!((0..11).map(u).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7, 8, 9, all, 1]);
         let b = offsets_bytes(Some(Offsets { version_in_s3: None, bio_known: false, ..o }));
         let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());

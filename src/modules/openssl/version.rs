@@ -61,6 +61,10 @@ pub struct Offsets {
     pub ssl_server: u32,
     /// The bits of that byte set on the server side.
     pub ssl_server_mask: u8,
+    /// OpenSSL's memory BIO (`BIO.ptr` right after `BIO.num`): Some(true)
+    /// when it points to `{BUF_MEM *buf, *readp}` (1.1.0 on), Some(false)
+    /// when to the `BUF_MEM` itself (1.0.x); None: not known (BoringSSL).
+    pub mem_readp: Option<bool>,
 }
 
 /// BoringSSL's layouts. From boring-sys 1.x (2020) to 5.4 (2026) the SSL
@@ -109,6 +113,7 @@ pub fn boringssl_offsets(bio: Option<BoringBio>) -> Offsets {
         bio_known: bio.is_some(),
         ssl_server: 0xa4,
         ssl_server_mask: 0x1,
+        mem_readp: None,
     }
 }
 
@@ -191,6 +196,8 @@ impl SslVersion {
             bio_known: true,
             ssl_server: ssl_wbio + 0x20,
             ssl_server_mask: 0xff,
+            // BIO_s_mem's BIO_BUF_MEM (with its read pointer) came in 1.1.0.
+            mem_readp: Some(self.at_least(1, 1, 0)),
         };
         if self.flavor == Flavor::BoringSsl {
             // Without the binary at hand, its BIO generation is unknown
