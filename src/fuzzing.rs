@@ -173,7 +173,7 @@ pub fn assembler(data: &[u8]) {
                 call.conn = conn;
                 call.meta.direction = if op & 0x8 != 0 { Direction::Read } else { Direction::Write };
                 if op & 0x10 != 0 && !call.payload.is_empty() {
-                    call.missing = vec![0..1];
+                    call.missing = std::iter::once(0..1).collect();
                 }
                 a.push(call, now, &mut out);
             }

@@ -274,7 +274,7 @@ impl Assembler {
         let cfg = self.cfg;
         let conn = self.conns.entry(key).or_insert_with(|| Conn {
             proto: Proto::Detecting,
-            meta: call.meta.clone(),
+            meta: call.meta,
             sides: Default::default(),
             methods: VecDeque::new(),
             c2s: None,
@@ -405,7 +405,7 @@ impl Conn {
         // The latest call knows best (an fd learnt late, a tuple resolved).
         let role = call.meta.role.or(self.meta.role);
         let endpoints = call.meta.endpoints.or(self.meta.endpoints);
-        self.meta = Meta { role, endpoints, ..call.meta.clone() };
+        self.meta = Meta { role, endpoints, ..call.meta };
         if self.c2s.is_none() {
             self.c2s = role.map(|r| if r == Role::Client { Direction::Write } else { Direction::Read });
         }
@@ -517,7 +517,7 @@ impl Conn {
     fn message(&self, d: Direction, first: Option<First>, payload: Vec<u8>, kind: u32, view: Option<View>) -> Message {
         let f = first.unwrap_or(First { timestamp_ns: self.meta.timestamp_ns, tid: self.meta.tid, arrived_ns: 0 });
         Message {
-            meta: Meta { timestamp_ns: f.timestamp_ns, tid: f.tid, direction: d, ..self.meta.clone() },
+            meta: Meta { timestamp_ns: f.timestamp_ns, tid: f.tid, direction: d, ..self.meta },
             kind,
             total_len: payload.len() as u32,
             payload,
@@ -642,6 +642,7 @@ impl Conn {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // missing ranges: one range is the common case
 mod tests {
     use super::*;
     use crate::event::tests::sample_call;

@@ -531,7 +531,7 @@ HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n
         let HeadResult::Head(h) = parse_head(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nX-A:b\r\n\r\n") else { panic!() };
         assert_eq!((h.status, h.field("content-encoding"), h.field("x-a")), (200, Some(&b"gzip"[..]), Some(&b"b"[..])));
         assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost"), HeadResult::Incomplete);
-        assert_eq!(parse_head(b"GET / HTTP/1.1\nHost: x\n\n").is_head(), true, "bare LF");
+        assert!(parse_head(b"GET / HTTP/1.1\nHost: x\n\n").is_head(), "bare LF");
     }
 
     impl HeadResult {

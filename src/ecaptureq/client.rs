@@ -94,6 +94,8 @@ fn handshake(stream: TcpStream, shared: &Shared) -> Result<WebSocket<TcpStream>,
     let _ = os::set_tcp_user_timeout(stream.as_raw_fd(), STALL_TIMEOUT.as_millis() as u32);
     let fd = stream.as_raw_fd();
     let mut refusal: Option<String> = None;
+    // tungstenite's callback signature: its error type is its own.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         match shared.policy.check(header("origin"), header("host"), req.uri().query(), header("authorization")) {

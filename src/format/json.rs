@@ -136,6 +136,7 @@ pub fn write(w: &mut dyn Write, m: &Message) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // missing ranges: one range is the common case
 mod tests {
     use super::*;
     use crate::event::tests::sample_message;

@@ -331,6 +331,7 @@ pub fn frame_lines(f: &Frame) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // missing ranges: one range is the common case
 mod tests {
     use super::*;
     use crate::assemble::http1::display_body;
