@@ -91,6 +91,7 @@ fn run_vm(kernel: &str, tag: &str, extra_args: &str, hide_btf: bool) -> (PathBuf
         .arg(f.dir.join("cert.pem"))
         .arg("--file")
         .arg(f.dir.join("key.pem"))
+        .args(other_libs().iter().flat_map(|l| ["--file".to_string(), l.clone()]))
         .args(["--env", &format!("SIZE={SIZE}"), "--env", &format!("EXTRA={extra_args}")])
         .arg("--run")
         .arg(root().join("tests/kernels/guest-capture.sh"))
@@ -103,6 +104,18 @@ fn run_vm(kernel: &str, tag: &str, extra_args: &str, hide_btf: bool) -> (PathBuf
     let said = format!("{}{}", String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr));
     assert!(res.status.success(), "{tag}: the VM run failed ({}):\n{said}", res.status);
     (out, said)
+}
+
+/// GnuTLS's and NSS's libraries, given to the guest as files when this
+/// machine has them: the gnutls and nss objects are loaded and attached
+/// there too.
+fn other_libs() -> Vec<String> {
+    ["libgnutls.so.30", "libnspr4.so", "libssl3.so"]
+        .iter()
+        .map(|n| Path::new("/usr/lib/x86_64-linux-gnu").join(n))
+        .filter_map(|p| std::fs::canonicalize(&p).ok().map(|real| (real, p)))
+        .map(|(real, p)| format!("{}:/km/{}", real.display(), p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()))
+        .collect()
 }
 
 /// "tls_selftest: OK pid=P server_port=S client_port=C bytes=N (...)"
@@ -146,6 +159,14 @@ fn check(kernel: &str, tag: &str, extra_args: &str, hide_btf: bool) {
     assert!(events.iter().all(|e| e.pid == pid), "{tag}: events of another process");
     let ack = format!("ACK {SIZE}");
     assert!(events.iter().any(|e| e.dir == "WRITE" && e.src == s && e.payload == ack.as_bytes()), "{tag}: the answer");
+    if other_libs().len() == 3 {
+        for (module, lib) in [("gnutls", "libgnutls.so.30"), ("nss", "libssl3.so")] {
+            let err = std::fs::read_to_string(out.join(format!("{module}.stderr"))).unwrap_or_default();
+            let status = std::fs::read_to_string(out.join(format!("{module}.status"))).unwrap_or_default();
+            assert!(err.contains("probes attached") && err.contains(lib), "{tag}: the {module} module on this kernel:\n{err}\n{said}");
+            assert_eq!(status.trim(), "0", "{tag}: {module}'s exit status after SIGINT\n{err}");
+        }
+    }
 }
 
 #[test]

@@ -55,4 +55,27 @@ wait $ec
 echo $? >"$out/ecapture.status"
 echo "ecapture exited with status $(cat "$out/ecapture.status")"
 grep -E ' (INFO|WARN|ERROR) ' "$out/ecapture.stderr" | tail -n 4 | cut -c1-300
+
+# The other modules' objects load and attach on this kernel too (given
+# their libraries as files: /km/libgnutls.so.30, /km/libnspr4.so and
+# /km/libssl3.so, found through ECAPTURE_LIB_DIRS).
+attach_only() { # name, args...
+  name=$1
+  shift
+  ECAPTURE_LIB_DIRS=/km ./ecapture "$@" >/dev/null 2>"$out/$name.stderr" </dev/null &
+  pid=$!
+  t=0
+  while [ $t -lt $((ATTACH_WAIT * 10)) ]; do
+    grep -q 'probes attached' "$out/$name.stderr" && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+    t=$((t + 1))
+  done
+  kill -INT $pid 2>/dev/null
+  wait $pid
+  echo $? >"$out/$name.status"
+  echo "$name: $(grep -E 'probes attached|ecapture:' "$out/$name.stderr" | sed 's/.*INFO *//' | cut -c1-200)"
+}
+[ -e /km/libgnutls.so.30 ] && attach_only gnutls gnutls --gnutls /km/libgnutls.so.30
+[ -e /km/libnspr4.so ] && attach_only nss nss --nspr /km/libnspr4.so
 exit 0
