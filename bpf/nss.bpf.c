@@ -95,6 +95,23 @@ static __always_inline int classify(__u64 fd)
 	return -1;
 }
 
+/* The call's fd and flags when its descriptor is (or may be) TLS; 0 for
+ * plain I/O, which is not captured. */
+static __always_inline int tls_call_info(const struct call_ctx *c, struct call_info *info)
+{
+	int kind = classify(c->conn);
+	if (kind == 0)
+		return 0;
+	info->fd = call_fd(c, &info->flags);
+	if (kind < 0)
+		info->flags |= CHUNK_F_MAYBE_PLAIN;
+	else if (kind == NSS_TLS_CLIENT)
+		info->flags |= CHUNK_F_ROLE_KNOWN;
+	else if (kind == NSS_TLS_SERVER)
+		info->flags |= CHUNK_F_ROLE_KNOWN | CHUNK_F_SERVER;
+	return 1;
+}
+
 /* Every call returns the bytes moved (PRInt32), or -1. */
 SEC("uretprobe")
 int BPF_KRETPROBE(nss_rw_return)
@@ -103,21 +120,9 @@ int BPF_KRETPROBE(nss_rw_return)
 	if (call_take(&c))
 		return 0;
 	int ret = (int)PT_REGS_RC(ctx);
-	if (ret <= 0)
-		return 0;
-	int kind = classify(c.conn);
-	if (kind == 0)
-		return 0;
-
 	struct call_info info = {};
-	info.fd = call_fd(&c, &info.flags);
-	if (kind < 0)
-		info.flags |= CHUNK_F_MAYBE_PLAIN;
-	else if (kind == NSS_TLS_CLIENT)
-		info.flags |= CHUNK_F_ROLE_KNOWN;
-	else if (kind == NSS_TLS_SERVER)
-		info.flags |= CHUNK_F_ROLE_KNOWN | CHUNK_F_SERVER;
-	call_emit(&c, (__u64)ret, &info);
+	if (ret > 0 && tls_call_info(&c, &info))
+		call_emit(&c, (__u64)ret, &info);
 	return 0;
 }
 
@@ -172,21 +177,9 @@ int BPF_KRETPROBE(nss_writev_return)
 	if (call_take(&c))
 		return 0;
 	int ret = (int)PT_REGS_RC(ctx);
-	if (ret <= 0)
+	struct writev_ctx w = {.c = c, .left = (__u32)ret};
+	if (ret <= 0 || !tls_call_info(&c, &w.info))
 		return 0;
-	int kind = classify(c.conn);
-	if (kind == 0)
-		return 0;
-	struct call_info info = {};
-	info.fd = call_fd(&c, &info.flags);
-	if (kind < 0)
-		info.flags |= CHUNK_F_MAYBE_PLAIN;
-	else if (kind == NSS_TLS_CLIENT)
-		info.flags |= CHUNK_F_ROLE_KNOWN;
-	else if (kind == NSS_TLS_SERVER)
-		info.flags |= CHUNK_F_ROLE_KNOWN | CHUNK_F_SERVER;
-
-	struct writev_ctx w = {.c = c, .info = info, .left = (__u32)ret};
 	bpf_loop(NSS_WRITEV_MAX, writev_one, &w, 0);
 	return 0;
 }
