@@ -49,7 +49,7 @@ fn usage_errors_are_one_line_exit_2() {
         (&["tls", "--pid", "x"], "ecapture: invalid value 'x' for --pid: expected a process id"),
         (&["tls", "-u"], "ecapture: --uid needs a value"),
         (&[], "ecapture: no module given: try 'ecapture tls' (see ecapture --help)"),
-        (&["ssh"], "ecapture: unknown module 'ssh': expected tls (see ecapture --help)"),
+        (&["ssh"], "ecapture: unknown module 'ssh': expected tls, gnutls, nss or all (see ecapture --help)"),
         (&["tls", "--eventaddr", "tcp://nohost"], "ecapture: invalid value 'tcp://nohost' for --eventaddr: expected tcp://HOST:PORT"),
         (&["tls", "-k", "keys.log"], "ecapture: --keylogfile is not yet supported by this version of ecapture"),
         (
