@@ -8,7 +8,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{select, tick, Receiver};
 
@@ -19,6 +19,7 @@ use crate::decode::{DecodeStats, Decoder};
 use crate::event::{Item, Message};
 use crate::outputs::Output;
 use crate::stats::Stats;
+use crate::sys::os::monotonic_ns;
 
 /// How often idle messages and stale partial calls are looked for: the
 /// idle time is honoured to within this.
@@ -45,7 +46,7 @@ impl Dispatcher {
             items: Vec::new(),
             msgs: Vec::new(),
             stats,
-            started: Instant::now(),
+            latest: monotonic_ns(),
         };
         let ticker = tick(TICK);
         loop {
@@ -53,7 +54,7 @@ impl Dispatcher {
                 recv(rx) -> batch => match batch {
                     Ok(batch) => {
                         let weight: usize = batch.iter().map(Record::weight).sum();
-                        let now = stages.now();
+                        let now = stages.captured(&batch);
                         for rec in batch {
                             stages.take(rec, now);
                         }
@@ -61,7 +62,7 @@ impl Dispatcher {
                     }
                     Err(_) => break,
                 },
-                recv(ticker) -> _ => stages.tick(),
+                recv(ticker) -> _ => stages.tick(rx.is_empty()),
             }
             stages.emit(&mut outputs);
             // Batch writes while records keep coming; flush once caught up.
@@ -84,13 +85,28 @@ struct Stages {
     /// Messages assembled, not yet emitted.
     msgs: Vec<Message>,
     stats: Arc<Stats>,
-    started: Instant,
+    /// The newest capture time seen (CLOCK_MONOTONIC ns, the probes' clock).
+    latest: u64,
 }
 
 impl Stages {
-    /// The decoders' and assembler's clock: ns since the dispatcher started.
-    fn now(&self) -> u64 {
-        self.started.elapsed().as_nanos() as u64
+    /// The decoders' and assembler's clock is capture time, not the
+    /// dispatcher's: records that waited in the ring or the channel (a
+    /// burst, a busy machine) are not taken for idle because they are
+    /// handled late. A batch is at its newest record's time...
+    fn captured(&mut self, batch: &[Record]) -> u64 {
+        if let Some(ts) = batch.iter().map(|r| r.ts_ns).max() {
+            self.latest = self.latest.max(ts);
+        }
+        self.latest
+    }
+
+    /// ...and time runs on by itself only once everything is handled.
+    fn now(&mut self, caught_up: bool) -> u64 {
+        if caught_up {
+            self.latest = self.latest.max(monotonic_ns());
+        }
+        self.latest
     }
 
     /// One record, at dispatcher time `now` (taken once per batch).
@@ -142,8 +158,8 @@ impl Stages {
     }
 
     /// What has waited long enough comes out.
-    fn tick(&mut self) {
-        let now = self.now();
+    fn tick(&mut self, caught_up: bool) {
+        let now = self.now(caught_up);
         for d in &mut self.decoders {
             d.tick(now, &mut self.items);
         }
@@ -157,7 +173,8 @@ impl Stages {
         for d in &mut self.decoders {
             d.finish(&mut self.items);
         }
-        self.assemble(self.now());
+        let now = self.now(true);
+        self.assemble(now);
         self.asm.flush(&mut self.msgs);
         self.publish();
     }

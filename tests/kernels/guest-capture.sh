@@ -62,7 +62,8 @@ grep -E ' (INFO|WARN|ERROR) ' "$out/ecapture.stderr" | tail -n 4 | cut -c1-300
 attach_only() { # name, args...
   name=$1
   shift
-  ECAPTURE_LIB_DIRS=/km ./ecapture "$@" >/dev/null 2>"$out/$name.stderr" </dev/null &
+  # shellcheck disable=SC2086 # EXTRA is a list of (global) flags
+  ECAPTURE_LIB_DIRS=/km ./ecapture "$@" $EXTRA >/dev/null 2>"$out/$name.stderr" </dev/null &
   pid=$!
   t=0
   while [ $t -lt $((ATTACH_WAIT * 10)) ]; do
