@@ -110,7 +110,7 @@ FUZZ_MAX_LEN ?= 65536
 # The elf target writes each input to a file: smaller inputs, more runs.
 FUZZ_MAX_LEN_elf ?= 16384
 # Blow-ups are reported (oom-*, timeout-*) rather than left to hang the machine.
-FUZZ_FLAGS ?= -rss_limit_mb=2048 -timeout=10
+FUZZ_FLAGS ?= -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 FUZZ := RUSTC_BOOTSTRAP=1 nice -n 19 $(CARGO) fuzz
 
 fuzz-deps:
