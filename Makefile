@@ -5,7 +5,8 @@
 #   make test       ... then run the unit and end-to-end tests (e2e needs root),
 #                   and the end-to-end tests again against the static binary
 #   make bench      ... then the benchmark (SPEC §6): overhead, completeness, latency,
-#                   memory/fan-out, size/start-up; needs root and bpftrace
+#                   memory/fan-out, size/start-up, GnuTLS and NSS overhead; needs
+#                   root and bpftrace
 #   make static     the static (musl) binary: target/x86_64-unknown-linux-musl/release/ecapture
 #   make boringssl  the BoringSSL test fixture (target/boringssl; cached)
 #   make fuzz       fuzz each parser of traced bytes for FUZZ_SECONDS (default 60) with
@@ -86,11 +87,19 @@ static: deps static-deps
 	@file $(STATIC_BIN) | grep -q 'static' || { echo "static: $(STATIC_BIN) is not statically linked"; exit 1; }
 	@echo "static: $(STATIC_BIN): $$(stat -c %s $(STATIC_BIN)) bytes ($$(du -h $(STATIC_BIN) | cut -f1)), statically linked"
 
-# The load generator links the system's libssl: the library the probes attach to.
-TLSLOAD := target/bench/tlsload
-$(TLSLOAD): bench/tlsload.c
+# The load generator, one build per TLS library (bench/tls_<lib>.c), each
+# linking the system's library: the one the probes attach to.
+TLSLOAD := target/bench/tlsload target/bench/tlsload-gnutls target/bench/tlsload-nss
+TLSLOAD_SRC := bench/tlsload.c bench/tls.h
+target/bench/tlsload: $(TLSLOAD_SRC) bench/tls_openssl.c
 	@mkdir -p $(@D)
-	$${CC:-cc} -O2 -Wall -o $@ $< -lssl -lcrypto -lpthread
+	$${CC:-cc} -O2 -Wall -o $@ bench/tlsload.c bench/tls_openssl.c -lssl -lcrypto -lpthread
+target/bench/tlsload-gnutls: $(TLSLOAD_SRC) bench/tls_gnutls.c
+	@mkdir -p $(@D)
+	$${CC:-cc} -O2 -Wall -o $@ bench/tlsload.c bench/tls_gnutls.c $$(pkg-config --cflags --libs gnutls) -lpthread
+target/bench/tlsload-nss: $(TLSLOAD_SRC) bench/tls_nss.c
+	@mkdir -p $(@D)
+	$${CC:-cc} -O2 -Wall -o $@ bench/tlsload.c bench/tls_nss.c $$(pkg-config --cflags --libs nss nspr) -lpthread
 
 # Interleaved, repeated runs against baselines (BENCH_RUNS=5); prints a table
 # and writes target/bench/results.json.

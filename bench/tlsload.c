@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * tlsload: the TLS load `make bench` measures ecapture against. One process,
- * the system's libssl, loopback TCP: C connections, each a client thread
- * doing N SSL_write calls of S bytes (optionally at a fixed rate) and a
- * server thread reading them with SSL_read. Prints one JSON line:
+ * one TLS library (a build per library: tls.h), loopback TCP: C connections,
+ * each a client thread doing N writes of S bytes (SSL_write, or the
+ * library's own call; optionally at a fixed rate) and a server thread
+ * reading them. Prints one JSON line:
  *
  *   {"writes":N*C,"bytes":...,"seconds":...,"us_per_write":...,"writes_per_s":...}
  *
  *   tlsload CERT KEY [-n writes] [-s size] [-c conns] [-r writes/s per conn] [-t] [-H]
  *
+ * (the NSS build: tlsload-nss DBDIR NICKNAME ..., a certificate database
+ * holding the server's certificate and key under that nickname)
+ *
  * -t stamps each write: it carries "T<ns since epoch, 20 digits>:" (22
- * bytes, CLOCK_REALTIME at the SSL_write call) — at its start, or with -H
+ * bytes, CLOCK_REALTIME at the write call) — at its start, or with -H
  * at the start of the body — so a consumer can measure latency.
  * -H makes each write a whole HTTP/1.1 request of `size` bytes (head and
  * body), so message assembly emits it at once instead of after an idle time.
@@ -19,8 +23,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,9 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tls.h"
+
 static long n_writes = 10000, size = 64, conns = 1, rate = 0;
 static int stamp = 0, http = 0;
-static SSL_CTX *sctx, *cctx;
 
 static uint64_t now_ns(clockid_t clk)
 {
@@ -44,7 +47,7 @@ static uint64_t now_ns(clockid_t clk)
 static void die(const char *what)
 {
 	fprintf(stderr, "tlsload: %s: %s\n", what, errno ? strerror(errno) : "");
-	ERR_print_errors_fp(stderr);
+	tls_print_errors();
 	exit(1);
 }
 
@@ -59,22 +62,19 @@ static void *server(void *arg)
 	int fd = accept(c->lfd, NULL, NULL);
 	if (fd < 0)
 		die("accept");
-	SSL *s = SSL_new(sctx);
-	SSL_set_fd(s, fd);
-	if (SSL_accept(s) != 1)
-		die("SSL_accept");
+	struct tls *s = tls_accept(fd);
+	if (!s)
+		die("server handshake");
 	char buf[65536];
 	long want = n_writes * size, got = 0;
 	while (got < want) {
-		int r = SSL_read(s, buf, sizeof(buf));
+		long r = tls_read(s, buf, sizeof(buf));
 		if (r <= 0)
-			die("SSL_read");
+			die("read");
 		got += r;
 	}
-	SSL_write(s, "k", 1); /* done: the client may close */
-	SSL_shutdown(s);
-	SSL_free(s);
-	close(fd);
+	tls_write(s, "k", 1); /* done: the client may close */
+	tls_close(s);
 	return NULL;
 }
 
@@ -87,10 +87,9 @@ static void *client(void *arg)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		die("connect");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	SSL *s = SSL_new(cctx);
-	SSL_set_fd(s, fd);
-	if (SSL_connect(s) != 1)
-		die("SSL_connect");
+	struct tls *s = tls_connect(fd);
+	if (!s)
+		die("client handshake");
 	char *buf = malloc(size > 128 ? size : 128);
 	memset(buf, 'x', size);
 	int body_at = 0;
@@ -120,15 +119,13 @@ static void *client(void *arg)
 			snprintf(t, sizeof(t), "T%020llu:", (unsigned long long)now_ns(CLOCK_REALTIME));
 			memcpy(buf + body_at, t, 22);
 		}
-		if (SSL_write(s, buf, size) != size)
-			die("SSL_write");
+		if (tls_write(s, buf, size) != size)
+			die("write");
 	}
 	c->seconds = (now_ns(CLOCK_MONOTONIC) - start) / 1e9;
 	char k;
-	SSL_read(s, &k, 1);
-	SSL_shutdown(s);
-	SSL_free(s);
-	close(fd);
+	tls_read(s, &k, 1);
+	tls_close(s);
 	free(buf);
 	return NULL;
 }
@@ -136,7 +133,7 @@ static void *client(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: tlsload CERT KEY [-n writes] [-s size] [-c conns] [-r rate] [-t] [-H]\n");
+		fprintf(stderr, "usage: tlsload CERT KEY (NSS: DBDIR NICKNAME) [-n writes] [-s size] [-c conns] [-r rate] [-t] [-H]\n");
 		return 2;
 	}
 	int opt;
@@ -152,10 +149,7 @@ int main(int argc, char **argv)
 		default: return 2;
 		}
 	}
-	sctx = SSL_CTX_new(TLS_server_method());
-	cctx = SSL_CTX_new(TLS_client_method());
-	if (!sctx || !cctx || SSL_CTX_use_certificate_file(sctx, argv[1], SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(sctx, argv[2], SSL_FILETYPE_PEM) != 1)
+	if (tls_setup(argv[1], argv[2]) != 0)
 		die("certificate");
 	struct conn *cs = calloc(conns, sizeof(*cs));
 	pthread_t *ts = calloc(conns * 2, sizeof(*ts));

@@ -10,14 +10,18 @@
 //!    first loss;
 //! 3. latency from SSL_write to an eCaptureQ client at ~1k events/s;
 //! 4. RSS and fan-out with 1, 10 and 100 clients at ~10k events/s;
-//! 5. binary size and start-up time.
+//! 5. binary size and start-up time;
+//! 6. overhead per call of the `gnutls` and `nss` modules as in 1 (text to a
+//!    file), against a floor with the same probes on the same functions.
 //!
 //! Every section measures the static binary, what users run (BENCH_ECAPTURE
 //! names another). Needs root, bpftrace, and the binaries `make bench` builds
 //! first. Prints a table and writes target/bench/results.json. BENCH_RUNS
-//! sets the repeats; BENCH_WRITES the writes per overhead run (100,000);
+//! sets the repeats; BENCH_WRITES the writes per overhead run (100,000, in
+//! sections 1 and 6);
 //! BENCH_ONLY=2,4 runs only those sections (while working on one).
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,10 +48,9 @@ struct Env {
     /// The glibc build, for comparison.
     glibc: PathBuf,
     static_bin: PathBuf,
-    tlsload: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    libssl: String,
+    openssl: Stack,
+    gnutls: Stack,
+    nss: Stack,
     runs: usize,
     only: Option<Vec<u32>>,
 }
@@ -56,6 +59,18 @@ impl Env {
     fn wants(&self, section: u32) -> bool {
         self.only.as_ref().is_none_or(|o| o.contains(&section))
     }
+}
+
+/// A TLS library under load: its build of tlsload (bench/tls.h), the two
+/// arguments naming the server's credentials there, the call it writes
+/// with, and the library's read and write calls that ecapture probes (the
+/// floor probes the same).
+struct Stack {
+    load: PathBuf,
+    write: &'static str,
+    creds: [OsString; 2],
+    lib: &'static str,
+    calls: &'static [&'static str],
 }
 
 /// One tlsload run: what it printed.
@@ -81,12 +96,11 @@ fn json_num(line: &str, key: &str) -> f64 {
 /// processes' TLS on the machine stays out of the measurement.
 const LOAD_UID: &str = "61999";
 
-fn tlsload_spawn(env: &Env, args: &[&str]) -> JoinHandle<Load> {
+fn tlsload_spawn(stack: &Stack, args: &[&str]) -> JoinHandle<Load> {
     let child = Command::new("setpriv")
         .args([&format!("--reuid={LOAD_UID}"), &format!("--regid={LOAD_UID}"), "--clear-groups"])
-        .arg(&env.tlsload)
-        .arg(&env.cert)
-        .arg(&env.key)
+        .arg(&stack.load)
+        .args(&stack.creds)
         .args(args)
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
@@ -110,8 +124,8 @@ fn tlsload_spawn(env: &Env, args: &[&str]) -> JoinHandle<Load> {
     })
 }
 
-fn tlsload(env: &Env, args: &[&str]) -> Load {
-    tlsload_spawn(env, args)
+fn tlsload(stack: &Stack, args: &[&str]) -> Load {
+    tlsload_spawn(stack, args)
         .join()
         .unwrap_or_else(|_| fail("tlsload thread"))
 }
@@ -276,10 +290,10 @@ impl Summary {
     }
 }
 
-/// bpftrace counting SSL_{read,write}[_ex] entries and returns: the floor.
-fn floor_start(env: &Env) -> Child {
-    let l = &env.libssl;
-    let fns = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"];
+/// bpftrace counting the entries and returns of the stack's probed calls
+/// (OpenSSL: SSL_{read,write}[_ex]): the floor.
+fn floor_start(stack: &Stack) -> Child {
+    let (l, fns) = (stack.lib, stack.calls);
     let up: Vec<String> = fns.iter().map(|f| format!("uprobe:{l}:{f}")).collect();
     let ur: Vec<String> = fns.iter().map(|f| format!("uretprobe:{l}:{f}")).collect();
     let prog = format!(
@@ -434,6 +448,37 @@ fn ecq_url(e: &mut Ecap) -> String {
         .to_string()
 }
 
+/// An NSS certificate database in `dir` (made once) holding a self-signed
+/// server certificate and its key under the nickname "server", for
+/// tlsload-nss.
+fn nss_db(dir: &Path) -> PathBuf {
+    if dir.join("key4.db").exists() {
+        return dir.to_path_buf();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
+    let db = format!("sql:{}", dir.display());
+    let noise = dir.join("noise");
+    let mut seed = vec![0u8; 512];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed));
+    if read.and_then(|()| std::fs::write(&noise, &seed)).is_err() {
+        fail("cannot write the NSS database's seed");
+    }
+    let noise = noise.to_string_lossy().into_owned();
+    for args in [
+        vec!["-N", "-d", &db, "--empty-password"],
+        vec!["-S", "-n", "server", "-s", "CN=localhost", "-x", "-t", "CT,,", "-k", "ec", "-q", "nistp256", "-z", &noise, "-d", &db],
+    ] {
+        let st = Command::new("certutil").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if !st.is_ok_and(|s| s.success()) {
+            let _ = std::fs::remove_dir_all(dir);
+            fail(&format!("certutil {} failed (libnss3-tools)", args[0]));
+        }
+    }
+    let _ = std::fs::remove_file(&noise);
+    dir.to_path_buf()
+}
+
 /// One benchmark section: prints its table, returns its JSON member.
 type Section = fn(&Env) -> String;
 
@@ -471,9 +516,12 @@ fn main() {
             fail("openssl req failed");
         }
     }
-    // The load runs as LOAD_UID: it must read its files (a test key).
+    let db = nss_db(&dir.join("nssdb"));
+    // The load runs as LOAD_UID: it must read its files (test keys).
     use std::os::unix::fs::PermissionsExt;
-    for p in [&dir, &cert, &key, &dir.join("tlsload")] {
+    let loads = ["tlsload", "tlsload-gnutls", "tlsload-nss"].map(|b| dir.join(b));
+    let db_files = ["cert9.db", "key4.db", "pkcs11.txt"].map(|f| db.join(f));
+    for p in [&dir, &cert, &key, &db].into_iter().chain(&loads).chain(&db_files) {
         let mode = if p.is_dir() { 0o755 } else { 0o644 | (std::fs::metadata(p).map_or(0, |m| m.permissions().mode()) & 0o111) };
         let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
     }
@@ -484,10 +532,29 @@ fn main() {
             .unwrap_or_else(|| root().join("target/x86_64-unknown-linux-musl/release/ecapture")),
         glibc: root().join("target/release/ecapture"),
         static_bin: root().join("target/x86_64-unknown-linux-musl/release/ecapture"),
-        tlsload: dir.join("tlsload"),
-        cert,
-        key,
-        libssl: "/usr/lib/x86_64-linux-gnu/libssl.so.3".into(),
+        openssl: Stack {
+            load: dir.join("tlsload"),
+            write: "SSL_write",
+            creds: [cert.clone().into(), key.clone().into()],
+            lib: "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+            calls: &["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"],
+        },
+        // gnutls_record_send calls send2, which the module probes when the
+        // library has it (3.6.3+): the floor probes the same.
+        gnutls: Stack {
+            load: dir.join("tlsload-gnutls"),
+            write: "gnutls_record_send",
+            creds: [cert.into(), key.into()],
+            lib: "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
+            calls: &["gnutls_record_send2", "gnutls_record_recv"],
+        },
+        nss: Stack {
+            load: dir.join("tlsload-nss"),
+            write: "PR_Write",
+            creds: [format!("sql:{}", db.display()).into(), "server".into()],
+            lib: "/usr/lib/x86_64-linux-gnu/libnspr4.so",
+            calls: &["PR_Write", "PR_Read", "PR_Send", "PR_Recv"],
+        },
         runs: std::env::var("BENCH_RUNS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -496,7 +563,7 @@ fn main() {
             .ok()
             .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect()),
     };
-    for p in [&env.ecapture, &env.glibc, &env.tlsload] {
+    for p in [&env.ecapture, &env.glibc].into_iter().chain(&loads) {
         if !p.exists() {
             fail(&format!("{} is missing: run `make bench`", p.display()));
         }
@@ -530,12 +597,13 @@ fn main() {
     );
     json.push(format!("\"machine\":{{\"date\":\"{date}\",\"kernel\":\"{uname}\",\"cpu\":\"{cpu}\",\"cpus\":{ncpu}}}"));
 
-    let sections: [(u32, Section); 5] = [
+    let sections: [(u32, Section); 6] = [
         (1, overhead),
         (2, completeness),
         (3, latency),
         (4, fan_out),
         (5, size_and_startup),
+        (6, other_stacks),
     ];
     for (n, section) in sections {
         if env.wants(n) {
@@ -555,50 +623,34 @@ fn main() {
     );
 }
 
-/// Section 1: µs per SSL_write with no capture, the bpftrace floor, and
-/// ecapture writing text to a file, JSON lines to a file, and to an
-/// eCaptureQ client (the static binary, as shipped), and text to a file from
-/// the glibc build; with ecapture's CPU per captured call. Interleaved,
-/// `runs` times; each run is long enough that the ring holds only a small
-/// part of it (steady state: ecapture's own work is inside the measurement).
-fn overhead(env: &Env) -> String {
+/// What runs beside the load in one row of an overhead table.
+enum Beside<'a> {
+    Nothing,
+    /// bpftrace counting the stack's probed calls.
+    Floor,
+    Ecapture { bin: &'a Path, args: Vec<&'a str>, client: bool },
+}
+
+struct Row<'a> {
+    name: &'a str,
+    beside: Beside<'a>,
+}
+
+/// One overhead table: µs per 64-byte write of `stack`'s load beside each
+/// row, interleaved `runs` times in rotating order, each run long enough
+/// that the ring holds only a small part of it (steady state: ecapture's own
+/// work is inside the measurement); with ecapture's CPU per captured call.
+/// `scratch`: files a row writes, removed before each run. Returns the JSON
+/// object of the table.
+fn overhead_table(env: &Env, heading: &str, stack: &Stack, rows: &[Row], scratch: &[&Path]) -> String {
     let writes: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let n = writes.to_string();
-    let dir = root().join("target/bench");
-    let (text_file, json_file) = (dir.join("overhead-events.txt"), dir.join("overhead-events.json"));
-    let (text, json) = (text_file.to_string_lossy().into_owned(), json_file.to_string_lossy().into_owned());
-    struct Config<'a> {
-        name: &'a str,
-        bin: Option<&'a Path>,
-        args: Vec<&'a str>,
-        client: bool,
-    }
-    let configs = [
-        Config { name: "no capture", bin: None, args: vec![], client: false },
-        Config { name: "bpftrace uprobe+uretprobe count (floor)", bin: None, args: vec![], client: false },
-        Config { name: "ecapture static, text to a file", bin: Some(&env.ecapture), args: vec!["tls", "--eventaddr", &text], client: false },
-        Config {
-            name: "ecapture static, JSON lines to a file",
-            bin: Some(&env.ecapture),
-            args: vec!["tls", "--eventformat", "json", "--eventaddr", &json],
-            client: false,
-        },
-        Config {
-            name: "ecapture static, eCaptureQ + 1 client",
-            bin: Some(&env.ecapture),
-            args: vec!["tls", "--ecaptureq", "ws://127.0.0.1:0/"],
-            client: true,
-        },
-        Config { name: "ecapture glibc, text to a file", bin: Some(&env.glibc), args: vec!["tls", "--eventaddr", &text], client: false },
-    ];
-    let mut us: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    let load = |env: &Env| tlsload(env, &["-n", &n, "-s", "64"]);
+    let load = || tlsload(stack, &["-n", &n, "-s", "64"]);
     // The load under a running ecapture: its CPU µs per call from just
     // before the load until its records are through (it is idle again).
     let measured = |e: Ecap| -> (Load, f64) {
         let cpu0 = e.cpu_seconds();
-        let l = load(env);
+        let l = load();
         let mut last = e.cpu_seconds();
         loop {
             std::thread::sleep(Duration::from_millis(100));
@@ -611,72 +663,128 @@ fn overhead(env: &Env) -> String {
         let s = e.stop();
         (l, (last - cpu0) * 1e6 / (s.calls.max(1) as f64))
     };
+    let mut us: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
     for run in 0..env.runs {
-        for k in 0..configs.len() {
-            // Rotate the order so no configuration always runs first.
-            let c = (k + run) % configs.len();
-            let cfg = &configs[c];
-            let _ = std::fs::remove_file(&text_file);
-            let _ = std::fs::remove_file(&json_file);
-            let l = match (c, cfg.bin) {
-                (0, _) => load(env),
-                (1, _) => {
-                    let f = floor_start(env);
-                    let l = load(env);
+        for k in 0..rows.len() {
+            // Rotate the order so no row always runs first.
+            let r = (k + run) % rows.len();
+            for f in scratch {
+                let _ = std::fs::remove_file(f);
+            }
+            let l = match &rows[r].beside {
+                Beside::Nothing => load(),
+                Beside::Floor => {
+                    let f = floor_start(stack);
+                    let l = load();
                     floor_stop(f);
                     l
                 }
-                (_, Some(bin)) => {
-                    let mut e = Ecap::start(bin, &cfg.args);
-                    let client = cfg.client.then(|| Client::connect(&ecq_url(&mut e), false));
+                Beside::Ecapture { bin, args, client } => {
+                    let mut e = Ecap::start(bin, args);
+                    let client = client.then(|| Client::connect(&ecq_url(&mut e), false));
                     let (l, per_call) = measured(e);
                     if let Some(c) = client {
                         c.join();
                     }
-                    cpu[c].push(per_call);
+                    cpu[r].push(per_call);
                     l
                 }
-                _ => load(env),
             };
-            us[c].push(l.us_per_write);
+            us[r].push(l.us_per_write);
         }
     }
-    let _ = std::fs::remove_file(&text_file);
-    let _ = std::fs::remove_file(&json_file);
+    for f in scratch {
+        let _ = std::fs::remove_file(f);
+    }
     let med: Vec<f64> = us.iter().map(|v| median(v)).collect();
-    let ratio = |i: usize| (med[i] - med[0]) / (med[1] - med[0]);
+    let at = |want: fn(&Beside) -> bool| rows.iter().position(|r| want(&r.beside)).map_or(f64::NAN, |i| med[i]);
+    let (none, floor) = (at(|b| matches!(b, Beside::Nothing)), at(|b| matches!(b, Beside::Floor)));
+    let ratio = |i: usize| (med[i] - none) / (floor - none);
     // Each 64-byte call is one record of 128 + 64 bytes in the ring.
     let ring = 1024.0 * 4096.0 * std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
     let run_bytes = 2.0 * writes as f64 * 192.0;
     println!(
-        "1. overhead: µs per SSL_write of 64 bytes ({writes} writes = {} calls on one TLS connection, ~{:.0} MB of records: {:.0}x the {:.0} MiB ring, so steady state), median [min–max]",
+        "{heading}: µs per {} of 64 bytes ({writes} writes = {} calls on one TLS connection, ~{:.0} MB of records: {:.0}x the {:.0} MiB ring, so steady state), median [min–max]",
+        stack.write,
         2 * writes,
         run_bytes / 1e6,
         run_bytes / ring,
         ring / 1048576.0
     );
-    for (i, cfg) in configs.iter().enumerate() {
+    for (i, row) in rows.iter().enumerate() {
         let (lo, hi) = range(&us[i]);
         let extra = if cpu[i].is_empty() {
             String::new()
         } else {
             format!("   ratio {:.2}, ecapture CPU {:.2} µs/call", ratio(i), median(&cpu[i]))
         };
-        println!("   {:<44} {:>7.2} [{lo:.2}–{hi:.2}]{extra}", cfg.name, med[i]);
+        println!("   {:<44} {:>7.2} [{lo:.2}–{hi:.2}]{extra}", row.name, med[i]);
     }
     println!(
         "   ratio = (ecapture − none)/(floor − none), SPEC target ≤ 1.25; CPU = ecapture's user + system time / calls, target ≤ 1 µs\n"
     );
-    let rows: Vec<String> = configs
+    let json: Vec<String> = rows
         .iter()
         .enumerate()
-        .map(|(i, cfg)| {
-            let cpu = if cpu[i].is_empty() { "null".into() } else { format!("{:.3}", median(&cpu[i])) };
-            let ratio = if i < 2 { "null".into() } else { format!("{:.3}", ratio(i)) };
-            format!("{{\"config\":\"{}\",\"us_per_write\":{:.3},\"ratio\":{ratio},\"cpu_us_per_call\":{cpu}}}", cfg.name, med[i])
+        .map(|(i, row)| {
+            let (cpu, ratio) = if cpu[i].is_empty() {
+                ("null".into(), "null".into())
+            } else {
+                (format!("{:.3}", median(&cpu[i])), format!("{:.3}", ratio(i)))
+            };
+            format!("{{\"config\":\"{}\",\"us_per_write\":{:.3},\"ratio\":{ratio},\"cpu_us_per_call\":{cpu}}}", row.name, med[i])
         })
         .collect();
-    format!("\"overhead\":{{\"writes\":{writes},\"runs\":{},\"rows\":[{}]}}", env.runs, rows.join(","))
+    format!("{{\"writes\":{writes},\"runs\":{},\"rows\":[{}]}}", env.runs, json.join(","))
+}
+
+const NO_CAPTURE: &str = "no capture";
+const FLOOR: &str = "bpftrace uprobe+uretprobe count (floor)";
+
+/// Section 1: SSL_write with no capture, the bpftrace floor, and ecapture
+/// writing text to a file, JSON lines to a file, and to an eCaptureQ client
+/// (the static binary, as shipped), and text to a file from the glibc build.
+fn overhead(env: &Env) -> String {
+    let dir = root().join("target/bench");
+    let (text_file, json_file) = (dir.join("overhead-events.txt"), dir.join("overhead-events.json"));
+    let (text, json) = (text_file.to_string_lossy().into_owned(), json_file.to_string_lossy().into_owned());
+    let ecap = |bin, args, client| Beside::Ecapture { bin, args, client };
+    let rows = [
+        Row { name: NO_CAPTURE, beside: Beside::Nothing },
+        Row { name: FLOOR, beside: Beside::Floor },
+        Row { name: "ecapture static, text to a file", beside: ecap(&env.ecapture, vec!["tls", "--eventaddr", &text], false) },
+        Row {
+            name: "ecapture static, JSON lines to a file",
+            beside: ecap(&env.ecapture, vec!["tls", "--eventformat", "json", "--eventaddr", &json], false),
+        },
+        Row { name: "ecapture static, eCaptureQ + 1 client", beside: ecap(&env.ecapture, vec!["tls", "--ecaptureq", "ws://127.0.0.1:0/"], true) },
+        Row { name: "ecapture glibc, text to a file", beside: ecap(&env.glibc, vec!["tls", "--eventaddr", &text], false) },
+    ];
+    let table = overhead_table(env, "1. overhead (OpenSSL, `ecapture tls`)", &env.openssl, &rows, &[&text_file, &json_file]);
+    format!("\"overhead\":{table}")
+}
+
+/// Section 6: the `gnutls` and `nss` modules as section 1 measures `tls`
+/// (text to a file, static binary), each against a floor with the same
+/// probes on the same functions.
+fn other_stacks(env: &Env) -> String {
+    let text_file = root().join("target/bench/overhead-events.txt");
+    let text = text_file.to_string_lossy().into_owned();
+    let mut json = Vec::new();
+    for (module, title, stack) in [("gnutls", "GnuTLS", &env.gnutls), ("nss", "NSS", &env.nss)] {
+        let rows = [
+            Row { name: NO_CAPTURE, beside: Beside::Nothing },
+            Row { name: FLOOR, beside: Beside::Floor },
+            Row {
+                name: "ecapture static, text to a file",
+                beside: Beside::Ecapture { bin: &env.ecapture, args: vec![module, "--eventaddr", &text], client: false },
+            },
+        ];
+        let heading = format!("6. overhead ({title}, `ecapture {module}`)");
+        json.push(format!("\"{module}\":{}", overhead_table(env, &heading, stack, &rows, &[&text_file])));
+    }
+    format!("\"other_stacks\":{{{}}}", json.join(","))
 }
 
 /// What a captured load made, and what ecapture captured of it.
@@ -700,7 +808,7 @@ fn captured_load(
     let t = Instant::now();
     let (n, s, c) = (writes_per_conn.to_string(), size.to_string(), conns.to_string());
     let args = ["-n", &n, "-s", &s, "-c", &c];
-    let hs: Vec<JoinHandle<Load>> = (0..procs).map(|_| tlsload_spawn(env, &args)).collect();
+    let hs: Vec<JoinHandle<Load>> = (0..procs).map(|_| tlsload_spawn(&env.openssl, &args)).collect();
     let loads: Vec<Load> = hs
         .into_iter()
         .map(|h| h.join().unwrap_or_default())
@@ -789,7 +897,7 @@ fn latency(env: &Env) -> String {
     let mut e = Ecap::start(&env.ecapture, &["tls", "--ecaptureq", "ws://127.0.0.1:0/"]);
     let url = ecq_url(&mut e);
     let client = Client::connect(&url, true);
-    tlsload(env, &["-n", "3000", "-s", "128", "-r", "1000", "-t", "-H"]);
+    tlsload(&env.openssl, &["-n", "3000", "-s", "128", "-r", "1000", "-t", "-H"]);
     std::thread::sleep(Duration::from_millis(200)); // the last events' way to the client
     e.stop();
     let lat = client.join().latencies_us;
@@ -821,7 +929,7 @@ fn fan_out(env: &Env) -> String {
         let url = ecq_url(&mut e);
         let clients: Vec<Client> = (0..n).map(|_| Client::connect(&url, false)).collect();
         let cpu0 = e.cpu_seconds();
-        let h = tlsload_spawn(env, &["-n", "20000", "-s", "128", "-r", "5000", "-H"]);
+        let h = tlsload_spawn(&env.openssl, &["-n", "20000", "-s", "128", "-r", "5000", "-H"]);
         let mut peak = 0;
         while !h.is_finished() {
             peak = peak.max(e.own_rss_kib());

@@ -21,8 +21,12 @@ if [ "$what" = static ]; then
 fi
 if [ "$what" = bench ]; then
   need+=( [bpftrace]=bpftrace [openssl]=openssl [cc]=gcc )
-  # tlsload links the system's libssl
+  # tlsload links the system's libssl, libgnutls and NSS (a build each);
+  # certutil makes the NSS build's certificate database.
+  need+=( [pkg-config]=pkg-config [certutil]=libnss3-tools )
   [ -e /usr/include/openssl/ssl.h ] || need+=( [/nonexistent/libssl-dev]=libssl-dev )
+  [ -e /usr/include/gnutls/gnutls.h ] || need+=( [/nonexistent/libgnutls28-dev]=libgnutls28-dev )
+  [ -e /usr/include/nss/ssl.h ] || need+=( [/nonexistent/libnss3-dev]=libnss3-dev )
 fi
 if [ "$what" = test ]; then
   need+=( [openssl]=openssl [curl]=curl [/usr/bin/python3]=python3 [bpftool]=bpftool [protoc]=protobuf-compiler [nginx]=nginx )
