@@ -17,6 +17,9 @@ import ssl
 import sys
 import threading
 
+sys.dont_write_bytecode = True  # no __pycache__ in tests/
+from tls_server import answer_requests  # noqa: E402 (tests/, beside this script)
+
 host, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -44,30 +47,7 @@ def handle(conn):
                 while t.recv(65536):
                     pass
                 return
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = t.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                got = min(len(data), length)
-                data = data[got:]
-                while got < length:
-                    chunk = t.recv(65536)
-                    if not chunk:
-                        return
-                    take = min(len(chunk), length - got)
-                    got += take
-                    data = chunk[take:]
-                path = head.split(b" ")[1] if b" " in head else b"?"
-                reply = b"hello from %s, %d body bytes" % (path, got)
-                t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(reply), reply))
+            answer_requests(t, data)
     except (OSError, ssl.SSLError, ValueError):
         pass
 

@@ -48,6 +48,20 @@ fn run_child(mut cmd: Command) -> (u32, bool, String) {
     (pid, st.success(), reader.join().unwrap_or_default())
 }
 
+/// What `r` gives, as it comes (for output whose end is no newline).
+fn chunks_of(mut r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut b = vec![0u8; 4096];
+        while let Ok(n) = r.read(&mut b) {
+            if n == 0 || tx.send(b[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn port_of(addr: &str) -> u16 {
     addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
 }
@@ -138,16 +152,8 @@ fn gnutls_cli_messages_are_framed_and_typed() {
         .spawn()
         .expect("spawn gnutls-cli");
     let pid = child.id();
-    let mut so = child.stdout.take().expect("stdout");
-    let (tx, answers) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut b = vec![0u8; 4096];
-        while let Ok(n) = so.read(&mut b) {
-            if n == 0 || tx.send(b[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let so = child.stdout.take().expect("stdout");
+    let answers = chunks_of(so);
     let mut got = Vec::new();
     let mut stdin = child.stdin.take().expect("stdin");
     use std::io::Write;
@@ -230,6 +236,17 @@ fn nss_db(dir: &Path, cert: &Path) -> String {
 
 /// tstclnt's GET of `path`; returns (pid, its output) once the answer's
 /// status line is in (tstclnt may linger after the server closes: killed).
+/// openssl s_server -www on a port of its own, and an NSS database in `dir`
+/// that trusts its certificate: (server, port, database).
+fn s_server_and_nss_db(dir: &Path) -> (Proc, u16, String) {
+    let port = free_port();
+    let srv = s_server(dir, &format!("127.0.0.1:{port}"), true);
+    let dbdir = dir.join("db");
+    std::fs::create_dir_all(&dbdir).expect("create the NSS database directory");
+    let db = nss_db(&dbdir, &dir.join("cert.pem"));
+    (srv, port, db)
+}
+
 fn tstclnt(db: &str, port: u16, path: &str) -> (u32, String) {
     let mut cmd = Command::new("tstclnt");
     cmd.args(["-h", "127.0.0.1", "-a", "localhost", "-p", &port.to_string(), "-d", db]).stdin(Stdio::piped());
@@ -239,16 +256,8 @@ fn tstclnt(db: &str, port: u16, path: &str) -> (u32, String) {
     use std::io::Write;
     let mut stdin = child.0.stdin.take().expect("stdin");
     write!(stdin, "GET {path} HTTP/1.0\r\n\r\n").expect("write to tstclnt");
-    let mut so = child.0.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut b = vec![0u8; 4096];
-        while let Ok(n) = so.read(&mut b) {
-            if n == 0 || tx.send(b[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let so = child.0.stdout.take().expect("stdout");
+    let rx = chunks_of(so);
     let deadline = Instant::now() + PATIENCE;
     let mut out = Vec::new();
     while !String::from_utf8_lossy(&out).contains(" 200 ") {
@@ -269,11 +278,7 @@ fn nss_tstclnt_client_side() {
         return;
     }
     let dir = TempDir::new("nss-tstclnt");
-    let port = free_port();
-    let _srv = s_server(dir.path(), &format!("127.0.0.1:{port}"), true);
-    let dbdir = dir.path().join("db");
-    std::fs::create_dir_all(&dbdir).unwrap();
-    let db = nss_db(&dbdir, &dir.path().join("cert.pem"));
+    let (_srv, port, db) = s_server_and_nss_db(dir.path());
     let ec = Ecapture::start(&["nss"]);
     let (pid, out) = tstclnt(&db, port, "/from-tstclnt");
     assert!(out.contains("HTTP/1.0 200 ok"), "tstclnt's output: {out}");
@@ -338,11 +343,7 @@ fn all_modules_in_one_stream() {
         return;
     }
     let dir = TempDir::new("all");
-    let port = free_port();
-    let _srv = s_server(dir.path(), &format!("127.0.0.1:{port}"), true);
-    let dbdir = dir.path().join("db");
-    std::fs::create_dir_all(&dbdir).unwrap();
-    let db = nss_db(&dbdir, &dir.path().join("cert.pem"));
+    let (_srv, port, db) = s_server_and_nss_db(dir.path());
     let ec = Ecapture::start(&["all"]);
     let (curl_pid, st) = curl(&format!("https://127.0.0.1:{port}/by-curl"), &[]);
     assert!(st.success());
