@@ -299,9 +299,30 @@ struct {
 	__type(value, struct mem_thread);
 } mem_threads SEC(".maps");
 
+/* 1 once any thread has used a memory BIO: until then the syscall
+ * tracepoints skip the per-thread lookup (every process's reads and writes
+ * pass through them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} mem_on SEC(".maps");
+
+static __always_inline int mem_any(void)
+{
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&mem_on, &zero);
+	return on && *on;
+}
+
 /* This thread uses a memory BIO: watch its socket reads and writes. */
 static __always_inline struct mem_thread *mem_watch(void)
 {
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&mem_on, &zero);
+	if (on && !*on)
+		*on = 1;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct mem_thread *t = bpf_map_lookup_elem(&mem_threads, &id);
 	if (t)
@@ -356,6 +377,8 @@ static __always_inline void mem_expect_send(__u64 conn, const __u8 *head, __u32 
  * write's first bytes with the ciphertext expected. */
 static __always_inline void mem_sys_enter(__u64 nr, struct pt_regs *regs)
 {
+	if (!mem_any())
+		return;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct mem_thread *t = bpf_map_lookup_elem(&mem_threads, &id);
 	if (!t)
@@ -388,6 +411,8 @@ static __always_inline void mem_sys_enter(__u64 nr, struct pt_regs *regs)
 SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
+	if (!mem_any())
+		return 0;
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	__u64 nr = BPF_CORE_READ(regs, orig_ax);
 	if (nr != 0 && nr != 45)
