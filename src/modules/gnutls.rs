@@ -41,21 +41,25 @@ abi_struct!(
 /// The layouts this module writes, for the ABI test.
 pub const LAYOUTS: &[&Layout] = &[&gnutls_cfg::LAYOUT];
 
-/// (function, BPF program, return probe too). gnutls_record_send is a thin
-/// wrapper of send2 where send2 exists (3.6.3+): one of the two is hooked.
+/// gnutls_record_send is a thin wrapper of send2 where send2 exists
+/// (3.6.3+): one of the two is hooked.
 const SEND: &str = "gnutls_record_send";
 const SEND2: &str = "gnutls_record_send2";
-const PROBES: &[(&str, &str, bool)] = &[
-    (SEND2, "gnutls_send_entry", true),
-    ("gnutls_record_send_range", "gnutls_send_range_entry", true),
-    ("gnutls_record_send_early_data", "gnutls_send_entry", true),
-    ("gnutls_record_recv", "gnutls_recv_entry", true),
-    ("gnutls_record_recv_seq", "gnutls_recv_entry", true),
-    ("gnutls_record_recv_early_data", "gnutls_recv_entry", true),
-    ("gnutls_transport_set_int2", "gnutls_set_int2_entry", false),
-    ("gnutls_transport_set_ptr", "gnutls_set_ptr_entry", false),
-    ("gnutls_transport_set_ptr2", "gnutls_set_ptr2_entry", false),
-    ("gnutls_deinit", "gnutls_deinit_entry", false),
+/// The return program of the read and write calls.
+const RW: Option<&str> = Some("gnutls_rw_return");
+/// (function, entry program, return program if any).
+const PROBES: &[(&str, &str, Option<&str>)] = &[
+    (SEND2, "gnutls_send_entry", RW),
+    ("gnutls_record_send_range", "gnutls_send_range_entry", RW),
+    ("gnutls_record_send_early_data", "gnutls_send_entry", RW),
+    ("gnutls_record_recv", "gnutls_recv_entry", RW),
+    ("gnutls_record_recv_seq", "gnutls_recv_entry", RW),
+    ("gnutls_record_recv_early_data", "gnutls_recv_entry", RW),
+    ("gnutls_transport_set_int2", "gnutls_set_int2_entry", None),
+    ("gnutls_transport_set_ptr", "gnutls_set_ptr_entry", None),
+    ("gnutls_transport_set_ptr2", "gnutls_set_ptr2_entry", None),
+    ("gnutls_deinit", "gnutls_deinit_entry", None),
+    (UNCORK, "gnutls_uncork_entry", Some("gnutls_uncork_return")),
 ];
 const UNCORK: &str = "gnutls_record_uncork";
 
@@ -195,12 +199,11 @@ fn config_bytes(offsets: Option<(u32, u32, u32)>) -> Vec<u8> {
 
 fn uprobes(lib: &Library) -> Vec<Uprobe> {
     let mut out = Vec::new();
-    let mut add = |func: &str, prog: &'static str, ret: bool| {
+    let mut add = |func: &str, prog: &'static str, ret: Option<&'static str>| {
         if let Some(&offset) = lib.functions.get(func) {
             out.push(Uprobe { prog, func: func.to_string(), offset, ret: false, cookie: 0 });
-            if ret {
-                let ret_prog = if prog == "gnutls_uncork_entry" { "gnutls_uncork_return" } else { "gnutls_rw_return" };
-                out.push(Uprobe { prog: ret_prog, func: func.to_string(), offset, ret: true, cookie: 0 });
+            if let Some(prog) = ret {
+                out.push(Uprobe { prog, func: func.to_string(), offset, ret: true, cookie: 0 });
             }
         }
     };
@@ -208,16 +211,15 @@ fn uprobes(lib: &Library) -> Vec<Uprobe> {
         add(func, prog, ret);
     }
     if !lib.functions.contains_key(SEND2) {
-        add(SEND, "gnutls_send_entry", true);
+        add(SEND, "gnutls_send_entry", RW);
     }
-    add(UNCORK, "gnutls_uncork_entry", true);
     out
 }
 
 /// Reads one candidate: its functions and version.
 pub fn inspect(path: &Path, override_version: Option<GnutlsVersion>) -> Result<Library> {
     let elf = Elf::open(path)?;
-    let wanted: Vec<&str> = PROBES.iter().map(|p| p.0).chain([SEND, UNCORK]).collect();
+    let wanted: Vec<&str> = PROBES.iter().map(|p| p.0).chain([SEND]).collect();
     let functions = elf.function_offsets(&wanted)?;
     if !functions.contains_key("gnutls_record_recv") || !(functions.contains_key(SEND) || functions.contains_key(SEND2)) {
         return Err(Error::runtime("does not define gnutls_record_send and gnutls_record_recv (is it libgnutls?)"));
