@@ -385,8 +385,9 @@ mod tests {
         let sent = Instant::now();
         send(&tx, &flight, vec![call(1, monotonic_ns(), 1, 7, b"ping")]);
         // Nothing more comes, and the reader is still there.
+        let deadline = Instant::now() + WAIT;
         let first = loop {
-            match seen.recv_timeout(WAIT).expect("the idle message comes out while the reader is silent") {
+            match seen.recv_deadline(deadline).expect("the idle message comes out while the reader is silent") {
                 Seen::Flush => continue,
                 m => break m,
             }
