@@ -291,7 +291,8 @@ mod tests {
                 s.take(rec, now);
             }
         }
-        assert_eq!(s.latest, t0 + 150 * MS, "a batch is at its newest record's time, and time does not go back");
+        assert_eq!(s.latest, t0 + 150 * MS, "a batch is at its newest record's time");
+        assert_eq!(s.captured(&[call(0, t0, 9, 9, b"")]), t0 + 150 * MS, "an older batch does not turn time back");
         assert!(s.msgs.is_empty(), "unknown bytes wait");
         s.tick(false);
         assert_eq!(payloads(&s.msgs), vec![b"ping"], "idle by capture time; pong is not, however late it is handled");
