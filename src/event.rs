@@ -289,6 +289,42 @@ pub mod tests {
     }
 
     #[test]
+    fn comm_keeps_48_bytes_cut_at_a_character_and_the_kernels_16() {
+        let long = format!("a{}", "é".repeat(30)); // byte 48 falls inside an 'é'
+        let c = Comm::from(long.as_str());
+        assert_eq!(c.as_str(), format!("a{}", "é".repeat(23)), "47 bytes, whole characters");
+        assert_eq!(Comm::from("curl").as_str(), "curl");
+        assert_eq!(format!("{c:?}"), format!("{:?}", c.as_str()));
+        assert_eq!(format!("{:?}", Comm::from("a\"b")), r#""a\"b""#);
+        assert_eq!(Comm::from_bytes(b"curl\0junk").as_str(), "curl", "up to the NUL");
+        assert_eq!(Comm::from_bytes(b"0123456789abcdefXYZ").as_str(), "0123456789abcdef", "the kernel's 16 bytes");
+        assert_eq!(Comm::from_bytes(b"\xffok").as_str(), "\u{fffd}ok");
+    }
+
+    #[test]
+    fn truncated_when_fewer_bytes_than_moved() {
+        let mut c = sample_call(b"abcd");
+        assert!(!c.truncated(), "all bytes captured");
+        c.total_len = 10;
+        assert!(c.truncated());
+        assert!(Message::raw(c.clone()).truncated());
+        c.total_len = 3; // cannot happen, but is not "truncated"
+        assert!(!c.truncated());
+        assert!(!Message::raw(c).truncated());
+    }
+
+    #[test]
+    fn src_dst_follow_the_direction() {
+        let w = meta(None, "127.0.0.1:50000", "127.0.0.1:443", Direction::Write);
+        assert_eq!(w.src_dst(), ("127.0.0.1:50000".parse().unwrap(), "127.0.0.1:443".parse().unwrap()));
+        let r = Meta { direction: Direction::Read, ..w };
+        assert_eq!(r.src_dst(), ("127.0.0.1:443".parse().unwrap(), "127.0.0.1:50000".parse().unwrap()));
+        assert_eq!(Meta { endpoints: None, ..w }.src_dst(), (UNKNOWN_ADDR, UNKNOWN_ADDR));
+        assert_eq!((Direction::Read.other(), Direction::Write.other()), (Direction::Write, Direction::Read));
+        assert_eq!((Direction::Read.as_str(), Direction::Write.as_str()), ("READ", "WRITE"));
+    }
+
+    #[test]
     fn version_names() {
         assert_eq!(tls_version_name(0x0303), "TLS1.2");
         assert_eq!(tls_version_name(0x0304), "TLS1.3");

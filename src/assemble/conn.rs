@@ -951,6 +951,32 @@ mod tests {
     }
 
     #[test]
+    fn over_the_budget_the_largest_goes_first_not_the_newest() {
+        let mut a = Assembler::new(Config { budget: 10_000, conn_share: 8_000, ..Config::default() });
+        let mut out = Vec::new();
+        let head = b"POST / HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n".to_vec();
+        for (ssl, fill, n) in [(1u64, b'a', 5_000), (2, b'b', 1_500), (3, b'c', 1_500), (4, b'd', 2_000)] {
+            a.push(call(ssl, Direction::Write, &[head.clone(), vec![fill; n]].concat()), MS, &mut out);
+        }
+        assert_eq!(a.shed().times, 1);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].payload.ends_with(b"aaaa"), "connection 1 holds the most");
+        assert_eq!(a.held(), 3 * head.len() + 5_000);
+    }
+
+    #[test]
+    fn a_side_that_gave_up_waiting_stays_raw() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        a.push(call(8, Direction::Write, b"GET"), 0, &mut out);
+        a.tick(100 * MS, &mut out);
+        assert_eq!(kinds(&out), vec![(UNKNOWN, "GET".into())], "no protocol showed itself within the idle time");
+        a.push(call(8, Direction::Write, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 101 * MS, &mut out);
+        a.tick(201 * MS, &mut out);
+        assert_eq!(kinds(&out[1..]), vec![(UNKNOWN, "GET / HTTP/1.1\r\nHost: x\r\n\r\n".into())], "not taken for HTTP now");
+    }
+
+    #[test]
     fn the_least_recently_active_connection_goes_at_the_cap() {
         let mut a = Assembler::new(Config { max_conns: 3, ..Config::default() });
         let mut out = Vec::new();
