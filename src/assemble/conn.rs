@@ -965,6 +965,22 @@ mod tests {
     }
 
     #[test]
+    fn a_first_line_is_looked_at_up_to_its_limit() {
+        // A first line of MAX_FIRST_LINE bytes (its line end included) is
+        // recognised; one byte longer is not.
+        for (extra, kind) in [(0, HTTP1_REQUEST), (1, UNKNOWN)] {
+            let mut a = Assembler::new(Config::default());
+            let mut out = Vec::new();
+            let path = "a".repeat(MAX_FIRST_LINE - "GET / HTTP/1.1\r\n".len() + extra);
+            let req = format!("GET /{path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(req.find('\n'), Some(MAX_FIRST_LINE - 1 + extra));
+            a.push(call(1, Direction::Write, req.as_bytes()), 0, &mut out);
+            a.flush(&mut out);
+            assert_eq!(out.iter().map(|m| m.kind).collect::<Vec<_>>(), vec![kind], "a first line of {} bytes", MAX_FIRST_LINE + extra);
+        }
+    }
+
+    #[test]
     fn a_side_that_gave_up_waiting_stays_raw() {
         let mut a = Assembler::new(Config::default());
         let mut out = Vec::new();
