@@ -153,13 +153,14 @@ fn other(d: Direction) -> Direction {
     d.other()
 }
 
-/// The longest first line detection waits for.
+/// The longest first line detection waits for, its line end included
+/// (`detect::message_type` looks no further).
 const MAX_FIRST_LINE: usize = 8192;
 
 /// Is this the start of an HTTP/1.x request or status line? None: not sure
 /// yet. Only bytes after `scan.upto` are looked at for line ends.
 fn looks_http1(buf: &[u8], scan: &mut LineScan) -> Option<bool> {
-    let limit = buf.len().min(MAX_FIRST_LINE + 1);
+    let limit = buf.len().min(MAX_FIRST_LINE);
     if !scan.nl && scan.upto < limit {
         let new = &buf[scan.upto..limit];
         scan.nl = new.contains(&b'\n');
