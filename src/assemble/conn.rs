@@ -982,6 +982,18 @@ mod tests {
     }
 
     #[test]
+    fn a_carriage_return_inside_the_first_line_is_not_http() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        // Split so that the CR comes in a call of its own, before the rest of the line.
+        for part in [b"GET /x".as_slice(), b"\r", b" HTTP/1.1\r\nHost: x\r\n\r\n"] {
+            a.push(call(1, Direction::Write, part), 0, &mut out);
+        }
+        a.flush(&mut out);
+        assert_eq!(kinds(&out), vec![(UNKNOWN, "GET /x\r HTTP/1.1\r\nHost: x\r\n\r\n".into())]);
+    }
+
+    #[test]
     fn a_side_that_gave_up_waiting_stays_raw() {
         let mut a = Assembler::new(Config::default());
         let mut out = Vec::new();
