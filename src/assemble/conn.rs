@@ -99,7 +99,8 @@ impl Side {
 }
 
 /// How far detection has looked into a side's first line: bytes looked at,
-/// whether they held a line end or a CR, and the verdict once it is final.
+/// whether they held a line end or a CR inside the line, and the verdict
+/// once it is final.
 #[derive(Default)]
 struct LineScan {
     upto: usize,
@@ -164,7 +165,9 @@ fn looks_http1(buf: &[u8], scan: &mut LineScan) -> Option<bool> {
     if !scan.nl && scan.upto < limit {
         let new = &buf[scan.upto..limit];
         scan.nl = new.contains(&b'\n');
-        scan.cr |= new.contains(&b'\r');
+        // A CR inside the line: one followed by something. The last byte
+        // may be the line end's CR (a read can end between CR and LF).
+        scan.cr |= buf[scan.upto.saturating_sub(1)..limit - 1].contains(&b'\r');
         scan.upto = limit;
     }
     if scan.nl {
@@ -982,11 +985,26 @@ mod tests {
     }
 
     #[test]
+    fn a_first_line_split_anywhere_is_recognised_the_same() {
+        let (req, resp) = (b"GET /index HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        for (whole, kind) in [(&req[..], HTTP1_REQUEST), (&resp[..], HTTP1_RESPONSE), (b"TOOLONGMETHODNAMEX / HTTP/1.1\r\n\r\n", UNKNOWN)] {
+            for at in 1..whole.len() {
+                let mut a = Assembler::new(Config::default());
+                let mut out = Vec::new();
+                a.push(call(1, Direction::Write, &whole[..at]), 0, &mut out);
+                a.push(call(1, Direction::Write, &whole[at..]), 0, &mut out);
+                a.flush(&mut out);
+                assert_eq!(kinds(&out), vec![(kind, String::from_utf8_lossy(whole).into_owned())], "split at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn a_carriage_return_inside_the_first_line_is_not_http() {
         let mut a = Assembler::new(Config::default());
         let mut out = Vec::new();
-        // Split so that the CR comes in a call of its own, before the rest of the line.
-        for part in [b"GET /x".as_slice(), b"\r", b" HTTP/1.1\r\nHost: x\r\n\r\n"] {
+        // Decided before the line ends: a CR followed by a space is not HTTP.
+        for part in [b"GET /x".as_slice(), b"\r", b" ", b"HTTP/1.1\r\nHost: x\r\n\r\n"] {
             a.push(call(1, Direction::Write, part), 0, &mut out);
         }
         a.flush(&mut out);
