@@ -987,7 +987,14 @@ mod tests {
     #[test]
     fn a_first_line_split_anywhere_is_recognised_the_same() {
         let (req, resp) = (b"GET /index HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-        for (whole, kind) in [(&req[..], HTTP1_REQUEST), (&resp[..], HTTP1_RESPONSE), (b"TOOLONGMETHODNAMEX / HTTP/1.1\r\n\r\n", UNKNOWN)] {
+        let cases: [(&[u8], u32); 5] = [
+            (req, HTTP1_REQUEST),
+            (resp, HTTP1_RESPONSE),
+            (b"M-SEARCH * HTTP/1.1\r\n\r\n", HTTP1_REQUEST),
+            (b"MY_METHOD / HTTP/1.1\r\n\r\n", HTTP1_REQUEST),
+            (b"TOOLONGMETHODNAMEX / HTTP/1.1\r\n\r\n", UNKNOWN),
+        ];
+        for (whole, kind) in cases {
             for at in 1..whole.len() {
                 let mut a = Assembler::new(Config::default());
                 let mut out = Vec::new();
@@ -996,6 +1003,21 @@ mod tests {
                 a.flush(&mut out);
                 assert_eq!(kinds(&out), vec![(kind, String::from_utf8_lossy(whole).into_owned())], "split at {at}");
             }
+        }
+    }
+
+    #[test]
+    fn first_bytes_that_cannot_start_http_are_given_up_at_once() {
+        // Neither side can be HTTP: the connection is raw as soon as both have
+        // spoken, and what one side held comes out when the other speaks.
+        let long_status = format!("HTTP/1.1 200 {}", "x".repeat(32 - 13));
+        for first in [" GET".as_bytes(), b"+OK", b"HTTP/2", long_status.as_bytes()] {
+            let mut a = Assembler::new(Config::default());
+            let mut out = Vec::new();
+            a.push(call(1, Direction::Write, first), 0, &mut out);
+            assert!(out.is_empty());
+            a.push(call(1, Direction::Read, b"-ERR\r\n"), MS, &mut out);
+            assert_eq!(kinds(&out), vec![(UNKNOWN, String::from_utf8_lossy(first).into_owned())], "{:?}", String::from_utf8_lossy(first));
         }
     }
 
