@@ -154,6 +154,21 @@ abi_struct!(
 );
 
 abi_struct!(
+    /// `struct secret_rec`: one labelled key log secret (modules whose
+    /// library hands secrets out whole; decode::calls turns it into a
+    /// `Secret`). A module whose object sends it lists this layout in its own.
+    secret_rec(128) {
+        h: [u8; 16] = 0,
+        pid: u32 = 16,
+        label: u32 = 20,
+        secret_len: u32 = 24,
+        _pad: u32 = 28,
+        client_random: [u8; 32] = 32,
+        secret: [u8; 64] = 64,
+    }
+);
+
+abi_struct!(
     /// `struct common_cfg`: every object's `common_cfg` global.
     common_cfg(24) {
         target_pid: u32 = 0,

@@ -53,6 +53,42 @@ pub struct AllFlags {
     pub nss: nss::Flags,
 }
 
+/// `-m, --model` and `-k, --keylogfile`: whether TLS secrets are read and
+/// where their key log goes (NSS key log format, src/outputs/keylog.rs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyOutput {
+    /// The key log file: `-k`, or the default with `-m keylog`.
+    pub file: Option<std::path::PathBuf>,
+    /// `-m keylog` (alias `key`): keys only, no plaintext events.
+    pub keys_only: bool,
+}
+
+/// The key log file of `-m keylog` without `-k` (as eCapture).
+pub const DEFAULT_KEYLOG_FILE: &str = "ecapture_openssl_key.log";
+
+impl KeyOutput {
+    /// Takes `-m` and `-k` out of `p`.
+    pub fn parse(p: &mut pico_args::Arguments) -> Result<KeyOutput> {
+        use crate::flags::{opt, text};
+        let file = opt(p, "--keylogfile", Some("-k"), |s| Ok(std::path::PathBuf::from(s)))?;
+        if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+            return Err(Error::usage("invalid value '' for --keylogfile: expected a path"));
+        }
+        let keys_only = match opt(p, "--model", Some("-m"), text)?.as_deref() {
+            None | Some("text") => false,
+            Some("keylog" | "key") => true,
+            Some(m @ ("pcap" | "pcapng")) => {
+                return Err(Error::usage(format!("--model {m} is not yet supported by this version of ecapture")))
+            }
+            Some(m) => {
+                return Err(Error::usage(format!("invalid value '{m}' for --model: expected text, keylog, key, pcap or pcapng")))
+            }
+        };
+        let file = file.or_else(|| keys_only.then(|| DEFAULT_KEYLOG_FILE.into()));
+        Ok(KeyOutput { file, keys_only })
+    }
+}
+
 /// The modules: (subcommand, aliases).
 pub const NAMES: &[(&str, &[&str])] = &[("tls", &["openssl"]), ("gnutls", &[]), ("nss", &["nspr"]), ("all", &[])];
 
@@ -67,11 +103,12 @@ impl ModuleConfig {
             "gnutls" => Ok(ModuleConfig::Gnutls(gnutls::Flags::parse(p)?)),
             "nss" | "nspr" => Ok(ModuleConfig::Nss(nss::Flags::parse(p)?)),
             "all" => {
+                let keys = KeyOutput::parse(p)?;
                 let libssl = crate::flags::opt(p, "--libssl", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 let gnutls = crate::flags::opt(p, "--gnutls", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 let nspr = crate::flags::opt(p, "--nspr", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 Ok(ModuleConfig::All(AllFlags {
-                    tls: openssl::Flags { libssl, ..Default::default() },
+                    tls: openssl::Flags { libssl, keys, ..Default::default() },
                     gnutls: gnutls::Flags { gnutls, ..Default::default() },
                     nss: nss::Flags { nspr },
                 }))
@@ -101,6 +138,15 @@ impl ModuleConfig {
                 Box::new(gnutls::Gnutls::new(f.gnutls.clone(), pid)),
                 Box::new(nss::Nss::new(f.nss.clone(), pid)),
             ],
+        }
+    }
+
+    /// Where secrets go (the modules that read them: tls, and all's tls).
+    pub fn keys(&self) -> KeyOutput {
+        match self {
+            ModuleConfig::Tls(f) => f.keys.clone(),
+            ModuleConfig::All(f) => f.tls.keys.clone(),
+            _ => KeyOutput::default(),
         }
     }
 

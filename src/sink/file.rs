@@ -30,7 +30,7 @@ pub struct FileWriter {
     last_stamp: i64,
 }
 
-fn open_append(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).mode(0o600).open(path)
 }
 
