@@ -25,6 +25,9 @@
 
 const volatile struct openssl_cfg openssl_cfg = {};
 
+/* This module's record, named in the BTF for the layout check (as common.h's abi_types). */
+struct tls_keys_rec openssl_abi_types SEC(".abi") __attribute__((used));
+
 /* The client random whose secrets were sent, per connection (its first 8
  * bytes): a new handshake on the same SSL (renegotiation, reuse after
  * SSL_clear) has a new one. */

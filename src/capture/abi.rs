@@ -156,7 +156,7 @@ abi_struct!(
 abi_struct!(
     /// `struct secret_rec`: one labelled key log secret (modules whose
     /// library hands secrets out whole; decode::calls turns it into a
-    /// `Secret`). A module whose object sends it lists this layout in its own.
+    /// `Secret`).
     secret_rec(128) {
         h: [u8; 16] = 0,
         pid: u32 = 16,
@@ -181,7 +181,8 @@ abi_struct!(
 );
 
 /// The layouts every object shares (bpf/common.h uses them all).
-pub const COMMON_LAYOUTS: &[&Layout] = &[&rec_hdr::LAYOUT, &chunk_rec::LAYOUT, &close_rec::LAYOUT, &common_cfg::LAYOUT];
+pub const COMMON_LAYOUTS: &[&Layout] =
+    &[&rec_hdr::LAYOUT, &chunk_rec::LAYOUT, &close_rec::LAYOUT, &secret_rec::LAYOUT, &common_cfg::LAYOUT];
 
 /// Values of `common_cfg` before `source`, which the loader sets per object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

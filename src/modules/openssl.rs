@@ -536,7 +536,7 @@ mod tests {
         let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
         assert_eq!((u(1), u(2), u(5), u(6), u(9)), (0, 0, 0, 0, 0), "no s3, no BIO: flags clear");
         assert!(offsets_bytes(None).iter().all(|&x| x == 0), "unknown: valid = 0");
-        assert_eq!(openssl_cfg::SIZE, 4 + MAX_LIBS * lib_offsets::SIZE);
+        assert_eq!(openssl_cfg::SIZE, 4 + MAX_LIBS * (lib_offsets::SIZE + keylog::key_offsets::SIZE) + 4);
     }
 
     #[test]
@@ -548,7 +548,8 @@ mod tests {
         assert!(parse(&["--ssl_version", "wolfssl 5"]).unwrap_err().to_string().contains("expected e.g."));
         assert!(parse(&["-m", "xml"]).unwrap_err().to_string().contains("expected text"));
         assert!(parse(&["--libssl="]).unwrap_err().to_string().contains("--libssl"));
-        for args in [&["-m", "pcap"][..], &["-k", "keys.log"], &["-w", "x.pcapng"], &["-i", "eth0"], &["--cgroup_path", "/sys/fs/cgroup"]] {
+        assert_eq!(parse(&["-k", "keys.log"]).unwrap().keys.file, Some(PathBuf::from("keys.log")));
+        for args in [&["-m", "pcap"][..], &["-w", "x.pcapng"], &["-i", "eth0"], &["--cgroup_path", "/sys/fs/cgroup"]] {
             assert!(parse(args).unwrap_err().to_string().contains("not yet supported"), "{args:?}");
         }
     }

@@ -297,3 +297,127 @@ pub fn push_keys(rec: &[u8], out: &mut Vec<Item>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn hkdf_expand_label_matches_an_independent_implementation() {
+        // Python's hmac module: HMAC(secret, len16 || len8 "tls13 " label || len8 context || 0x01).
+        let s: Vec<u8> = (0..32).collect();
+        let h: Vec<u8> = (100..132).collect();
+        assert_eq!(
+            hex(&expand_label(&s, b"c hs traffic", &h).unwrap()),
+            "0146ee683fccded1bcf8f35a3f8a5535c5a0c110ac2596c1a38e8cb662c78bec"
+        );
+        let s: Vec<u8> = (0..48).collect();
+        let h: Vec<u8> = (100..148).collect();
+        assert_eq!(
+            hex(&expand_label(&s, b"s hs traffic", &h).unwrap()),
+            "92b049cf278d40c7a70df81159f51612ba33f7e048bdba617db9216ae3ee3dd2dd87dac10836a508020a7d43652e4ac2"
+        );
+    }
+
+    fn record(version: u32, cipher: u32) -> Vec<u8> {
+        use tls_keys_rec as r;
+        let mut b = vec![0u8; r::SIZE];
+        r::pid.put(&mut b, 7);
+        r::conn.put(&mut b, 0x1000);
+        r::version.put(&mut b, version);
+        r::cipher_id.put(&mut b, cipher);
+        r::master_key_len.put(&mut b, 48);
+        r::client_random.put(&mut b, [1; 32]);
+        r::master_key.put(&mut b, [2; 48]);
+        r::handshake_secret.put(&mut b, [3; 64]);
+        r::handshake_traffic_hash.put(&mut b, [4; 64]);
+        r::client_app_secret.put(&mut b, [5; 64]);
+        r::server_app_secret.put(&mut b, [6; 64]);
+        r::exporter_secret.put(&mut b, [7; 64]);
+        b
+    }
+
+    #[test]
+    fn secrets_of_tls12_and_tls13_records() {
+        let s = secrets_of(&record(0x0303, 0x0300_c02f)).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].label, s[0].pid, s[0].conn, s[0].secret.clone()), (SecretLabel::ClientRandom, 7, 0x1000, vec![2; 48]));
+        let s = secrets_of(&record(0x0304, 0x0300_1301)).unwrap();
+        let labels: Vec<&str> = s.iter().map(|x| x.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                "CLIENT_TRAFFIC_SECRET_0",
+                "SERVER_TRAFFIC_SECRET_0",
+                "EXPORTER_SECRET"
+            ]
+        );
+        assert!(s.iter().all(|x| x.secret.len() == 32 && x.client_random == [1; 32]));
+        assert_eq!(s[0].secret, expand_label(&[3; 32], b"c hs traffic", &[4; 32]).unwrap());
+        assert_eq!(s[2].secret, vec![5; 32]);
+        let s = secrets_of(&record(0x0304, 0x0300_1302)).unwrap();
+        assert!(s.iter().all(|x| x.secret.len() == 48), "SHA-384 suite: 48-byte secrets");
+    }
+
+    #[test]
+    fn unusable_records_say_why() {
+        assert_eq!(secrets_of(&record(0x0304, 0x0300_ffff)).unwrap_err(), "TLS 1.3 cipher suite unknown");
+        assert_eq!(secrets_of(&record(0, 0)).unwrap_err(), "TLS version unknown");
+        assert_eq!(secrets_of(&record(0x0304, 0)).unwrap_err(), "TLS 1.3 cipher suite unknown");
+        let mut r = record(0x0304, 0x0300_1301);
+        tls_keys_rec::client_app_secret.put(&mut r, [0; 64]);
+        assert!(secrets_of(&r).unwrap_err().contains("not all set"));
+        let mut r = record(0x0303, 0);
+        tls_keys_rec::master_key_len.put(&mut r, 0);
+        assert!(secrets_of(&r).unwrap_err().contains("no master secret"));
+        let mut r = record(0x0303, 0);
+        tls_keys_rec::client_random.put(&mut r, [0; 32]);
+        assert_eq!(secrets_of(&r).unwrap_err(), "no client random");
+        assert_eq!(secrets_of(&r[..100]).unwrap_err(), "short record");
+        let mut out = Vec::new();
+        push_keys(&record(0, 0), &mut out);
+        assert_eq!(out, vec![Item::SecretUnusable { pid: 7, conn: 0x1000, why: "TLS version unknown" }]);
+    }
+
+    #[test]
+    fn the_table_parses_and_agrees_with_the_plaintext_offsets() {
+        let rows = KeyLayout::table();
+        let data_rows = TABLE.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
+        assert_eq!(rows.len(), data_rows, "every row of keylog_offsets.txt parses");
+        for l in &rows {
+            let v = SslVersion::parse(&format!("{}.{}.{}", l.release.0, l.release.1, l.release.2)).unwrap();
+            let (o, _) = v.offsets();
+            let at = format!("{:?}", l.release);
+            assert_eq!((o.ssl_version, o.ssl_rbio, o.ssl_wbio, o.ssl_server), (l.ssl_version, l.ssl_rbio, l.ssl_wbio, l.ssl_server), "{at}");
+            assert_eq!(l.ssl_s3.is_some(), l.release.0 == 1, "{at}: SSL3_STATE behind a pointer in 1.1.1 only");
+        }
+    }
+
+    #[test]
+    fn which_versions_get_keys() {
+        let got = |s: &str| layout_for(&SslVersion::parse(s).unwrap()).map(|(l, from)| (l.release, from));
+        assert_eq!(got("3.0.19").unwrap().0, (3, 0, 8));
+        assert_eq!(got("1.1.1k").unwrap().0, (1, 1, 1));
+        assert_eq!(got("1.1.0l"), None, "no TLS 1.3 fields and no row: no keys");
+        assert_eq!(got("4.1.0"), None, "beyond the table: no keys rather than wrong ones");
+        assert_eq!(layout_for(&SslVersion::BORINGSSL), None);
+        if KeyLayout::table().len() >= 11 {
+            assert_eq!(got("3.4.0").unwrap().0, (3, 4, 0));
+            assert_eq!(got("3.4.2").unwrap().0, (3, 4, 1));
+            assert_eq!(got("3.2.3").unwrap().0, (3, 2, 1));
+            let (l, from) = layout_for(&SslVersion::parse("3.2.4").unwrap()).unwrap();
+            assert!(from.contains("moved by 8"), "{from}");
+            assert_eq!(l.ssl_version, 0x48, "Appendix A: 3.2.4 has version at 0x48");
+            assert_eq!(got("4.0.0").unwrap().0, (4, 0, 3));
+        }
+        let b = KeyLayout::to_bytes(layout_for(&SslVersion::parse("3.0.2").unwrap()).map(|x| x.0).as_ref());
+        assert_eq!((key_offsets::valid.get(&b), key_offsets::client_random.get(&b)), (1, 352));
+        assert_eq!(KeyLayout::to_bytes(None), vec![0; key_offsets::SIZE]);
+    }
+}
