@@ -52,6 +52,19 @@ pub fn e2e_enabled(test: &str) -> bool {
     }
 }
 
+/// Whether program `name` is installed; when it is not, says so loudly, or
+/// panics when ECAPTURE_E2E=1 makes the tests mandatory.
+pub fn tool(name: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !found && std::env::var_os("ECAPTURE_E2E").is_some_and(|v| v == "1") {
+        panic!("{name} is missing; scripts/deps.sh test installs it");
+    }
+    if !found {
+        eprintln!("*** SKIPPED: {name} is not installed ***");
+    }
+    found
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
