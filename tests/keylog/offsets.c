@@ -17,7 +17,7 @@
 
 #include "ssl/ssl_local.h"
 
-#ifdef SSL_CONNECTION_FROM_SSL
+#if OPENSSL_VERSION_NUMBER >= 0x30200000L
 typedef SSL_CONNECTION CONN;
 #else
 typedef SSL CONN;

@@ -59,7 +59,19 @@ for rel in "${RELEASES[@]}"; do
     echo "offsets: OpenSSL $ver (openssl-src $crate)" >&2
     rm -rf "$out/openssl-src-$crate"
     tar -xzf "$file" -C "$out" "openssl-src-$crate/openssl"
-    (cd "$src" && ./Configure no-asm linux-x86_64 >configure.log 2>&1 && nice make -s build_generated >generate.log 2>&1) || {
+    (
+      cd "$src"
+      # The crate leaves out OpenSSL's tests (3.5 on): Configure wants their
+      # sources to exist, so empty ones stand in (nothing here builds them).
+      for _ in 1 2 3; do
+        ./Configure no-asm linux-x86_64 >configure.log 2>&1 && break
+        sed -n -e 's/^\(.*\) is given as source for .*, but is missing$/\1/p' \
+          -e 's/^.*but its generator (leading to \(.*\)) is missing$/\1/p' configure.log |
+          while read -r f; do mkdir -p "$(dirname "$f")" && touch "$f"; done
+      done
+      # Only the generated headers.
+      nice make -s $(ls include/*/*.h.in | sed 's/\.in$//') >generate.log 2>&1
+    ) || {
       tail -n 20 "$src/configure.log" "$src/generate.log" >&2
       exit 1
     }
