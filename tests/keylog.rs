@@ -209,6 +209,72 @@ fn keylog_text_mode_with_k_curl_events_and_keys() {
     assert_eq!(http.iter().filter(|l| l.ends_with("\t200")).count(), 3, "three answers decrypted: {http:?}");
 }
 
+/// nginx with HTTP/2 (its own handshakes, through SSL_do_handshake), several
+/// curl connections with several streams each in one run: tshark decrypts
+/// every HTTP/2 request and response with the keys read on nginx's side.
+#[test]
+fn keylog_nginx_http2_many_connections() {
+    if !ready("keylog_nginx") || !tool("nginx") {
+        return;
+    }
+    let dir = TempDir::new("keylog-nginx");
+    let server = nginx(dir.path());
+    let rec = Recording::start(dir.path(), server.port);
+    let keys = dir.path().join("keys.log");
+    let nginx_pid = server_pid(dir.path());
+    let ec = Ecapture::start(&["tls", "-m", "key", "-k", keys.to_str().unwrap(), "--pid", &nginx_pid]);
+    let theirs_file = dir.path().join("curl.log");
+    let base = format!("https://127.0.0.1:{}", server.port);
+    for _ in 0..4 {
+        let st = Command::new("curl")
+            .args(["-sk", "--http2", "-o", "/dev/null", "-o", "/dev/null", "--max-time", "10"])
+            .arg(format!("{base}/a.txt"))
+            .arg(format!("{base}/b.txt"))
+            .env("SSLKEYLOGFILE", &theirs_file)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run curl");
+        assert!(st.success());
+    }
+    let theirs = key_lines(&theirs_file);
+    // nginx 1.22 (Debian 12) speaks TLS 1.2 unless told otherwise.
+    let handshakes: BTreeSet<&str> = theirs.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+    assert_eq!(handshakes.len(), 4, "{theirs:?}");
+    let ours = wait_lines(&keys, &theirs);
+    let (st, _, _, stderr) = ec.stop();
+    assert!(st.success(), "{stderr:?}");
+    assert_eq!(ours_for(&ours, &theirs), theirs, "our lines are curl's, line for line");
+    let pcap = rec.finish();
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-o", &format!("tls.keylog_file:{}", keys.display()), "-d", &format!("tcp.port=={},tls", server.port)])
+        .args(["-Y", "http2.header", "-T", "fields", "-e", "http2.headers.path", "-e", "http2.headers.status"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tshark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = |what: &str| text.matches(what).count();
+    if (count("/a.txt"), count("/b.txt"), count("200")) != (4, 4, 8) {
+        // What tshark made of every packet, to tell a missed packet from a
+        // secret it could not use.
+        let all = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args(["-o", &format!("tls.keylog_file:{}", keys.display()), "-d", &format!("tcp.port=={},tls", server.port)])
+            .args(["-T", "fields", "-e", "tcp.stream", "-e", "_ws.col.Info"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        panic!("not every HTTP/2 request and response decrypted: {text}\nall packets:\n{all}\nkeys:\n{ours:?}");
+    }
+}
+
+/// The pid nginx wrote in `dir`.
+fn server_pid(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("nginx.pid")).expect("nginx.pid").trim().to_string()
+}
+
 /// A key log that cannot be created: one line, exit 2, before capture starts.
 #[test]
 fn keylog_unwritable_path_is_a_usage_error() {
