@@ -87,6 +87,17 @@ impl KeyOutput {
         let file = file.or_else(|| keys_only.then(|| DEFAULT_KEYLOG_FILE.into()));
         Ok(KeyOutput { file, keys_only })
     }
+
+    /// For a module that reads no secrets: `-m text` is fine, a key log is
+    /// refused (rather than an empty file).
+    fn refuse(p: &mut pico_args::Arguments, module: &str) -> Result<()> {
+        if KeyOutput::parse(p)? != KeyOutput::default() {
+            return Err(Error::usage(format!(
+                "--model keylog and --keylogfile are not yet supported by the {module} module (its TLS secrets are not read; see README)"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The modules: (subcommand, aliases).
@@ -100,8 +111,14 @@ impl ModuleConfig {
     pub fn parse(name: &str, p: &mut pico_args::Arguments) -> Result<ModuleConfig> {
         match name {
             "tls" | "openssl" => Ok(ModuleConfig::Tls(openssl::Flags::parse(p)?)),
-            "gnutls" => Ok(ModuleConfig::Gnutls(gnutls::Flags::parse(p)?)),
-            "nss" | "nspr" => Ok(ModuleConfig::Nss(nss::Flags::parse(p)?)),
+            "gnutls" => {
+                KeyOutput::refuse(p, "gnutls")?;
+                Ok(ModuleConfig::Gnutls(gnutls::Flags::parse(p)?))
+            }
+            "nss" | "nspr" => {
+                KeyOutput::refuse(p, "nss")?;
+                Ok(ModuleConfig::Nss(nss::Flags::parse(p)?))
+            }
             "all" => {
                 let keys = KeyOutput::parse(p)?;
                 let libssl = crate::flags::opt(p, "--libssl", None, |s| Ok(std::path::PathBuf::from(s)))?;
@@ -229,5 +246,9 @@ mod tests {
         assert_eq!(flag_owner("--libssl"), Some("tls"));
         assert_eq!(flag_owner("--libssl=/x"), Some("tls"));
         assert_eq!(flag_owner("--nope"), None);
+        let mut p = pico_args::Arguments::from_vec(vec!["-m".into(), "keylog".into()]);
+        assert!(ModuleConfig::parse("gnutls", &mut p).unwrap_err().to_string().contains("not yet supported by the gnutls module"));
+        let mut p = pico_args::Arguments::from_vec(vec!["-m".into(), "text".into()]);
+        assert_eq!(ModuleConfig::parse("nss", &mut p).unwrap().name(), "nss");
     }
 }
