@@ -270,6 +270,48 @@ fn keylog_nginx_http2_many_connections() {
     }
 }
 
+/// OpenSSL linked statically into a program (`--libssl PROGRAM`):
+/// tests/kernels/tls_selftest.c, built here against Debian's libssl.a, its
+/// client's own key log (TLS_SELFTEST_KEYLOG) the reference.
+#[test]
+fn keylog_static_openssl_program() {
+    if !e2e_enabled("keylog_static_openssl") || !tool("gcc") {
+        return;
+    }
+    let dir = TempDir::new("keylog-static");
+    let prog = dir.path().join("tls_selftest");
+    let out = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&prog)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernels/tls_selftest.c"))
+        .args(["-lssl", "-lcrypto", "-lpthread"])
+        .output()
+        .expect("run gcc");
+    assert!(out.status.success(), "building tls_selftest: {}", String::from_utf8_lossy(&out.stderr));
+    let (cert, key) = make_cert(dir.path());
+    let keys = dir.path().join("keys.log");
+    let ec = Ecapture::start(&["tls", "--libssl", prog.to_str().unwrap(), "-m", "keylog", "-k", keys.to_str().unwrap()]);
+    ec.wait_stderr("TLS keys read with the offsets of 3.");
+    let theirs_file = dir.path().join("openssl.log");
+    for _ in 0..2 {
+        let st = Command::new(&prog)
+            .arg(&cert)
+            .arg(&key)
+            .arg("1000")
+            .env("TLS_SELFTEST_KEYLOG", &theirs_file)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run tls_selftest");
+        assert!(st.success(), "tls_selftest failed");
+    }
+    let theirs = key_lines(&theirs_file);
+    assert_eq!(theirs.iter().filter_map(|l| l.split(' ').nth(1)).collect::<BTreeSet<_>>().len(), 2, "{theirs:?}");
+    let ours = wait_lines(&keys, &theirs);
+    let (st, _, _, stderr) = ec.stop();
+    assert!(st.success(), "{stderr:?}");
+    assert_eq!(ours_for(&ours, &theirs), theirs, "our lines are OpenSSL's, line for line");
+}
+
 /// The pid nginx wrote in `dir`.
 fn server_pid(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("nginx.pid")).expect("nginx.pid").trim().to_string()
