@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use super::Output;
 use crate::error::{Error, Result};
 use crate::event::{Message, Secret, SecretLabel};
-use crate::sink::file::open_append;
+use crate::sink::open::OutputFile;
 
 /// Secrets remembered for deduplication (about 13,000 TLS 1.3 handshakes).
 const REMEMBERED: usize = 1 << 16;
@@ -58,13 +58,11 @@ impl KeyLogStats {
     }
 }
 
-/// Opens the key log for appending; a path that cannot be opened is a usage
-/// error (the run does not start).
+/// Opens the key log for appending, through the one opener of every output
+/// file (its checks: src/sink/open.rs); a path that cannot be opened is a
+/// usage error (the run does not start).
 pub fn open(path: &Path) -> Result<File> {
-    if path.is_dir() {
-        return Err(Error::usage(format!("--keylogfile {}: is a directory, expected a file", path.display())));
-    }
-    open_append(path).map_err(|e| Error::usage(format!("--keylogfile {}: cannot open: {e}", path.display())))
+    OutputFile::open(path).map(|f| f.file).map_err(|e| Error::usage(format!("--keylogfile {e}")))
 }
 
 pub struct KeyLog {
