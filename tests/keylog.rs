@@ -71,6 +71,19 @@ fn tshark_http(pcap: &Path, port: u16, keys: Option<&Path>) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
+/// What tshark makes of every packet (stream, info), to tell a missed
+/// packet from a secret it could not use when a test fails.
+fn every_packet(pcap: &Path, port: u16, keys: &Path) -> String {
+    Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-o", &format!("tls.keylog_file:{}", keys.display()), "-d", &format!("tcp.port=={port},tls")])
+        .args(["-T", "fields", "-e", "frame.time_relative", "-e", "tcp.stream", "-e", "_ws.col.Info"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 /// The key log lines of a file (comments and blank lines left out).
 fn key_lines(path: &Path) -> BTreeSet<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -204,9 +217,13 @@ fn keylog_text_mode_with_k_curl_events_and_keys() {
     let (st, _, _, stderr) = ec.stop();
     assert!(st.success(), "{stderr:?}");
     assert_eq!(ours_for(&ours, &theirs), theirs, "our lines are curl's, line for line");
-    let http = tshark_http(&rec.finish(), port, Some(&keys));
-    assert_eq!(http.iter().filter(|l| l.starts_with("/\t")).count(), 3, "three GETs decrypted: {http:?}");
-    assert_eq!(http.iter().filter(|l| l.ends_with("\t200")).count(), 3, "three answers decrypted: {http:?}");
+    let pcap = rec.finish();
+    let http = tshark_http(&pcap, port, Some(&keys));
+    let (gets, oks) = (http.iter().filter(|l| l.starts_with("/\t")).count(), http.iter().filter(|l| l.ends_with("\t200")).count());
+    if (gets, oks) != (3, 3) {
+        let all = every_packet(&pcap, port, &keys);
+        panic!("three GETs and answers decrypted, not {gets} and {oks}: {http:?}\nall packets:\n{all}\ntheirs:\n{theirs:?}");
+    }
 }
 
 /// nginx with HTTP/2 (its own handshakes, through SSL_do_handshake), several
@@ -256,16 +273,7 @@ fn keylog_nginx_http2_many_connections() {
     let text = String::from_utf8_lossy(&out.stdout);
     let count = |what: &str| text.matches(what).count();
     if (count("/a.txt"), count("/b.txt"), count("200")) != (4, 4, 8) {
-        // What tshark made of every packet, to tell a missed packet from a
-        // secret it could not use.
-        let all = Command::new("tshark")
-            .arg("-r")
-            .arg(&pcap)
-            .args(["-o", &format!("tls.keylog_file:{}", keys.display()), "-d", &format!("tcp.port=={},tls", server.port)])
-            .args(["-T", "fields", "-e", "tcp.stream", "-e", "_ws.col.Info"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
+        let all = every_packet(&pcap, server.port, &keys);
         panic!("not every HTTP/2 request and response decrypted: {text}\nall packets:\n{all}\nkeys:\n{ours:?}");
     }
 }
