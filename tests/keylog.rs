@@ -48,8 +48,27 @@ impl Recording {
         Recording { proc: Proc(child), file }
     }
 
-    /// Stops tcpdump (SIGINT: it writes out what it holds) and returns the file.
-    fn finish(mut self) -> PathBuf {
+    /// Stops tcpdump and returns the file, once the file holds both FINs of
+    /// `conns` connections: tcpdump reads the kernel's ring on its own time
+    /// (later on a busy machine), and what is still in the ring when it
+    /// stops is lost.
+    fn finish(mut self, conns: usize) -> PathBuf {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let out = Command::new("tshark")
+                .arg("-r")
+                .arg(&self.file)
+                .args(["-Y", "tcp.flags.fin == 1", "-T", "fields", "-e", "tcp.stream"])
+                .stderr(Stdio::null())
+                .output()
+                .expect("run tshark");
+            let fins = String::from_utf8_lossy(&out.stdout).lines().count();
+            if fins >= 2 * conns {
+                break;
+            }
+            assert!(Instant::now() < deadline, "tcpdump recorded {fins} FINs, not those of {conns} connections");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(self.proc.pid() as i32, libc::SIGINT) };
         let _ = self.proc.0.wait();
@@ -163,7 +182,7 @@ fn keylog_python_tls13_tls12_resumed_tshark_decrypts_and_lines_match_openssls() 
     assert!(summary.contains("secrets of 8 handshakes"), "{stderr:?}");
     assert!(summary.contains("every connection seen got its keys"), "{summary}");
 
-    let pcap = rec.finish();
+    let pcap = rec.finish(8);
     let http = tshark_http(&pcap, port, Some(&keys));
     for (version, count, _) in runs {
         for i in 0..count {
@@ -217,7 +236,7 @@ fn keylog_text_mode_with_k_curl_events_and_keys() {
     let (st, _, _, stderr) = ec.stop();
     assert!(st.success(), "{stderr:?}");
     assert_eq!(ours_for(&ours, &theirs), theirs, "our lines are curl's, line for line");
-    let pcap = rec.finish();
+    let pcap = rec.finish(3);
     let http = tshark_http(&pcap, port, Some(&keys));
     let (gets, oks) = (http.iter().filter(|l| l.starts_with("/\t")).count(), http.iter().filter(|l| l.ends_with("\t200")).count());
     if (gets, oks) != (3, 3) {
@@ -261,7 +280,7 @@ fn keylog_nginx_http2_many_connections() {
     let (st, _, _, stderr) = ec.stop();
     assert!(st.success(), "{stderr:?}");
     assert_eq!(ours_for(&ours, &theirs), theirs, "our lines are curl's, line for line");
-    let pcap = rec.finish();
+    let pcap = rec.finish(4);
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
