@@ -55,14 +55,7 @@ impl Recording {
     fn finish(mut self, conns: usize) -> PathBuf {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let out = Command::new("tshark")
-                .arg("-r")
-                .arg(&self.file)
-                .args(["-Y", "tcp.flags.fin == 1", "-T", "fields", "-e", "tcp.stream"])
-                .stderr(Stdio::null())
-                .output()
-                .expect("run tshark");
-            let fins = String::from_utf8_lossy(&out.stdout).lines().count();
+            let fins = tshark(&self.file, 0, None, Some("tcp.flags.fin == 1"), &["tcp.stream"]).lines().count();
             if fins >= 2 * conns {
                 break;
             }
@@ -76,31 +69,36 @@ impl Recording {
     }
 }
 
-/// What tshark shows of the HTTP in `pcap` decrypted with `keys` (None: no
-/// key log): one "uri<TAB>code" line per HTTP message.
-fn tshark_http(pcap: &Path, port: u16, keys: Option<&Path>) -> Vec<String> {
+/// tshark on `pcap` (the test's port dissected as TLS, decrypted with `keys`
+/// when given) printing `fields` of the packets `filter` selects, one line
+/// per packet.
+fn tshark(pcap: &Path, port: u16, keys: Option<&Path>, filter: Option<&str>, fields: &[&str]) -> String {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(pcap).args(["-d", &format!("tcp.port=={port},tls"), "-Y", "http"]);
-    cmd.args(["-T", "fields", "-e", "http.request.uri", "-e", "http.response.code"]);
+    cmd.arg("-r").arg(pcap).args(["-d", &format!("tcp.port=={port},tls"), "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    if let Some(f) = filter {
+        cmd.args(["-Y", f]);
+    }
     if let Some(k) = keys {
         cmd.arg("-o").arg(format!("tls.keylog_file:{}", k.display()));
     }
     let out = cmd.stderr(Stdio::null()).output().expect("run tshark");
     assert!(out.status.success(), "tshark failed on {}", pcap.display());
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// What tshark makes of every packet (stream, info), to tell a missed
-/// packet from a secret it could not use when a test fails.
+/// What tshark shows of the HTTP in `pcap` decrypted with `keys` (None: no
+/// key log): one "uri<TAB>code" line per HTTP message.
+fn tshark_http(pcap: &Path, port: u16, keys: Option<&Path>) -> Vec<String> {
+    tshark(pcap, port, keys, Some("http"), &["http.request.uri", "http.response.code"]).lines().map(str::to_string).collect()
+}
+
+/// What tshark makes of every packet (time, stream, info), to tell a
+/// missed packet from a secret it could not use when a test fails.
 fn every_packet(pcap: &Path, port: u16, keys: &Path) -> String {
-    Command::new("tshark")
-        .arg("-r")
-        .arg(pcap)
-        .args(["-o", &format!("tls.keylog_file:{}", keys.display()), "-d", &format!("tcp.port=={port},tls")])
-        .args(["-T", "fields", "-e", "frame.time_relative", "-e", "tcp.stream", "-e", "_ws.col.Info"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
+    tshark(pcap, port, Some(keys), None, &["frame.time_relative", "tcp.stream", "_ws.col.Info"])
 }
 
 /// The key log lines of a file (comments and blank lines left out).
@@ -281,15 +279,7 @@ fn keylog_nginx_http2_many_connections() {
     assert!(st.success(), "{stderr:?}");
     assert_eq!(ours_for(&ours, &theirs), theirs, "our lines are curl's, line for line");
     let pcap = rec.finish(4);
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(&pcap)
-        .args(["-o", &format!("tls.keylog_file:{}", keys.display()), "-d", &format!("tcp.port=={},tls", server.port)])
-        .args(["-Y", "http2.header", "-T", "fields", "-e", "http2.headers.path", "-e", "http2.headers.status"])
-        .stderr(Stdio::null())
-        .output()
-        .expect("run tshark");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = tshark(&pcap, server.port, Some(&keys), Some("http2.header"), &["http2.headers.path", "http2.headers.status"]);
     let count = |what: &str| text.matches(what).count();
     if (count("/a.txt"), count("/b.txt"), count("200")) != (4, 4, 8) {
         let all = every_packet(&pcap, server.port, &keys);
