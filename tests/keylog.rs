@@ -48,18 +48,19 @@ impl Recording {
         Recording { proc: Proc(child), file }
     }
 
-    /// Stops tcpdump and returns the file, once the file holds both FINs of
-    /// `conns` connections: tcpdump reads the kernel's ring on its own time
-    /// (later on a busy machine), and what is still in the ring when it
-    /// stops is lost.
+    /// Stops tcpdump and returns the file, once the file holds the end (a FIN
+    /// or RST, after all their data) of `conns` connections: tcpdump reads
+    /// the kernel's ring on its own time (later on a busy machine), and what
+    /// is still in the ring when it stops is lost.
     fn finish(mut self, conns: usize) -> PathBuf {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let fins = tshark(&self.file, 0, None, Some("tcp.flags.fin == 1"), &["tcp.stream"]).lines().count();
-            if fins >= 2 * conns {
+            let ends = tshark(&self.file, 0, None, Some("tcp.flags.fin == 1 || tcp.flags.reset == 1"), &["tcp.stream"]);
+            let ended = ends.lines().collect::<BTreeSet<_>>().len();
+            if ended >= conns {
                 break;
             }
-            assert!(Instant::now() < deadline, "tcpdump recorded {fins} FINs, not those of {conns} connections");
+            assert!(Instant::now() < deadline, "tcpdump recorded the end of {ended} connections, not {conns}");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         // SAFETY: plain kill(2) on our own child.
