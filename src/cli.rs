@@ -161,8 +161,13 @@ TLS FLAGS (after `tls`):
                              mapped by running processes, and the system's]
         --ssl_version VER    override version detection, e.g. \"openssl 3.0.2\",
                              \"boringssl\"
-    -m, --model MODE         text (keylog, key, pcap, pcapng: not yet supported)
-    -k, --keylogfile PATH    (not yet supported)
+    -m, --model MODE         text (default), or keylog (alias key): write TLS
+                             secrets to the key log only (pcap, pcapng: not
+                             yet supported)
+    -k, --keylogfile PATH    the key log: NSS key log format for Wireshark and
+                             tshark, created 0600, appended [default with -m
+                             keylog: ecapture_openssl_key.log]; with -m text,
+                             plaintext events and keys in one run
     -w, --pcapfile PATH      (not yet supported)
     -i, --ifname NAME        (not yet supported)
         --cgroup_path PATH   (not yet supported)
@@ -177,7 +182,8 @@ NSS FLAGS (after `nss`):
                              running processes, and the system's; NSS's libssl3
                              is found the same way]
 
-ALL FLAGS (after `all`): --libssl, --gnutls, --nspr as above
+ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, -m, -k as above (keys:
+    OpenSSL's)
 
 OUTPUT:
     Events go to stdout: a header line
@@ -191,6 +197,7 @@ EXAMPLES:
     sudo ecapture tls --libssl /opt/app/lib/libssl.so.3 --hex
     sudo ecapture tls --libssl /usr/local/bin/envoy   # BoringSSL linked into a program
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
+    sudo ecapture tls -m keylog -k keys.log    # TLS secrets for Wireshark/tshark
     sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
     sudo ecapture tls --eventaddr /var/log/tls.jsonl --eventformat json --eventroratesize 100
     sudo ecapture tls -l tcp://collector:9000          # logs and events to a TCP collector
@@ -442,6 +449,18 @@ mod tests {
         assert!(err(&["tls", "-b", "9"]).contains("expected 0, 1 or 2"));
         assert!(err(&["tls", "-m", "xml"]).contains("expected text"));
         assert!(err(&["tls", "--libssl="]).contains("--libssl"));
+        assert!(err(&["tls", "-k="]).contains("--keylogfile"));
+    }
+
+    #[test]
+    fn keylog_model_and_file() {
+        use crate::modules::KeyOutput;
+        let keys = |args: &[&str]| cfg(args).module.keys();
+        assert_eq!(keys(&["tls"]), KeyOutput::default());
+        assert_eq!(keys(&["tls", "-m", "keylog"]), KeyOutput { file: Some("ecapture_openssl_key.log".into()), keys_only: true });
+        assert_eq!(keys(&["tls", "-m", "key", "-k", "/tmp/k"]), KeyOutput { file: Some("/tmp/k".into()), keys_only: true });
+        assert_eq!(keys(&["tls", "--keylogfile=/tmp/k"]), KeyOutput { file: Some("/tmp/k".into()), keys_only: false });
+        assert_eq!(keys(&["all", "-m", "keylog"]).file, Some("ecapture_openssl_key.log".into()));
     }
 
     #[test]
@@ -476,7 +495,6 @@ mod tests {
     fn later_features_say_not_yet_supported() {
         for args in [
             &["tls", "-m", "pcap"][..],
-            &["tls", "-k", "keys.log"],
             &["tls", "-w", "x.pcapng"],
             &["tls", "-i", "eth0"],
             &["tls", "--cgroup_path", "/sys/fs/cgroup"],

@@ -6,6 +6,7 @@
 //! It ends when the reader has gone (the channel disconnects), after
 //! emitting what is still pending.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::assemble::conn::{Assembler, Config as AsmConfig};
 use crate::capture::reader::{Batch, InFlight};
 use crate::capture::record::Record;
 use crate::decode::{DecodeStats, Decoder};
-use crate::event::{Item, Message};
+use crate::event::{Item, Message, Secret};
 use crate::outputs::Output;
 use crate::stats::Stats;
 use crate::sys::os::monotonic_ns;
@@ -35,16 +36,20 @@ pub struct Dispatcher {
     pub assembly: AsmConfig,
     /// Records' bytes between the reader and here.
     pub flight: Arc<InFlight>,
+    /// Secrets are read: say which connections ended without theirs.
+    pub track_keys: bool,
 }
 
 impl Dispatcher {
     pub fn run(self) {
-        let Dispatcher { rx, decoders, mut outputs, stats, assembly, flight } = self;
+        let Dispatcher { rx, decoders, mut outputs, stats, assembly, flight, track_keys } = self;
         let mut stages = Stages {
             decoders,
             asm: Assembler::new(assembly),
             items: Vec::new(),
             msgs: Vec::new(),
+            keys: track_keys.then(KeyWatch::default),
+            key_events: Vec::new(),
             stats,
             latest: monotonic_ns(),
         };
@@ -84,6 +89,11 @@ struct Stages {
     items: Vec<Item>,
     /// Messages assembled, not yet emitted.
     msgs: Vec<Message>,
+    /// Which connections got their keys (when secrets are read).
+    keys: Option<KeyWatch>,
+    /// Secrets and keyless connections, not yet emitted (they go out
+    /// before the messages assembled with them).
+    key_events: Vec<KeyEvent>,
     stats: Arc<Stats>,
     /// The newest capture time seen (CLOCK_MONOTONIC ns, the probes' clock).
     latest: u64,
@@ -134,9 +144,28 @@ impl Stages {
                     if call.truncated() {
                         Stats::add(&self.stats.truncated, 1);
                     }
+                    if let Some(k) = &mut self.keys {
+                        k.seen(call.meta.pid, call.conn);
+                    }
                     self.asm.push(call, now, &mut self.msgs);
                 }
-                Item::Close { pid, conn } => self.asm.close(pid, conn, &mut self.msgs),
+                Item::Close { pid, conn } => {
+                    if let Some(why) = self.keys.as_mut().and_then(|k| k.closed(pid, conn)) {
+                        self.key_events.push(KeyEvent::Missing { pid, conn, why });
+                    }
+                    self.asm.close(pid, conn, &mut self.msgs)
+                }
+                Item::Secret(s) => {
+                    if let Some(k) = &mut self.keys {
+                        k.keyed(s.pid, s.conn);
+                    }
+                    self.key_events.push(KeyEvent::Secret(s));
+                }
+                Item::SecretUnusable { pid, conn, why } => {
+                    if let Some(k) = &mut self.keys {
+                        k.unusable(pid, conn, why);
+                    }
+                }
             }
         }
     }
@@ -176,10 +205,21 @@ impl Stages {
         let now = self.now(true);
         self.assemble(now);
         self.asm.flush(&mut self.msgs);
+        if let Some(k) = self.keys.take() {
+            self.key_events.extend(k.open_without_keys().map(|(pid, conn, why)| KeyEvent::Missing { pid, conn, why }));
+        }
         self.publish();
     }
 
     fn emit(&mut self, outputs: &mut [Box<dyn Output>]) {
+        for e in self.key_events.drain(..) {
+            for o in outputs.iter_mut() {
+                match &e {
+                    KeyEvent::Secret(s) => o.secret(s),
+                    KeyEvent::Missing { pid, conn, why } => o.keys_missing(*pid, *conn, why),
+                }
+            }
+        }
         for m in self.msgs.drain(..) {
             Stats::add(&self.stats.events, 1);
             Stats::add(&self.stats.bytes, m.payload.len() as u64);
@@ -187,6 +227,58 @@ impl Stages {
                 o.message(&m);
             }
         }
+    }
+}
+
+enum KeyEvent {
+    Secret(Secret),
+    Missing { pid: u32, conn: u64, why: &'static str },
+}
+
+/// Connections watched for their keys at most: beyond, new ones are not
+/// watched (and not reported).
+const KEY_WATCH_MAX: usize = 65536;
+
+/// Why a connection with plaintext has no keys when nothing more precise is known.
+const NO_KEYS_SEEN: &str =
+    "no secrets read (library without a known key layout, a handshake before ecapture started, or a handshake not done through SSL_do_handshake/SSL_read/SSL_write)";
+
+/// Per connection with plaintext: whether its keys came, or why not.
+#[derive(Default)]
+struct KeyWatch {
+    conns: HashMap<(u32, u64), Option<&'static str>>,
+}
+
+impl KeyWatch {
+    fn seen(&mut self, pid: u32, conn: u64) {
+        if self.conns.len() < KEY_WATCH_MAX {
+            self.conns.entry((pid, conn)).or_insert(Some(NO_KEYS_SEEN));
+        }
+    }
+
+    fn keyed(&mut self, pid: u32, conn: u64) {
+        if self.conns.len() < KEY_WATCH_MAX || self.conns.contains_key(&(pid, conn)) {
+            self.conns.insert((pid, conn), None);
+        }
+    }
+
+    fn unusable(&mut self, pid: u32, conn: u64, why: &'static str) {
+        if self.conns.len() < KEY_WATCH_MAX || self.conns.contains_key(&(pid, conn)) {
+            let e = self.conns.entry((pid, conn)).or_insert(Some(why));
+            if e.is_some() {
+                *e = Some(why);
+            }
+        }
+    }
+
+    /// The connection ended: why it had no keys, if it had none.
+    fn closed(&mut self, pid: u32, conn: u64) -> Option<&'static str> {
+        self.conns.remove(&(pid, conn)).flatten()
+    }
+
+    /// At the end: the connections still open without keys.
+    fn open_without_keys(self) -> impl Iterator<Item = (u32, u64, &'static str)> {
+        self.conns.into_iter().filter_map(|((pid, conn), why)| why.map(|w| (pid, conn, w)))
     }
 }
 
@@ -249,7 +341,16 @@ mod tests {
     }
 
     fn stages(n: usize, stats: &Arc<Stats>) -> Stages {
-        Stages { decoders: decoders(n), asm: Assembler::new(AsmConfig::default()), items: Vec::new(), msgs: Vec::new(), stats: Arc::clone(stats), latest: 0 }
+        Stages {
+            decoders: decoders(n),
+            asm: Assembler::new(AsmConfig::default()),
+            items: Vec::new(),
+            msgs: Vec::new(),
+            keys: None,
+            key_events: Vec::new(),
+            stats: Arc::clone(stats),
+            latest: 0,
+        }
     }
 
     fn payloads(msgs: &[Message]) -> Vec<&[u8]> {
@@ -269,6 +370,7 @@ mod tests {
             stats: Arc::clone(&stats),
             assembly: AsmConfig { idle_ns, ..AsmConfig::default() },
             flight: Arc::clone(&flight),
+            track_keys: false,
         };
         (d, out_rx, stats, flight)
     }

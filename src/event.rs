@@ -211,6 +211,50 @@ pub enum Item {
     Call(Call),
     /// The library freed connection `conn` of process `pid`.
     Close { pid: u32, conn: u64 },
+    /// A TLS secret of connection `conn`, for the key log.
+    Secret(Secret),
+    /// The secrets of a connection were read but cannot be used, and why.
+    SecretUnusable { pid: u32, conn: u64, why: &'static str },
+}
+
+/// The labels of the NSS key log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretLabel {
+    /// TLS 1.2 and earlier: the master secret.
+    ClientRandom,
+    ClientEarlyTraffic,
+    ClientHandshakeTraffic,
+    ServerHandshakeTraffic,
+    ClientTraffic0,
+    ServerTraffic0,
+    Exporter,
+}
+
+impl SecretLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretLabel::ClientRandom => "CLIENT_RANDOM",
+            SecretLabel::ClientEarlyTraffic => "CLIENT_EARLY_TRAFFIC_SECRET",
+            SecretLabel::ClientHandshakeTraffic => "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            SecretLabel::ServerHandshakeTraffic => "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            SecretLabel::ClientTraffic0 => "CLIENT_TRAFFIC_SECRET_0",
+            SecretLabel::ServerTraffic0 => "SERVER_TRAFFIC_SECRET_0",
+            SecretLabel::Exporter => "EXPORTER_SECRET",
+        }
+    }
+}
+
+/// One line of an NSS key log: a secret of the handshake whose ClientHello
+/// carried `client_random`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub pid: u32,
+    /// The library's connection object: with pid, the connection.
+    pub conn: u64,
+    pub label: SecretLabel,
+    pub client_random: [u8; 32],
+    /// 32 to 64 bytes (48 for a TLS 1.2 master secret).
+    pub secret: Vec<u8>,
 }
 
 /// Human name of an SSL/TLS protocol version number.

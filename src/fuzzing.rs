@@ -28,6 +28,7 @@ pub const TARGETS: &[Target] = &[
     ("http2", http2),
     ("render", render),
     ("elf", elf),
+    ("keys", keys),
 ];
 
 /// A call of `payload` on one connection of one process.
@@ -257,5 +258,20 @@ pub fn elf(data: &[u8]) {
     if std::fs::write(&path, data).is_ok() {
         let _ = crate::modules::openssl::inspect(&path, None);
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// A key record (an OpenSSL connection's secrets, `struct tls_keys_rec`, or
+/// a labelled secret, `struct secret_rec`) into key log lines: their
+/// secrets and client randoms are traced bytes.
+pub fn keys(data: &[u8]) {
+    let mut out = Vec::new();
+    crate::modules::openssl::keylog::push_keys(data, &mut out);
+    out.extend(crate::decode::calls::secret_of(data).map(crate::event::Item::Secret));
+    for item in out {
+        if let crate::event::Item::Secret(s) = item {
+            let line = crate::outputs::keylog::line(&s);
+            assert!(line.ends_with('\n') && line.bytes().all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\n'));
+        }
     }
 }
