@@ -1022,6 +1022,20 @@ mod tests {
     }
 
     #[test]
+    fn a_role_and_tuple_once_known_are_kept() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        a.push(with(1, Direction::Write, Role::Server, None, b"+OK"), 0, &mut out);
+        let mut later = call(1, Direction::Write, b" ready\r\n");
+        (later.meta.role, later.meta.endpoints) = (None, None);
+        a.push(later, MS, &mut out);
+        a.flush(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].meta.role, Some(Role::Server));
+        assert_eq!(out[0].meta.endpoints, sample_call(b"").meta.endpoints);
+    }
+
+    #[test]
     fn a_carriage_return_inside_the_first_line_is_not_http() {
         let mut a = Assembler::new(Config::default());
         let mut out = Vec::new();
