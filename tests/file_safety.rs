@@ -16,8 +16,9 @@ use std::process::Stdio;
 
 use util::*;
 
-/// The flags that take a file ecapture writes.
-const FILE_FLAGS: [&str; 2] = ["--eventaddr", "--logaddr"];
+/// The flags that take a file ecapture writes (the key log's messages start
+/// with its flag's name, which `refused` takes off).
+const FILE_FLAGS: [&str; 3] = ["--eventaddr", "--logaddr", "--keylogfile"];
 
 /// ecapture with `args` must refuse to start: exit status 2, nothing on
 /// stdout, one line saying why. Returns that line without "ecapture: ".
@@ -28,7 +29,11 @@ fn refused(args: &[&str]) -> String {
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("ecapture: ")).collect();
     assert_eq!(lines.len(), 1, "{args:?}: one line saying why: {err}");
     assert_eq!(err.lines().last(), Some(lines[0]), "{err}");
-    lines[0].trim_start_matches("ecapture: ").to_string()
+    let why = lines[0].trim_start_matches("ecapture: ");
+    if args.contains(&"--keylogfile") {
+        return why.strip_prefix("--keylogfile ").unwrap_or_else(|| panic!("the key log's message names its flag: {why}")).to_string();
+    }
+    why.to_string()
 }
 
 /// Everything about a file that writing through a link would change.
