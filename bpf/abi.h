@@ -161,6 +161,17 @@ struct gnutls_cfg {
 	__u32 valid;      /* 0: offsets unknown (version and role not read) */
 };
 
+/* Go's crypto/tls (bpf/gotls.bpf.c): the variable `gotls_cfg`, one object
+ * per executable. Offsets into crypto/tls.Conn, valid per GOTLS_F_*. */
+#define GOTLS_F_ROLE 0x1 /* is_client is known */
+#define GOTLS_F_VERS 0x2 /* vers is known */
+struct gotls_cfg {
+	__u32 is_client; /* Conn.isClient (bool) */
+	__u32 vers;      /* Conn.vers (uint16): the negotiated TLS version */
+	__u32 flags;     /* GOTLS_F_* */
+	__u32 _pad;
+};
+
 /* ---- checks ------------------------------------------------------------------ */
 
 #define ABI_ASSERT(what, cond) _Static_assert(cond, what)
@@ -174,6 +185,7 @@ ABI_ASSERT("common_cfg is 24 bytes", sizeof(struct common_cfg) == 24);
 ABI_ASSERT("lib_offsets is 44 bytes", sizeof(struct lib_offsets) == 44);
 ABI_ASSERT("openssl_cfg is 708 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 44);
 ABI_ASSERT("gnutls_cfg is 16 bytes", sizeof(struct gnutls_cfg) == 16);
+ABI_ASSERT("gotls_cfg is 16 bytes", sizeof(struct gotls_cfg) == 16);
 ABI_ASSERT("a chunk record fits a ring record", sizeof(struct chunk_rec) + CHUNK_DATA_SIZE < 65536);
 
 #endif /* ECAPTURE_ABI_H */

@@ -63,6 +63,7 @@ struct call_ctx {
 	__u8 dir;
 	__u8 len_out; /* the length moved is written to *len_ptr */
 	__u8 _pad[6];
+	__u64 g; /* Go: the goroutine making the call (r14); 0 for C libraries */
 };
 
 struct conn_key {
@@ -249,12 +250,18 @@ static __always_inline __s32 call_fd(const struct call_ctx *c, __u8 *flags)
 
 /* The first socket this thread reads or writes during a call is the
  * connection's. Other fds (a keylog file written from a callback, a pipe)
- * are skipped. */
-static __always_inline int note_fd(unsigned long fd)
+ * are skipped. A Go call's thread may run other goroutines meanwhile (the
+ * call's goroutine parked): only a syscall made by the call's own goroutine
+ * (r14 holds it in Go code, and so at the syscall) counts. */
+static __always_inline int note_fd(unsigned long fd, struct pt_regs *regs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_ctx *c = bpf_map_lookup_elem(&active, &id);
-	if (c && c->fd < 0 && fd < 0x7fffffff && sock_of_fd((__s32)fd))
+	if (!c || c->fd >= 0 || fd >= 0x7fffffff)
+		return 0;
+	if (c->g && BPF_CORE_READ(regs, r14) != c->g)
+		return 0;
+	if (sock_of_fd((__s32)fd))
 		c->fd = (__s32)fd;
 	return 0;
 }
@@ -464,7 +471,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	case 45:
 		mem_sys_enter(ctx->args[1], regs);
 	}
-	return note_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+	return note_fd(PT_REGS_PARM1_CORE_SYSCALL(regs), regs);
 }
 
 /* ---- records ---------------------------------------------------------------- */

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The `gotls` module: Go's crypto/tls, compiled into each Go executable.
+ * One object per executable (its offsets in gotls_cfg).
+ *
+ * Calls: crypto/tls.(*Conn).Write and (*Conn).Read. Go 1.17+ passes
+ * arguments and results in registers (ABIInternal): the receiver in rax,
+ * the slice's pointer and length in rbx and rcx; the results, n and the
+ * error, in rax and rbx..rcx. The current goroutine (g) is in r14.
+ *
+ * No uretprobes: a uretprobe replaces the return address on the stack, and
+ * Go copies goroutine stacks when they grow (and walks them for the GC and
+ * for tracebacks): the program crashes. Userspace finds every RET
+ * instruction of the two functions by decoding them from their start and
+ * attaches gotls_ret at each: the result is read there, in rax.
+ *
+ * A goroutine can move from one OS thread to another between a call's
+ * entry and its return, so calls are remembered per goroutine (tgid, g),
+ * not per thread. The fd: a socket syscall made during the call by the
+ * call's goroutine on the thread it entered on (the shared `active` table,
+ * with the goroutine to check in sys_enter), else the one remembered for
+ * the tls.Conn. Its end: (*Conn).Close.
+ */
+#include "common.h"
+
+const volatile struct gotls_cfg gotls_cfg = {};
+
+struct go_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 _pad;
+};
+
+/* Calls in progress, per goroutine. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_key);
+	__type(value, struct call_ctx);
+} go_calls SEC(".maps");
+
+static __always_inline void go_entry(struct pt_regs *ctx, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (filtered_out(id))
+		return;
+	struct call_ctx c = {};
+	c.conn = ctx->ax;
+	c.buf = ctx->bx;
+	c.fd = -1;
+	c.dir = dir;
+	c.g = ctx->r14;
+	struct go_key k = {.g = c.g, .tgid = id >> 32};
+	/* The entry may run twice for one call: when the goroutine's stack
+	 * must grow first, the function starts over after morestack. */
+	if (bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY)) {
+		count(STAT_ACTIVE_FULL);
+		return;
+	}
+	/* For the socket syscalls of this thread: sys_enter notes the fd. */
+	bpf_map_update_elem(&active, &id, &c, BPF_ANY);
+}
+
+/* func (c *Conn) Write(b []byte) (int, error) */
+SEC("uprobe")
+int gotls_write_entry(struct pt_regs *ctx)
+{
+	go_entry(ctx, DIR_WRITE);
+	return 0;
+}
+
+/* func (c *Conn) Read(b []byte) (int, error) */
+SEC("uprobe")
+int gotls_read_entry(struct pt_regs *ctx)
+{
+	go_entry(ctx, DIR_READ);
+	return 0;
+}
+
+/* At each RET of Write and Read: n in rax. */
+SEC("uprobe")
+int gotls_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
+	struct call_ctx *cp = bpf_map_lookup_elem(&go_calls, &k);
+	if (!cp)
+		return 0;
+	struct call_ctx c = *cp;
+	bpf_map_delete_elem(&go_calls, &k);
+
+	/* The fd the goroutine's syscalls used on this thread, if the
+	 * thread's call is this one (the goroutine may have moved). */
+	struct call_ctx *t = bpf_map_lookup_elem(&active, &id);
+	if (t && t->g == c.g && t->conn == c.conn) {
+		c.fd = t->fd;
+		bpf_map_delete_elem(&active, &id);
+	}
+	long n = (long)ctx->ax;
+	if (n <= 0)
+		return 0;
+
+	struct call_info info = {};
+	info.fd = call_fd(&c, &info.flags);
+	if (gotls_cfg.flags & GOTLS_F_ROLE) {
+		__u8 client = 0;
+		if (!bpf_probe_read_user(&client, 1, (void *)(c.conn + gotls_cfg.is_client)) && client <= 1)
+			info.flags |= CHUNK_F_ROLE_KNOWN | (client ? 0 : CHUNK_F_SERVER);
+	}
+	if (gotls_cfg.flags & GOTLS_F_VERS) {
+		__u16 vers = 0;
+		if (!bpf_probe_read_user(&vers, 2, (void *)(c.conn + gotls_cfg.vers)) && vers >= 0x0300 && vers <= 0x0304)
+			info.tls_version = vers;
+	}
+	call_emit(&c, (__u64)n, &info);
+	return 0;
+}
+
+/* func (c *Conn) Close() error: the connection is over. */
+SEC("uprobe")
+int gotls_close_entry(struct pt_regs *ctx)
+{
+	emit_close(ctx->ax);
+	return 0;
+}
