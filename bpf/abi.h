@@ -165,11 +165,12 @@ struct gnutls_cfg {
  * per executable. Offsets into crypto/tls.Conn, valid per GOTLS_F_*. */
 #define GOTLS_F_ROLE 0x1 /* is_client is known */
 #define GOTLS_F_VERS 0x2 /* vers is known */
+#define GOTLS_F_SYSFD 0x4 /* sysfd is known */
 struct gotls_cfg {
 	__u32 is_client; /* Conn.isClient (bool) */
 	__u32 vers;      /* Conn.vers (uint16): the negotiated TLS version */
 	__u32 flags;     /* GOTLS_F_* */
-	__u32 _pad;
+	__u32 sysfd;     /* internal/poll.FD.Sysfd (int) */
 };
 
 /* ---- checks ------------------------------------------------------------------ */

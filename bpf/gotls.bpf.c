@@ -16,10 +16,15 @@
  *
  * A goroutine can move from one OS thread to another between a call's
  * entry and its return, so calls are remembered per goroutine (tgid, g),
- * not per thread. The fd: a socket syscall made during the call by the
- * call's goroutine on the thread it entered on (the shared `active` table,
- * with the goroutine to check in sys_enter), else the one remembered for
- * the tls.Conn. Its end: (*Conn).Close.
+ * not per thread. Its end: (*Conn).Close.
+ *
+ * The fd, first: the socket reads and writes of a tls.Conn's call go
+ * through internal/poll.(*FD).Read / Write on the call's goroutine, with the
+ * poll.FD (and its Sysfd) as receiver; a uprobe there gives the call its
+ * fd whatever thread the goroutine runs on by then. Failing that, a socket
+ * syscall made during the call by the call's goroutine on the thread it
+ * entered on (the shared `active` table, the goroutine checked in
+ * sys_enter), else the fd remembered for the tls.Conn.
  */
 #include "common.h"
 
@@ -77,6 +82,24 @@ int gotls_read_entry(struct pt_regs *ctx)
 	return 0;
 }
 
+/* func (fd *FD) Read(p []byte) (int, error) and Write, of internal/poll:
+ * inside a tls.Conn call of this goroutine, the socket is fd.Sysfd. */
+SEC("uprobe")
+int gotls_poll_entry(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
+	struct call_ctx *c = bpf_map_lookup_elem(&go_calls, &k);
+	if (!c || c->fd >= 0 || !(gotls_cfg.flags & GOTLS_F_SYSFD))
+		return 0;
+	__s64 fd = -1;
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(ctx->ax + gotls_cfg.sysfd)))
+		return 0;
+	if (fd >= 0 && fd < 0x7fffffff && sock_of_fd((__s32)fd))
+		c->fd = (__s32)fd;
+	return 0;
+}
+
 /* At each RET of Write and Read: n in rax. */
 SEC("uprobe")
 int gotls_ret(struct pt_regs *ctx)
@@ -93,7 +116,8 @@ int gotls_ret(struct pt_regs *ctx)
 	 * thread's call is this one (the goroutine may have moved). */
 	struct call_ctx *t = bpf_map_lookup_elem(&active, &id);
 	if (t && t->g == c.g && t->conn == c.conn) {
-		c.fd = t->fd;
+		if (c.fd < 0)
+			c.fd = t->fd;
 		bpf_map_delete_elem(&active, &id);
 	}
 	long n = (long)ctx->ax;

@@ -44,7 +44,7 @@ abi_struct!(
         is_client: u32 = 0,
         vers: u32 = 4,
         flags: u32 = 8,
-        _pad: u32 = 12,
+        sysfd: u32 = 12,
     }
 );
 
@@ -54,6 +54,9 @@ pub const LAYOUTS: &[&Layout] = &[&gotls_cfg::LAYOUT];
 pub const WRITE: &str = "crypto/tls.(*Conn).Write";
 pub const READ: &str = "crypto/tls.(*Conn).Read";
 pub const CLOSE: &str = "crypto/tls.(*Conn).Close";
+/// Where a tls.Conn's socket I/O goes, on the same goroutine (the fd).
+pub const POLL_READ: &str = "internal/poll.(*FD).Read";
+pub const POLL_WRITE: &str = "internal/poll.(*FD).Write";
 
 /// The most of `.gopclntab` read (a large Go program's is tens of MiB).
 const MAX_PCLNTAB: u64 = 256 << 20;
@@ -109,6 +112,8 @@ pub struct Program {
     pub write: u64,
     pub read: u64,
     pub close: Option<u64>,
+    /// internal/poll.(*FD).Read's and Write's, where found.
+    pub poll: Vec<u64>,
     /// File offsets of every RET of Write and of Read.
     pub write_rets: Vec<u64>,
     pub read_rets: Vec<u64>,
@@ -158,28 +163,39 @@ impl Module for Gotls {
     }
 }
 
-/// crypto/tls.Conn's fields the BPF side reads, by Go version:
-/// (isClient, vers). isClient follows the 16-byte net.Conn interface in
-/// every version; vers moved when Go 1.21 added the QUIC state. Checked
-/// against reflect's offsets for the fixture's Go versions (tests/gotls.rs);
-/// 1.17–1.20 are not, so their TLS version is left unknown.
-pub fn conn_offsets(v: &GoVersion) -> (Option<u32>, Option<u32>) {
-    let is_client = v.register_abi().then_some(16);
-    let vers = (v.minor >= 21).then_some(72);
-    (is_client, vers)
+/// The offsets of the fields the BPF side reads, by Go version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    /// crypto/tls.Conn.isClient: after the 16-byte net.Conn interface, in
+    /// every version.
+    pub is_client: Option<u32>,
+    /// crypto/tls.Conn.vers: moved when Go 1.21 added the QUIC state.
+    pub vers: Option<u32>,
+    /// internal/poll.FD.Sysfd: after the 16-byte fdMutex.
+    pub sysfd: Option<u32>,
+}
+
+/// Checked against reflect's offsets for the fixture's Go versions
+/// (tests/gotls.rs); 1.17–1.20 are not, so their TLS version is left
+/// unknown there.
+pub fn conn_offsets(v: &GoVersion) -> Offsets {
+    let abi = v.register_abi();
+    Offsets { is_client: abi.then_some(16), vers: (v.minor >= 21).then_some(72), sysfd: abi.then_some(16) }
 }
 
 fn config_bytes(v: &GoVersion) -> Vec<u8> {
     let mut b = vec![0u8; gotls_cfg::SIZE];
-    let (is_client, vers) = conn_offsets(v);
+    let o = conn_offsets(v);
     let mut flags = 0;
-    if let Some(o) = is_client {
-        gotls_cfg::is_client.put(&mut b, o);
-        flags |= c::GOTLS_F_ROLE as u32;
-    }
-    if let Some(o) = vers {
-        gotls_cfg::vers.put(&mut b, o);
-        flags |= c::GOTLS_F_VERS as u32;
+    for (field, value, flag) in [
+        (gotls_cfg::is_client, o.is_client, c::GOTLS_F_ROLE),
+        (gotls_cfg::vers, o.vers, c::GOTLS_F_VERS),
+        (gotls_cfg::sysfd, o.sysfd, c::GOTLS_F_SYSFD),
+    ] {
+        if let Some(off) = value {
+            field.put(&mut b, off);
+            flags |= flag as u32;
+        }
     }
     gotls_cfg::flags.put(&mut b, flags);
     b
@@ -193,6 +209,7 @@ fn uprobes(p: &Program) -> Vec<Uprobe> {
     if let Some(o) = p.close {
         out.push(probe("gotls_close_entry", CLOSE, o));
     }
+    out.extend(p.poll.iter().map(|&o| probe("gotls_poll_entry", "internal/poll.(*FD).Read/Write", o)));
     out
 }
 
@@ -285,7 +302,7 @@ pub fn inspect(path: &Path) -> Result<Program> {
     if !version.register_abi() {
         return Err(Error::runtime(format!("{shown}: built with {}; gotls needs Go 1.17 or later (register ABI)", version.text)));
     }
-    let wanted = [WRITE, READ, CLOSE];
+    let wanted = [WRITE, READ, CLOSE, POLL_READ, POLL_WRITE];
     let mut funcs: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
     let mut symbols = SymbolSource::Symtab;
     let syms = elf.functions(&wanted)?;
@@ -309,7 +326,8 @@ pub fn inspect(path: &Path) -> Result<Program> {
     let (write, write_rets) = code(&elf, WRITE, write)?;
     let (read, read_rets) = code(&elf, READ, read)?;
     let close = funcs[2].and_then(|(addr, _)| elf.file_offset(addr));
-    Ok(Program { path: path.to_path_buf(), version, symbols, write, read, close, write_rets, read_rets })
+    let poll = funcs[3..].iter().flatten().filter_map(|&(addr, _)| elf.file_offset(addr)).collect();
+    Ok(Program { path: path.to_path_buf(), version, symbols, write, read, close, poll, write_rets, read_rets })
 }
 
 /// A function's file offset and the file offsets of its RETs.
@@ -344,13 +362,15 @@ fn go_version(elf: &Elf) -> Option<GoVersion> {
     }
 }
 
-/// The function table and the text section's address: `.gopclntab`, or,
-/// where the linker merged it into read-only data (PIE), the table found by
-/// its header at the start of `.data.rel.ro`'s pieces.
+/// The function table and the text section's address: `.gopclntab`, or
+/// `.data.rel.ro.gopclntab` where the linker puts it with the relocated
+/// read-only data (PIE, before Go 1.26 or so).
 fn pclntab(elf: &Elf) -> Result<Option<(Vec<u8>, u64)>> {
     let text = elf.section(".text").map_or(0, |(addr, _, _)| addr);
-    if let Some((_, b)) = elf.read_section(".gopclntab", MAX_PCLNTAB)? {
-        return Ok(pclntab::looks_like(&b).then_some((b, text)));
+    for name in [".gopclntab", ".data.rel.ro.gopclntab"] {
+        if let Some((_, b)) = elf.read_section(name, MAX_PCLNTAB)? {
+            return Ok(pclntab::looks_like(&b).then_some((b, text)));
+        }
     }
     Ok(None)
 }
@@ -370,11 +390,11 @@ mod tests {
     #[test]
     fn offsets_by_version() {
         let v = |s: &str| GoVersion::parse(s).unwrap();
-        assert_eq!(conn_offsets(&v("go1.27.3")), (Some(16), Some(72)));
-        assert_eq!(conn_offsets(&v("go1.20.1")), (Some(16), None));
-        assert_eq!(conn_offsets(&v("go1.16.1")), (None, None));
+        assert_eq!(conn_offsets(&v("go1.27.3")), Offsets { is_client: Some(16), vers: Some(72), sysfd: Some(16) });
+        assert_eq!(conn_offsets(&v("go1.20.1")).vers, None);
+        assert_eq!(conn_offsets(&v("go1.16.1")), Offsets { is_client: None, vers: None, sysfd: None });
         let b = config_bytes(&v("go1.21.13"));
-        assert_eq!(gotls_cfg::flags.get(&b), (c::GOTLS_F_ROLE | c::GOTLS_F_VERS) as u32);
+        assert_eq!(gotls_cfg::flags.get(&b), (c::GOTLS_F_ROLE | c::GOTLS_F_VERS | c::GOTLS_F_SYSFD) as u32);
         assert_eq!(gotls_cfg::vers.get(&b), 72);
     }
 

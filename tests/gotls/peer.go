@@ -124,7 +124,8 @@ func offsets() {
 		nfd := sf.Type.Elem()
 		if pfd, ok := nfd.FieldByName("pfd"); ok {
 			if sys, ok := pfd.Type.FieldByName("Sysfd"); ok {
-				fmt.Printf("netFD.pfd.Sysfd %d\n", pfd.Offset+sys.Offset)
+				fmt.Printf("netFD.pfd %d\n", pfd.Offset)
+				fmt.Printf("poll.FD.Sysfd %d\n", sys.Offset)
 			}
 		}
 	}

@@ -989,3 +989,30 @@ pub fn lines_of(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<St
     });
     rx
 }
+
+/// The Go versions of the gotls fixture (tests/gotls/build.sh's VERSIONS,
+/// or $GOTLS_GO_VERSIONS as for it).
+pub fn go_versions() -> Vec<String> {
+    let list = std::env::var("GOTLS_GO_VERSIONS").unwrap_or_else(|_| "1.27.3 1.21.13".to_string());
+    list.split_whitespace().map(str::to_string).collect()
+}
+
+/// A program of the gotls fixture (target/gotls/VERSION/NAME, or under
+/// $GOTLS_OUT); None (said loudly) when it was not built, a failure when
+/// tests are mandatory (ECAPTURE_E2E=1, as in CI).
+pub fn gotls_fixture(test: &str, version: &str, name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("GOTLS_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/gotls"));
+    let p = dir.join(version).join(name);
+    if p.exists() {
+        return Some(p);
+    }
+    let why = format!("{} is missing: run `make gotls` (tests/gotls/build.sh)", p.display());
+    if std::env::var_os("ECAPTURE_E2E").is_some_and(|v| v == "1") {
+        panic!("{test}: {why}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "*** SKIPPED {test}: {why} ***");
+    None
+}
