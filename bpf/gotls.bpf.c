@@ -44,6 +44,9 @@ struct {
 	__type(value, struct call_ctx);
 } go_calls SEC(".maps");
 
+/* go_calls' dir of a handshake: not captured, only followed for its fd. */
+#define GO_HANDSHAKE 0xff
+
 static __always_inline void go_entry(struct pt_regs *ctx, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -57,9 +60,11 @@ static __always_inline void go_entry(struct pt_regs *ctx, __u8 dir)
 	c.g = ctx->r14;
 	struct go_key k = {.g = c.g, .tgid = id >> 32};
 	/* The entry may run twice for one call: when the goroutine's stack
-	 * must grow first, the function starts over after morestack. */
-	if (bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY)) {
-		count(STAT_ACTIVE_FULL);
+	 * must grow first, the function starts over after morestack. A
+	 * handshake inside a Read or Write leaves that call in place. */
+	if (bpf_map_update_elem(&go_calls, &k, &c, dir == GO_HANDSHAKE ? BPF_NOEXIST : BPF_ANY)) {
+		if (dir != GO_HANDSHAKE)
+			count(STAT_ACTIVE_FULL);
 		return;
 	}
 	/* For the socket syscalls of this thread: sys_enter notes the fd. */
@@ -82,8 +87,31 @@ int gotls_read_entry(struct pt_regs *ctx)
 	return 0;
 }
 
+/* func (c *Conn) handshakeContext(ctx context.Context) error: its socket
+ * I/O tells the connection's fd before its first Read or Write, which may
+ * be served from what the handshake already read. */
+SEC("uprobe")
+int gotls_handshake_entry(struct pt_regs *ctx)
+{
+	go_entry(ctx, GO_HANDSHAKE);
+	return 0;
+}
+
+/* At each RET of handshakeContext. */
+SEC("uprobe")
+int gotls_handshake_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
+	struct call_ctx *cp = bpf_map_lookup_elem(&go_calls, &k);
+	if (cp && cp->dir == GO_HANDSHAKE)
+		bpf_map_delete_elem(&go_calls, &k);
+	return 0;
+}
+
 /* func (fd *FD) Read(p []byte) (int, error) and Write, of internal/poll:
- * inside a tls.Conn call of this goroutine, the socket is fd.Sysfd. */
+ * inside a tls.Conn call (or handshake) of this goroutine, the socket is
+ * fd.Sysfd: the call's, and remembered for the connection. */
 SEC("uprobe")
 int gotls_poll_entry(struct pt_regs *ctx)
 {
@@ -95,8 +123,10 @@ int gotls_poll_entry(struct pt_regs *ctx)
 	__s64 fd = -1;
 	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(ctx->ax + gotls_cfg.sysfd)))
 		return 0;
-	if (fd >= 0 && fd < 0x7fffffff && sock_of_fd((__s32)fd))
+	if (fd >= 0 && fd < 0x7fffffff && sock_of_fd((__s32)fd)) {
 		c->fd = (__s32)fd;
+		conn_fd_set(c->conn, (__s32)fd);
+	}
 	return 0;
 }
 
@@ -110,6 +140,8 @@ int gotls_ret(struct pt_regs *ctx)
 	if (!cp)
 		return 0;
 	struct call_ctx c = *cp;
+	if (c.dir == GO_HANDSHAKE)
+		return 0;
 	bpf_map_delete_elem(&go_calls, &k);
 
 	/* The fd the goroutine's syscalls used on this thread, if the

@@ -55,6 +55,8 @@ pub const WRITE: &str = "crypto/tls.(*Conn).Write";
 pub const READ: &str = "crypto/tls.(*Conn).Read";
 pub const CLOSE: &str = "crypto/tls.(*Conn).Close";
 /// Where a tls.Conn's socket I/O goes, on the same goroutine (the fd).
+/// The handshake (its socket I/O gives the fd before the first Read/Write).
+pub const HANDSHAKE: &str = "crypto/tls.(*Conn).handshakeContext";
 pub const POLL_READ: &str = "internal/poll.(*FD).Read";
 pub const POLL_WRITE: &str = "internal/poll.(*FD).Write";
 
@@ -114,6 +116,8 @@ pub struct Program {
     pub close: Option<u64>,
     /// internal/poll.(*FD).Read's and Write's, where found.
     pub poll: Vec<u64>,
+    /// handshakeContext's entry and RETs, where found.
+    pub handshake: Option<(u64, Vec<u64>)>,
     /// File offsets of every RET of Write and of Read.
     pub write_rets: Vec<u64>,
     pub read_rets: Vec<u64>,
@@ -210,6 +214,10 @@ fn uprobes(p: &Program) -> Vec<Uprobe> {
         out.push(probe("gotls_close_entry", CLOSE, o));
     }
     out.extend(p.poll.iter().map(|&o| probe("gotls_poll_entry", "internal/poll.(*FD).Read/Write", o)));
+    if let Some((entry, rets)) = &p.handshake {
+        out.push(probe("gotls_handshake_entry", HANDSHAKE, *entry));
+        out.extend(rets.iter().map(|&o| probe("gotls_handshake_ret", &format!("{HANDSHAKE} (RET)"), o)));
+    }
     out
 }
 
@@ -302,7 +310,7 @@ pub fn inspect(path: &Path) -> Result<Program> {
     if !version.register_abi() {
         return Err(Error::runtime(format!("{shown}: built with {}; gotls needs Go 1.17 or later (register ABI)", version.text)));
     }
-    let wanted = [WRITE, READ, CLOSE, POLL_READ, POLL_WRITE];
+    let wanted = [WRITE, READ, CLOSE, POLL_READ, POLL_WRITE, HANDSHAKE];
     let mut funcs: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
     let mut symbols = SymbolSource::Symtab;
     let syms = elf.functions(&wanted)?;
@@ -326,8 +334,12 @@ pub fn inspect(path: &Path) -> Result<Program> {
     let (write, write_rets) = code(&elf, WRITE, write)?;
     let (read, read_rets) = code(&elf, READ, read)?;
     let close = funcs[2].and_then(|(addr, _)| elf.file_offset(addr));
-    let poll = funcs[3..].iter().flatten().filter_map(|&(addr, _)| elf.file_offset(addr)).collect();
-    Ok(Program { path: path.to_path_buf(), version, symbols, write, read, close, poll, write_rets, read_rets })
+    let poll = funcs[3..5].iter().flatten().filter_map(|&(addr, _)| elf.file_offset(addr)).collect();
+    let handshake = match funcs[5] {
+        Some(f) => Some(code(&elf, HANDSHAKE, f)?),
+        None => None,
+    };
+    Ok(Program { path: path.to_path_buf(), version, symbols, write, read, close, poll, handshake, write_rets, read_rets })
 }
 
 /// A function's file offset and the file offsets of its RETs.
@@ -378,7 +390,7 @@ fn pclntab(elf: &Elf) -> Result<Option<(Vec<u8>, u64)>> {
 /// The parsers of this module on arbitrary bytes, for fuzzing.
 #[doc(hidden)]
 pub fn parse_untrusted(data: &[u8]) {
-    let _ = pclntab::find(data, 0x401000, &[WRITE, READ, CLOSE]);
+    let _ = pclntab::find(data, 0x401000, &[WRITE, READ, CLOSE, HANDSHAKE]);
     let _ = buildinfo::parse(data);
     let _ = rets::find(data, 0x401000);
 }
