@@ -3,34 +3,7 @@
 
 mod util;
 
-use std::process::{Command, Stdio};
-
-/// Runs ecapture, which must exit on its own within a few seconds (a
-/// usage error that slipped through would start capturing, as root).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new(util::bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ecapture");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while child.try_wait().expect("try_wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ecapture {args:?} did not exit: it should have refused these arguments");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().expect("collect output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use util::run_to_exit as run;
 
 #[test]
 fn help_and_version() {

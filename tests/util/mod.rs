@@ -1016,3 +1016,31 @@ pub fn gotls_fixture(test: &str, version: &str, name: &str) -> Option<PathBuf> {
     let _ = writeln!(std::io::stderr(), "*** SKIPPED {test}: {why} ***");
     None
 }
+
+/// Runs ecapture, which must exit on its own within a few seconds (a
+/// usage error that slipped through would start capturing, as root);
+/// returns its exit status, stdout and stderr.
+pub fn run_to_exit(args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ecapture");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ecapture {args:?} did not exit: it should have refused these arguments");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("collect output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
