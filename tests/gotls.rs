@@ -15,23 +15,10 @@ use util::*;
 
 const BODY: usize = 1 << 20;
 
-/// `peer server PORT` with a fresh certificate, returned once it listens.
+/// `peer server PORT` on a free port, returned once it listens.
 fn go_server(peer: &Path, dir: &Path) -> (Proc, u16) {
-    let (cert, key) = make_cert(dir);
     let port = free_port();
-    let mut child = Command::new(peer)
-        .arg("server")
-        .arg(port.to_string())
-        .arg(cert)
-        .arg(key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the Go server");
-    let lines = lines_of(child.stdout.take().expect("server stdout"));
-    let line = lines.recv_timeout(PATIENCE).expect("the Go server never said it listens");
-    assert_eq!(line, format!("listening {port}"));
-    (Proc(child), port)
+    (peer_server(peer, dir, port), port)
 }
 
 /// `peer client PORT PROTO BODY`: POSTs BODY bytes, GETs BODY bytes, checks
