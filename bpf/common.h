@@ -53,17 +53,31 @@ struct abi_types {
 };
 struct abi_types abi_types SEC(".abi") __attribute__((used));
 
+/* What a module knows about a finished call beyond the common part. */
+struct call_info {
+	__u64 sk; /* the fd's struct sock, when call_fd found it */
+	__s32 fd;
+	__u32 tls_version;
+	__u8 flags; /* CHUNK_F_* */
+};
+
+/* fds remembered per call (a power of two). */
+#define CALL_FDS 4
+
 /* A call in progress on one thread. */
 struct call_ctx {
 	__u64 conn;
 	__u64 buf;
 	__u64 len_ptr; /* where the library writes the length moved, if it does */
-	__s32 fd;      /* from a socket syscall during the call, or -1 */
+	/* The first distinct fds the thread read or wrote during the call, in
+	 * order, not yet checked: the return probe takes the first that is a
+	 * socket (the walk it needs for the tuple anyway). */
+	__s32 fds[CALL_FDS];
 	__u32 lib_idx;
+	__u8 nfds;
 	__u8 dir;
 	__u8 len_out; /* the length moved is written to *len_ptr */
-	__u8 _pad[6];
-	__u64 g; /* Go: the goroutine making the call (r14); 0 for C libraries */
+	__u8 live;    /* a call is in progress (the entry outlives it) */
 };
 
 struct conn_key {
@@ -145,34 +159,49 @@ static __always_inline void output(void *data, __u64 len)
 
 /* ---- calls ------------------------------------------------------------------ */
 
-/* Remembers a call this thread is starting. */
+/* Remembers a call this thread is starting. A thread's entry is kept
+ * between its calls and rewritten in place: an LRU hash update or delete
+ * takes the map's locks and recycles a node, a lookup only marks it used.
+ * Threads that are gone age out of the LRU. */
 static __always_inline void call_begin(__u64 conn, __u64 buf, __u64 len_ptr, __u8 len_out, __u8 dir,
 				       __u32 lib_idx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (filtered_out(id))
 		return;
+	struct call_ctx *cp = bpf_map_lookup_elem(&active, &id);
+	if (cp) {
+		cp->conn = conn;
+		cp->buf = buf;
+		cp->len_ptr = len_ptr;
+		cp->len_out = len_out;
+		cp->nfds = 0;
+		cp->lib_idx = lib_idx;
+		cp->dir = dir;
+		cp->live = 1;
+		return;
+	}
 	struct call_ctx c = {};
 	c.conn = conn;
 	c.buf = buf;
 	c.len_ptr = len_ptr;
 	c.len_out = len_out;
-	c.fd = -1;
 	c.lib_idx = lib_idx;
 	c.dir = dir;
+	c.live = 1;
 	if (bpf_map_update_elem(&active, &id, &c, BPF_ANY))
 		count(STAT_ACTIVE_FULL);
 }
 
-/* The call this thread is finishing, forgotten; -1 when there is none. */
+/* The call this thread is finishing, now over; -1 when there is none. */
 static __always_inline int call_take(struct call_ctx *c)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_ctx *cp = bpf_map_lookup_elem(&active, &id);
-	if (!cp)
+	if (!cp || !cp->live)
 		return -1;
 	*c = *cp;
-	bpf_map_delete_elem(&active, &id);
+	cp->live = 0;
 	return 0;
 }
 
@@ -198,16 +227,17 @@ static __always_inline struct sock *sock_of_fd(__s32 fd)
 	return BPF_CORE_READ(sock, sk);
 }
 
-/* Local and remote address of socket fd of the current task. */
-static __always_inline void fill_tuple(struct chunk_rec *h, __s32 fd)
+/* Local and remote address of socket sk. Each kernel read costs tens of
+ * nanoseconds, so the pairs are read whole: skc_addrpair is (daddr,
+ * rcv_saddr) and skc_portpair (dport, num), low half first. */
+static __always_inline void fill_tuple(struct chunk_rec *h, struct sock *sk)
 {
-	struct sock *sk = sock_of_fd(fd);
 	if (!sk)
 		return;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family == AF_INET) {
-		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u64 pair = BPF_CORE_READ(sk, __sk_common.skc_addrpair);
+		__u32 r = (__u32)pair, l = (__u32)(pair >> 32);
 		__builtin_memcpy(h->laddr, &l, sizeof(l));
 		__builtin_memcpy(h->raddr, &r, sizeof(r));
 	} else if (family == AF_INET6) {
@@ -219,50 +249,68 @@ static __always_inline void fill_tuple(struct chunk_rec *h, __s32 fd)
 		return;
 	}
 	h->family = family;
-	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	h->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u32 ports = BPF_CORE_READ(sk, __sk_common.skc_portpair);
+	h->lport = ports >> 16;
+	h->rport = bpf_ntohs((__u16)ports);
 }
 
 /* Remembers that conn (in this process) uses fd. */
 static __always_inline void conn_fd_set(__u64 conn, __s32 fd)
 {
 	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = conn};
+	__s32 *known = bpf_map_lookup_elem(&conn_fds, &k);
+	if (known && *known == fd)
+		return; /* the usual case: no LRU update (locks, a recycled node) per call */
 	bpf_map_update_elem(&conn_fds, &k, &fd, BPF_ANY);
 }
 
-/* The fd of the call: seen in a socket syscall during it (and remembered
- * for conn), else remembered from earlier; -1 when neither. */
-static __always_inline __s32 call_fd(const struct call_ctx *c, __u8 *flags)
+/* The fd of the call and its socket: the first fd the thread read or
+ * wrote during the call that is a socket (remembered for conn), else the
+ * fd remembered for conn (its socket is then looked up by call_emit); -1
+ * when neither. */
+static __always_inline void call_fd(const struct call_ctx *c, struct call_info *info)
 {
-	if (c->fd >= 0) {
-		*flags |= CHUNK_F_FD_SYSCALL;
-		conn_fd_set(c->conn, c->fd);
-		return c->fd;
+	for (int i = 0; i < CALL_FDS; i++) {
+		if (i >= c->nfds)
+			break;
+		struct sock *sk = sock_of_fd(c->fds[i]);
+		if (sk) {
+			info->fd = c->fds[i];
+			info->sk = (__u64)sk;
+			info->flags |= CHUNK_F_FD_SYSCALL;
+			conn_fd_set(c->conn, info->fd);
+			return;
+		}
 	}
 	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = c->conn};
 	__s32 *known = bpf_map_lookup_elem(&conn_fds, &k);
 	if (known) {
-		*flags |= CHUNK_F_FD_CACHED;
-		return *known;
+		info->fd = *known;
+		info->flags |= CHUNK_F_FD_CACHED;
+		return;
 	}
-	return -1;
+	info->fd = -1;
 }
 
-/* The first socket this thread reads or writes during a call is the
- * connection's. Other fds (a keylog file written from a callback, a pipe)
- * are skipped. A Go call's thread may run other goroutines meanwhile (the
- * call's goroutine parked): only a syscall made by the call's own goroutine
- * (r14 holds it in Go code, and so at the syscall) counts. */
-static __always_inline int note_fd(unsigned long fd, struct pt_regs *regs)
+/* A read or write of fd by this thread: noted if a call is in progress.
+ * Whether fd is a socket is left to the return probe (other fds, such as a
+ * keylog file written from a callback or a pipe, are skipped there): this
+ * runs for every read and write on the host. */
+static __always_inline int note_fd(struct pt_regs *regs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_ctx *c = bpf_map_lookup_elem(&active, &id);
-	if (!c || c->fd >= 0 || fd >= 0x7fffffff)
+	if (!c || !c->live)
 		return 0;
-	if (c->g && BPF_CORE_READ(regs, r14) != c->g)
+	/* Read only now: a kernel read costs more than the lookup. */
+	unsigned long fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	if (fd > 0x7fffffff)
 		return 0;
-	if (sock_of_fd((__s32)fd))
-		c->fd = (__s32)fd;
+	__u32 n = c->nfds;
+	if (n >= CALL_FDS || (n > 0 && c->fds[(n - 1) & (CALL_FDS - 1)] == (__s32)fd))
+		return 0;
+	c->fds[n & (CALL_FDS - 1)] = (__s32)fd;
+	c->nfds = n + 1;
 	return 0;
 }
 
@@ -471,7 +519,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	case 45:
 		mem_sys_enter(ctx->args[1], regs);
 	}
-	return note_fd(PT_REGS_PARM1_CORE_SYSCALL(regs), regs);
+	return note_fd(regs);
 }
 
 /* ---- records ---------------------------------------------------------------- */
@@ -582,13 +630,6 @@ static __always_inline void emit_chunks(struct emit_ctx *ec)
 }
 #endif
 
-/* What a module knows about a finished call beyond the common part. */
-struct call_info {
-	__s32 fd;
-	__u32 tls_version;
-	__u8 flags; /* CHUNK_F_* */
-};
-
 /* Sends the n bytes call c moved (up to the capture cap) as chunk records. */
 static __always_inline void call_emit(const struct call_ctx *c, __u64 n, const struct call_info *info)
 {
@@ -626,7 +667,7 @@ static __always_inline void call_emit(const struct call_ctx *c, __u64 n, const s
 	h->dir = c->dir;
 	h->flags = flags;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
-	fill_tuple(h, info->fd);
+	fill_tuple(h, info->sk ? (struct sock *)info->sk : sock_of_fd(info->fd));
 
 	struct emit_ctx ec = {
 		.src = c->buf,

@@ -106,7 +106,7 @@ int BPF_KRETPROBE(gnutls_rw_return)
 		return 0;
 
 	struct call_info info = {};
-	info.fd = call_fd(&c, &info.flags);
+	call_fd(&c, &info);
 	if (gnutls_cfg.valid) {
 		__u64 ver = 0;
 		__u32 id = 0, entity = 0;

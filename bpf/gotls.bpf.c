@@ -16,15 +16,15 @@
  *
  * A goroutine can move from one OS thread to another between a call's
  * entry and its return, so calls are remembered per goroutine (tgid, g),
- * not per thread. Its end: (*Conn).Close.
+ * not per thread (and not in the shared per-thread `active` table). Its
+ * end: (*Conn).Close.
  *
- * The fd, first: the socket reads and writes of a tls.Conn's call go
- * through internal/poll.(*FD).Read / Write on the call's goroutine, with the
+ * The fd: the socket reads and writes of a tls.Conn's call go through
+ * internal/poll.(*FD).Read / Write on the call's goroutine, with the
  * poll.FD (and its Sysfd) as receiver; a uprobe there gives the call its
- * fd whatever thread the goroutine runs on by then. Failing that, a socket
- * syscall made during the call by the call's goroutine on the thread it
- * entered on (the shared `active` table, the goroutine checked in
- * sys_enter), else the fd remembered for the tls.Conn.
+ * fd, whatever thread the goroutine runs on by then, and it is remembered
+ * for the tls.Conn. The handshake is followed the same way, so that a
+ * first Read served from what the handshake already read has it too.
  */
 #include "common.h"
 
@@ -36,12 +36,21 @@ struct go_key {
 	__u32 _pad;
 };
 
+/* A call in progress on one goroutine. */
+struct go_call {
+	__u64 conn;
+	__u64 buf;
+	__s32 fd; /* from internal/poll during the call, or -1 */
+	__u8 dir; /* DIR_*, or GO_HANDSHAKE */
+	__u8 _pad[3];
+};
+
 /* Calls in progress, per goroutine. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct go_key);
-	__type(value, struct call_ctx);
+	__type(value, struct go_call);
 } go_calls SEC(".maps");
 
 /* go_calls' dir of a handshake: not captured, only followed for its fd. */
@@ -52,23 +61,17 @@ static __always_inline void go_entry(struct pt_regs *ctx, __u8 dir)
 	__u64 id = bpf_get_current_pid_tgid();
 	if (filtered_out(id))
 		return;
-	struct call_ctx c = {};
+	struct go_call c = {};
 	c.conn = ctx->ax;
 	c.buf = ctx->bx;
 	c.fd = -1;
 	c.dir = dir;
-	c.g = ctx->r14;
-	struct go_key k = {.g = c.g, .tgid = id >> 32};
+	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
 	/* The entry may run twice for one call: when the goroutine's stack
 	 * must grow first, the function starts over after morestack. A
 	 * handshake inside a Read or Write leaves that call in place. */
-	if (bpf_map_update_elem(&go_calls, &k, &c, dir == GO_HANDSHAKE ? BPF_NOEXIST : BPF_ANY)) {
-		if (dir != GO_HANDSHAKE)
-			count(STAT_ACTIVE_FULL);
-		return;
-	}
-	/* For the socket syscalls of this thread: sys_enter notes the fd. */
-	bpf_map_update_elem(&active, &id, &c, BPF_ANY);
+	if (bpf_map_update_elem(&go_calls, &k, &c, dir == GO_HANDSHAKE ? BPF_NOEXIST : BPF_ANY) && dir != GO_HANDSHAKE)
+		count(STAT_ACTIVE_FULL);
 }
 
 /* func (c *Conn) Write(b []byte) (int, error) */
@@ -103,7 +106,7 @@ int gotls_handshake_ret(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
-	struct call_ctx *cp = bpf_map_lookup_elem(&go_calls, &k);
+	struct go_call *cp = bpf_map_lookup_elem(&go_calls, &k);
 	if (cp && cp->dir == GO_HANDSHAKE)
 		bpf_map_delete_elem(&go_calls, &k);
 	return 0;
@@ -117,7 +120,7 @@ int gotls_poll_entry(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
-	struct call_ctx *c = bpf_map_lookup_elem(&go_calls, &k);
+	struct go_call *c = bpf_map_lookup_elem(&go_calls, &k);
 	if (!c || c->fd >= 0 || !(gotls_cfg.flags & GOTLS_F_SYSFD))
 		return 0;
 	__s64 fd = -1;
@@ -136,28 +139,26 @@ int gotls_ret(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
-	struct call_ctx *cp = bpf_map_lookup_elem(&go_calls, &k);
-	if (!cp)
+	struct go_call *gp = bpf_map_lookup_elem(&go_calls, &k);
+	if (!gp || gp->dir == GO_HANDSHAKE)
 		return 0;
-	struct call_ctx c = *cp;
-	if (c.dir == GO_HANDSHAKE)
-		return 0;
+	struct go_call g = *gp;
 	bpf_map_delete_elem(&go_calls, &k);
-
-	/* The fd the goroutine's syscalls used on this thread, if the
-	 * thread's call is this one (the goroutine may have moved). */
-	struct call_ctx *t = bpf_map_lookup_elem(&active, &id);
-	if (t && t->g == c.g && t->conn == c.conn) {
-		if (c.fd < 0)
-			c.fd = t->fd;
-		bpf_map_delete_elem(&active, &id);
-	}
 	long n = (long)ctx->ax;
 	if (n <= 0)
 		return 0;
 
+	struct call_ctx c = {};
+	c.conn = g.conn;
+	c.buf = g.buf;
+	c.dir = g.dir;
 	struct call_info info = {};
-	info.fd = call_fd(&c, &info.flags);
+	if (g.fd >= 0) {
+		info.fd = g.fd;
+		info.flags |= CHUNK_F_FD_LIB;
+	} else {
+		call_fd(&c, &info); /* no syscall fds: the one remembered for the tls.Conn */
+	}
 	if (gotls_cfg.flags & GOTLS_F_ROLE) {
 		__u8 client = 0;
 		if (!bpf_probe_read_user(&client, 1, (void *)(c.conn + gotls_cfg.is_client)) && client <= 1)

@@ -102,7 +102,7 @@ static __always_inline int tls_call_info(const struct call_ctx *c, struct call_i
 	int kind = classify(c->conn);
 	if (kind == 0)
 		return 0;
-	info->fd = call_fd(c, &info->flags);
+	call_fd(c, info);
 	if (kind < 0)
 		info->flags |= CHUNK_F_MAYBE_PLAIN;
 	else if (kind == NSS_TLS_CLIENT)

@@ -240,7 +240,7 @@ int BPF_KRETPROBE(ssl_rw_return)
 
 	struct lib_offsets o = lib_off(c.lib_idx);
 	struct call_info info = {};
-	info.fd = call_fd(&c, &info.flags);
+	call_fd(&c, &info);
 	if (info.fd < 0) {
 		info.fd = fd_from_bio(c.conn, &o, c.dir);
 		if (info.fd >= 0) {

@@ -155,7 +155,9 @@ impl Module for Gotls {
                     name: "gotls",
                     bytes: object,
                     config: vec![("gotls_cfg", config_bytes(&p.version))],
-                    raw_tracepoints: vec![("sys_enter", "sys_enter")],
+                    // The fd comes from internal/poll on the call's goroutine,
+                    // not from the thread's syscalls: no tracepoint.
+                    raw_tracepoints: vec![],
                     targets: vec![Target { path: p.path.clone(), uprobes: uprobes(p) }],
                 }
             })
