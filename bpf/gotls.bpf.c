@@ -53,6 +53,15 @@ struct {
 	__type(value, struct go_call);
 } go_calls SEC(".maps");
 
+/* The call in progress on the current goroutine (key in *k), or NULL. */
+static __always_inline struct go_call *go_call_of(struct pt_regs *ctx, struct go_key *k)
+{
+	k->g = ctx->r14;
+	k->tgid = bpf_get_current_pid_tgid() >> 32;
+	k->_pad = 0;
+	return bpf_map_lookup_elem(&go_calls, k);
+}
+
 /* go_calls' dir of a handshake: not captured, only followed for its fd. */
 #define GO_HANDSHAKE 0xff
 
@@ -104,9 +113,8 @@ int gotls_handshake_entry(struct pt_regs *ctx)
 SEC("uprobe")
 int gotls_handshake_ret(struct pt_regs *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
-	struct go_call *cp = bpf_map_lookup_elem(&go_calls, &k);
+	struct go_key k;
+	struct go_call *cp = go_call_of(ctx, &k);
 	if (cp && cp->dir == GO_HANDSHAKE)
 		bpf_map_delete_elem(&go_calls, &k);
 	return 0;
@@ -118,9 +126,8 @@ int gotls_handshake_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int gotls_poll_entry(struct pt_regs *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
-	struct go_call *c = bpf_map_lookup_elem(&go_calls, &k);
+	struct go_key k;
+	struct go_call *c = go_call_of(ctx, &k);
 	if (!c || c->fd >= 0 || !(gotls_cfg.flags & GOTLS_F_SYSFD))
 		return 0;
 	__s64 fd = -1;
@@ -137,9 +144,8 @@ int gotls_poll_entry(struct pt_regs *ctx)
 SEC("uprobe")
 int gotls_ret(struct pt_regs *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
-	struct go_call *gp = bpf_map_lookup_elem(&go_calls, &k);
+	struct go_key k;
+	struct go_call *gp = go_call_of(ctx, &k);
 	if (!gp || gp->dir == GO_HANDSHAKE)
 		return 0;
 	struct go_call g = *gp;
