@@ -25,6 +25,8 @@
 /* rec_hdr.kind */
 #define REC_CHUNK 1 /* struct chunk_rec + chunk_len payload bytes */
 #define REC_CLOSE 2 /* struct close_rec: the library freed a connection */
+#define REC_TLS_KEYS 3 /* struct tls_keys_rec: an OpenSSL connection's secrets, as it stores them */
+#define REC_SECRET 4 /* struct secret_rec: one key log secret, labelled (libraries that hand them out whole) */
 
 /* Payload bytes per chunk record: a large call is split into chunks of
  * this size, sent back to back, and reassembled in userspace. */
@@ -94,6 +96,53 @@ struct close_rec {
 	__u32 tid;
 };
 
+/* The secrets of one OpenSSL connection once its handshake is done, as
+ * OpenSSL stores them (src/modules/openssl/keylog.rs turns them into key log
+ * lines: TLS 1.3 handshake traffic secrets are derived there). Fields the
+ * library version does not have stay zero. */
+#define SECRET_MAX 64     /* EVP_MAX_MD_SIZE */
+#define MASTER_KEY_LEN 48 /* SSL3_MASTER_SECRET_SIZE */
+#define CLIENT_RANDOM_LEN 32
+
+struct tls_keys_rec {
+	struct rec_hdr h;
+	__u64 conn;
+	__u32 pid;
+	__u32 tid;
+	__u32 version;        /* the protocol version, e.g. 0x0304 */
+	__u32 cipher_id;      /* SSL_CIPHER.id of the session, e.g. 0x03001302 */
+	__u32 master_key_len; /* SSL_SESSION.master_key_length */
+	__u32 lib_idx;
+	__u8 client_random[CLIENT_RANDOM_LEN];
+	__u8 master_key[MASTER_KEY_LEN];          /* TLS 1.2 and earlier */
+	__u8 handshake_secret[SECRET_MAX];        /* TLS 1.3 from here on */
+	__u8 handshake_traffic_hash[SECRET_MAX];
+	__u8 client_app_secret[SECRET_MAX];
+	__u8 server_app_secret[SECRET_MAX];
+	__u8 exporter_secret[SECRET_MAX];
+};
+
+/* secret_rec.label: the NSS key log labels. */
+#define SECRET_CLIENT_RANDOM 1
+#define SECRET_CLIENT_HANDSHAKE 2
+#define SECRET_SERVER_HANDSHAKE 3
+#define SECRET_CLIENT_TRAFFIC_0 4
+#define SECRET_SERVER_TRAFFIC_0 5
+#define SECRET_EXPORTER 6
+#define SECRET_CLIENT_EARLY 7
+
+/* One key log line's secret, for libraries that hand secrets out whole
+ * (Go's crypto/tls key log writer). */
+struct secret_rec {
+	struct rec_hdr h;
+	__u32 pid;
+	__u32 label;      /* SECRET_* */
+	__u32 secret_len; /* <= SECRET_MAX */
+	__u32 _pad;
+	__u8 client_random[CLIENT_RANDOM_LEN];
+	__u8 secret[SECRET_MAX];
+};
+
 /* ---- counters ------------------------------------------------------------- */
 
 /* Indexes into each object's per-CPU "stats" map: failures on the BPF side. */
@@ -147,9 +196,33 @@ struct lib_offsets {
 	__u32 valid;
 };
 
+/* key_offsets.flags */
+#define KEY_F_S3_PTR 0x1 /* client_random is in the SSL3_STATE behind ssl_s3 (1.1.1), else in the SSL */
+
+/* Where a library keeps the secrets (tests/keylog/offsets.sh computes them
+ * from each release's source). */
+struct key_offsets {
+	__u32 valid; /* 0: unknown layout, no keys read */
+	__u32 flags; /* KEY_F_* */
+	__u32 ssl_s3;
+	__u32 client_random;
+	__u32 ssl_session;
+	__u32 sess_master_key_len;
+	__u32 sess_master_key;
+	__u32 sess_cipher;
+	__u32 cipher_id;
+	__u32 handshake_secret; /* 0: the version has no TLS 1.3 */
+	__u32 handshake_traffic_hash;
+	__u32 client_app_secret;
+	__u32 server_app_secret;
+	__u32 exporter_secret;
+};
+
 struct openssl_cfg {
 	__u32 nr_libs;
 	struct lib_offsets libs[MAX_LIBS];
+	struct key_offsets keys[MAX_LIBS];
+	__u32 keylog; /* 1: send each connection's secrets (REC_TLS_KEYS) */
 };
 
 /* GnuTLS (bpf/gnutls.bpf.c): the variable `gnutls_cfg`, one object per
@@ -184,7 +257,10 @@ ABI_ASSERT("chunk_rec.comm at 112", __builtin_offsetof(struct chunk_rec, comm) =
 ABI_ASSERT("close_rec is 32 bytes", sizeof(struct close_rec) == 32);
 ABI_ASSERT("common_cfg is 24 bytes", sizeof(struct common_cfg) == 24);
 ABI_ASSERT("lib_offsets is 44 bytes", sizeof(struct lib_offsets) == 44);
-ABI_ASSERT("openssl_cfg is 708 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 44);
+ABI_ASSERT("key_offsets is 56 bytes", sizeof(struct key_offsets) == 56);
+ABI_ASSERT("openssl_cfg is 1608 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 44 + MAX_LIBS * 56 + 4);
+ABI_ASSERT("tls_keys_rec is 448 bytes", sizeof(struct tls_keys_rec) == 448);
+ABI_ASSERT("secret_rec is 128 bytes", sizeof(struct secret_rec) == 128);
 ABI_ASSERT("gnutls_cfg is 16 bytes", sizeof(struct gnutls_cfg) == 16);
 ABI_ASSERT("gotls_cfg is 16 bytes", sizeof(struct gotls_cfg) == 16);
 ABI_ASSERT("a chunk record fits a ring record", sizeof(struct chunk_rec) + CHUNK_DATA_SIZE < 65536);

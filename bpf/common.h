@@ -50,6 +50,7 @@ struct abi_types {
 	struct rec_hdr rec_hdr;
 	struct chunk_rec chunk_rec;
 	struct close_rec close_rec;
+	struct secret_rec secret_rec;
 };
 struct abi_types abi_types SEC(".abi") __attribute__((used));
 

@@ -10,6 +10,11 @@
  * per-version offsets of openssl_cfg (when that BIO's layout is known). The
  * same offsets give the TLS version and the role. SSL_free ends the
  * connection.
+ *
+ * Key log (openssl_cfg.keylog): once a connection's handshake is done (the
+ * return of SSL_do_handshake, else of its first successful read or write),
+ * its secrets are read where OpenSSL keeps them (openssl_cfg.keys) and sent
+ * once per handshake (REC_TLS_KEYS).
  */
 #include "common.h"
 
@@ -19,6 +24,19 @@
 #define BIO_TYPE_FD (4 | 0x0400 | 0x0100)
 
 const volatile struct openssl_cfg openssl_cfg = {};
+
+/* This module's record, named in the BTF for the layout check (as common.h's abi_types). */
+struct tls_keys_rec openssl_abi_types SEC(".abi") __attribute__((used));
+
+/* The client random whose secrets were sent, per connection (its first 8
+ * bytes): a new handshake on the same SSL (renegotiation, reuse after
+ * SSL_clear) has a new one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, __u64);
+} keys_sent SEC(".maps");
 
 /* SSL_set_fd / SSL_set_rfd / SSL_set_wfd (SSL *s, int fd): the fd at once. */
 SEC("uprobe")
@@ -34,6 +52,8 @@ int BPF_KPROBE(ssl_set_fd_entry, void *ssl, int fd)
 SEC("uprobe")
 int BPF_KPROBE(ssl_free_entry, void *ssl)
 {
+	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = (__u64)ssl};
+	bpf_map_delete_elem(&keys_sent, &k);
 	emit_close((__u64)ssl);
 	return 0;
 }
@@ -210,6 +230,73 @@ static __always_inline __u32 ssl_version(__u64 ssl, const struct lib_offsets *o)
 	return is_tls_version(v) ? v : 0;
 }
 
+/* ---- key log ------------------------------------------------------------- */
+
+/* Sends the secrets of ssl (library lib_idx) unless they were sent for this
+ * handshake already. A function of its own: the callers' paths stay small. */
+static __noinline int emit_keys(__u64 ssl, __u32 lib_idx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 cr = 0, s3 = 0, sess = 0, cipher = 0, mk_len = 0;
+	__u32 idx = lib_idx;
+
+	if (!openssl_cfg.keylog || idx >= MAX_LIBS || !ssl)
+		return 0;
+	barrier_var(idx);
+	idx &= MAX_LIBS - 1;
+	if (!openssl_cfg.keys[idx].valid)
+		return 0;
+	__u64 random_at = ssl + openssl_cfg.keys[idx].client_random;
+	if (openssl_cfg.keys[idx].flags & KEY_F_S3_PTR) {
+		if (bpf_probe_read_user(&s3, sizeof(s3), (void *)(ssl + openssl_cfg.keys[idx].ssl_s3)) || !s3)
+			return 0;
+		random_at = s3 + openssl_cfg.keys[idx].client_random;
+	}
+	if (bpf_probe_read_user(&cr, sizeof(cr), (void *)random_at) || !cr)
+		return 0;
+	struct conn_key k = {.tgid = id >> 32, .conn = ssl};
+	__u64 *sent = bpf_map_lookup_elem(&keys_sent, &k);
+	if (sent && *sent == cr)
+		return 0;
+	if (bpf_probe_read_user(&sess, sizeof(sess), (void *)(ssl + openssl_cfg.keys[idx].ssl_session)) || !sess)
+		return 0;
+
+	struct tls_keys_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count(STAT_OUTPUT_FAIL);
+		return 0;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.kind = REC_TLS_KEYS;
+	r->h.source = common_cfg.source;
+	r->conn = ssl;
+	r->pid = id >> 32;
+	r->tid = (__u32)id;
+	r->lib_idx = lib_idx;
+	struct lib_offsets o = lib_off(lib_idx);
+	if (o.valid)
+		r->version = ssl_version(ssl, &o);
+	bpf_probe_read_user(r->client_random, sizeof(r->client_random), (void *)random_at);
+	bpf_probe_read_user(&mk_len, sizeof(mk_len), (void *)(sess + openssl_cfg.keys[idx].sess_master_key_len));
+	r->master_key_len = mk_len > SECRET_MAX ? SECRET_MAX : (__u32)mk_len;
+	bpf_probe_read_user(r->master_key, sizeof(r->master_key), (void *)(sess + openssl_cfg.keys[idx].sess_master_key));
+	if (!bpf_probe_read_user(&cipher, sizeof(cipher), (void *)(sess + openssl_cfg.keys[idx].sess_cipher)) && cipher)
+		bpf_probe_read_user(&r->cipher_id, sizeof(r->cipher_id), (void *)(cipher + openssl_cfg.keys[idx].cipher_id));
+	if (openssl_cfg.keys[idx].handshake_secret) {
+		bpf_probe_read_user(r->handshake_secret, SECRET_MAX, (void *)(ssl + openssl_cfg.keys[idx].handshake_secret));
+		bpf_probe_read_user(r->handshake_traffic_hash, SECRET_MAX,
+				    (void *)(ssl + openssl_cfg.keys[idx].handshake_traffic_hash));
+		bpf_probe_read_user(r->client_app_secret, SECRET_MAX, (void *)(ssl + openssl_cfg.keys[idx].client_app_secret));
+		bpf_probe_read_user(r->server_app_secret, SECRET_MAX, (void *)(ssl + openssl_cfg.keys[idx].server_app_secret));
+		bpf_probe_read_user(r->exporter_secret, SECRET_MAX, (void *)(ssl + openssl_cfg.keys[idx].exporter_secret));
+	}
+	/* Keys are few and someone may be waiting for them: wake the reader. */
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
+	bpf_map_update_elem(&keys_sent, &k, &cr, BPF_ANY);
+	return 0;
+}
+
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_rw_return)
 {
@@ -256,6 +343,7 @@ int BPF_KRETPROBE(ssl_rw_return)
 				info.flags |= CHUNK_F_ROLE_KNOWN | ((role & o.ssl_server_mask) ? CHUNK_F_SERVER : 0);
 		}
 	}
+	emit_keys(c.conn, c.lib_idx);
 	call_emit(&c, n, &info);
 	if (c.dir == DIR_WRITE && info.fd < 0)
 		mem_learn_send(c.conn, c.lib_idx);
@@ -302,5 +390,7 @@ int BPF_KRETPROBE(ssl_handshake_return)
 	__u64 ssl = *conn;
 	bpf_map_delete_elem(&handshakes, &id);
 	mem_learn_send(ssl, handshake_lib(ctx));
+	if ((int)PT_REGS_RC(ctx) == 1)
+		emit_keys(ssl, handshake_lib(ctx));
 	return 0;
 }

@@ -304,6 +304,33 @@ seed("record", "chunk-unknown-family-truncated", chunk_rec(b"abc", family=0, fla
 seed("record", "close", struct.pack("<QIIQII", 2_000_000, REC_CLOSE, 1, 0x5555_0000_1000, 0x1234, 0x1235))
 seed("record", "other-kind", struct.pack("<QII", 3, 7, 2) + b"module specific")
 
+# ---- key records (bpf/abi.h: tls_keys_rec, secret_rec) -----------------------------
+
+REC_TLS_KEYS, REC_SECRET = 3, 4
+
+
+def tls_keys_rec(version, cipher, mk_len=48, fill=0x11):
+    b = lambda i: bytes([fill + i]) * 64
+    return struct.pack("<QII", 4_000_000, REC_TLS_KEYS, 0) + struct.pack(
+        "<QIIIIII", 0x5555_0000_1000, 0x1234, 0x1235, version, cipher, mk_len, 0) + bytes(range(32)) + b(0)[:48] + \
+        b(1) + b(2) + b(3) + b(4) + b(5)
+
+
+def secret_rec(label, length):
+    return struct.pack("<QIIIIII", 5_000_000, REC_SECRET, 0, 0x1234, label, length, 0) + bytes(range(32)) + \
+        bytes([0xab]) * 64
+
+
+seed("keys", "tls13-sha256", tls_keys_rec(0x0304, 0x03001301))
+seed("keys", "tls13-sha384", tls_keys_rec(0x0304, 0x03001302))
+seed("keys", "tls13-unknown-cipher", tls_keys_rec(0x0304, 0x0300ffff))
+seed("keys", "tls12", tls_keys_rec(0x0303, 0x0300c02f))
+seed("keys", "tls12-no-master", tls_keys_rec(0x0303, 0x0300c02f, mk_len=0))
+seed("keys", "version-unknown", tls_keys_rec(0, 0))
+seed("keys", "secret-server-traffic", secret_rec(5, 48))
+seed("keys", "secret-bad-length", secret_rec(1, 65))
+seed("keys", "short", tls_keys_rec(0x0304, 0x03001301)[:100])
+
 # ---- reassembly ------------------------------------------------------------------
 
 

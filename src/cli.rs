@@ -163,8 +163,13 @@ TLS FLAGS (after `tls`):
                              mapped by running processes, and the system's]
         --ssl_version VER    override version detection, e.g. \"openssl 3.0.2\",
                              \"boringssl\"
-    -m, --model MODE         text (keylog, key, pcap, pcapng: not yet supported)
-    -k, --keylogfile PATH    (not yet supported)
+    -m, --model MODE         text (default), or keylog (alias key): write TLS
+                             secrets to the key log only (pcap, pcapng: not
+                             yet supported)
+    -k, --keylogfile PATH    the key log: NSS key log format for Wireshark and
+                             tshark, created 0600, appended [default with -m
+                             keylog: ecapture_openssl_key.log]; with -m text,
+                             plaintext events and keys in one run
     -w, --pcapfile PATH      (not yet supported)
     -i, --ifname NAME        (not yet supported)
         --cgroup_path PATH   (not yet supported)
@@ -184,7 +189,8 @@ GOTLS FLAGS (after `gotls`):
                              [default: every running Go program that links
                              crypto/tls, found by its build information]
 
-ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, --elfpath as above
+ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, --elfpath, -m, -k as above (keys:
+    OpenSSL's)
 
 OUTPUT:
     Events go to stdout: a header line
@@ -199,6 +205,7 @@ EXAMPLES:
     sudo ecapture tls --libssl /usr/local/bin/envoy   # BoringSSL linked into a program
     sudo ecapture gotls --elfpath /usr/local/bin/myservice   # a Go program
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
+    sudo ecapture tls -m keylog -k keys.log    # TLS secrets for Wireshark/tshark
     sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
     sudo ecapture tls --eventaddr /var/log/tls.jsonl --eventformat json --eventroratesize 100
     sudo ecapture tls -l tcp://collector:9000          # logs and events to a TCP collector
@@ -452,6 +459,18 @@ mod tests {
         assert!(err(&["tls", "-b", "9"]).contains("expected 0, 1 or 2"));
         assert!(err(&["tls", "-m", "xml"]).contains("expected text"));
         assert!(err(&["tls", "--libssl="]).contains("--libssl"));
+        assert!(err(&["tls", "-k="]).contains("--keylogfile"));
+    }
+
+    #[test]
+    fn keylog_model_and_file() {
+        use crate::modules::KeyOutput;
+        let keys = |args: &[&str]| cfg(args).module.keys();
+        assert_eq!(keys(&["tls"]), KeyOutput::default());
+        assert_eq!(keys(&["tls", "-m", "keylog"]), KeyOutput { file: Some("ecapture_openssl_key.log".into()), keys_only: true });
+        assert_eq!(keys(&["tls", "-m", "key", "-k", "/tmp/k"]), KeyOutput { file: Some("/tmp/k".into()), keys_only: true });
+        assert_eq!(keys(&["tls", "--keylogfile=/tmp/k"]), KeyOutput { file: Some("/tmp/k".into()), keys_only: false });
+        assert_eq!(keys(&["all", "-m", "keylog"]).file, Some("ecapture_openssl_key.log".into()));
     }
 
     #[test]
@@ -486,7 +505,6 @@ mod tests {
     fn later_features_say_not_yet_supported() {
         for args in [
             &["tls", "-m", "pcap"][..],
-            &["tls", "-k", "keys.log"],
             &["tls", "-w", "x.pcapng"],
             &["tls", "-i", "eth0"],
             &["tls", "--cgroup_path", "/sys/fs/cgroup"],

@@ -6,6 +6,7 @@
 //! It ends when the reader has gone (the channel disconnects), after
 //! emitting what is still pending.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::assemble::conn::{Assembler, Config as AsmConfig};
 use crate::capture::reader::{Batch, InFlight};
 use crate::capture::record::Record;
 use crate::decode::{DecodeStats, Decoder};
-use crate::event::{Item, Message};
+use crate::event::{Item, Message, Secret};
 use crate::outputs::Output;
 use crate::stats::Stats;
 use crate::sys::os::monotonic_ns;
@@ -35,16 +36,20 @@ pub struct Dispatcher {
     pub assembly: AsmConfig,
     /// Records' bytes between the reader and here.
     pub flight: Arc<InFlight>,
+    /// Secrets are read: say which connections ended without theirs.
+    pub track_keys: bool,
 }
 
 impl Dispatcher {
     pub fn run(self) {
-        let Dispatcher { rx, decoders, mut outputs, stats, assembly, flight } = self;
+        let Dispatcher { rx, decoders, mut outputs, stats, assembly, flight, track_keys } = self;
         let mut stages = Stages {
             decoders,
             asm: Assembler::new(assembly),
             items: Vec::new(),
             msgs: Vec::new(),
+            keys: track_keys.then(KeyWatch::default),
+            key_events: Vec::new(),
             stats,
             latest: monotonic_ns(),
         };
@@ -84,6 +89,11 @@ struct Stages {
     items: Vec<Item>,
     /// Messages assembled, not yet emitted.
     msgs: Vec<Message>,
+    /// Which connections got their keys (when secrets are read).
+    keys: Option<KeyWatch>,
+    /// Secrets and keyless connections, not yet emitted (they go out
+    /// before the messages assembled with them).
+    key_events: Vec<KeyEvent>,
     stats: Arc<Stats>,
     /// The newest capture time seen (CLOCK_MONOTONIC ns, the probes' clock).
     latest: u64,
@@ -134,9 +144,28 @@ impl Stages {
                     if call.truncated() {
                         Stats::add(&self.stats.truncated, 1);
                     }
+                    if let Some(k) = &mut self.keys {
+                        k.seen(call.meta.pid, call.conn);
+                    }
                     self.asm.push(call, now, &mut self.msgs);
                 }
-                Item::Close { pid, conn } => self.asm.close(pid, conn, &mut self.msgs),
+                Item::Close { pid, conn } => {
+                    if let Some(why) = self.keys.as_mut().and_then(|k| k.closed(pid, conn)) {
+                        self.key_events.push(KeyEvent::Missing { pid, conn, why });
+                    }
+                    self.asm.close(pid, conn, &mut self.msgs)
+                }
+                Item::Secret(s) => {
+                    if let Some(k) = &mut self.keys {
+                        k.keyed(s.pid, s.conn);
+                    }
+                    self.key_events.push(KeyEvent::Secret(s));
+                }
+                Item::SecretUnusable { pid, conn, why } => {
+                    if let Some(k) = &mut self.keys {
+                        k.unusable(pid, conn, why);
+                    }
+                }
             }
         }
     }
@@ -176,10 +205,21 @@ impl Stages {
         let now = self.now(true);
         self.assemble(now);
         self.asm.flush(&mut self.msgs);
+        if let Some(k) = self.keys.take() {
+            self.key_events.extend(k.open_without_keys().map(|(pid, conn, why)| KeyEvent::Missing { pid, conn, why }));
+        }
         self.publish();
     }
 
     fn emit(&mut self, outputs: &mut [Box<dyn Output>]) {
+        for e in self.key_events.drain(..) {
+            for o in outputs.iter_mut() {
+                match &e {
+                    KeyEvent::Secret(s) => o.secret(s),
+                    KeyEvent::Missing { pid, conn, why } => o.keys_missing(*pid, *conn, why),
+                }
+            }
+        }
         for m in self.msgs.drain(..) {
             Stats::add(&self.stats.events, 1);
             Stats::add(&self.stats.bytes, m.payload.len() as u64);
@@ -187,5 +227,280 @@ impl Stages {
                 o.message(&m);
             }
         }
+    }
+}
+
+enum KeyEvent {
+    Secret(Secret),
+    Missing { pid: u32, conn: u64, why: &'static str },
+}
+
+/// Connections watched for their keys at most: beyond, new ones are not
+/// watched (and not reported).
+const KEY_WATCH_MAX: usize = 65536;
+
+/// Why a connection with plaintext has no keys when nothing more precise is known.
+const NO_KEYS_SEEN: &str =
+    "no secrets read (library without a known key layout, a handshake before ecapture started, or a handshake not done through SSL_do_handshake/SSL_read/SSL_write)";
+
+/// Per connection with plaintext: whether its keys came, or why not.
+#[derive(Default)]
+struct KeyWatch {
+    conns: HashMap<(u32, u64), Option<&'static str>>,
+}
+
+impl KeyWatch {
+    fn seen(&mut self, pid: u32, conn: u64) {
+        if self.conns.len() < KEY_WATCH_MAX {
+            self.conns.entry((pid, conn)).or_insert(Some(NO_KEYS_SEEN));
+        }
+    }
+
+    fn keyed(&mut self, pid: u32, conn: u64) {
+        if self.conns.len() < KEY_WATCH_MAX || self.conns.contains_key(&(pid, conn)) {
+            self.conns.insert((pid, conn), None);
+        }
+    }
+
+    fn unusable(&mut self, pid: u32, conn: u64, why: &'static str) {
+        if self.conns.len() < KEY_WATCH_MAX || self.conns.contains_key(&(pid, conn)) {
+            let e = self.conns.entry((pid, conn)).or_insert(Some(why));
+            if e.is_some() {
+                *e = Some(why);
+            }
+        }
+    }
+
+    /// The connection ended: why it had no keys, if it had none.
+    fn closed(&mut self, pid: u32, conn: u64) -> Option<&'static str> {
+        self.conns.remove(&(pid, conn)).flatten()
+    }
+
+    /// At the end: the connections still open without keys.
+    fn open_without_keys(self) -> impl Iterator<Item = (u32, u64, &'static str)> {
+        self.conns.into_iter().filter_map(|((pid, conn), why)| why.map(|w| (pid, conn, w)))
+    }
+}
+
+/// The dispatcher without a kernel: synthetic records in, the messages an
+/// output receives out.
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use crossbeam_channel::{bounded, unbounded, Sender};
+
+    use super::*;
+    use crate::capture::record::tests::hdr;
+    use crate::capture::record::Body;
+    use crate::decode::calls::CallDecoder;
+    use crate::decode::Limits;
+    use crate::event::{HTTP1_REQUEST, UNKNOWN};
+    use crate::time::WallClock;
+
+    const MS: u64 = 1_000_000;
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// What an output saw, in order.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Msg { conn_fd: i32, kind: u32, payload: Vec<u8> },
+        Flush,
+    }
+
+    struct Collect(Sender<Seen>);
+
+    impl Output for Collect {
+        fn message(&mut self, m: &Message) {
+            let _ = self.0.send(Seen::Msg { conn_fd: m.meta.fd, kind: m.kind, payload: m.payload.clone() });
+        }
+
+        fn flush(&mut self) {
+            let _ = self.0.send(Seen::Flush);
+        }
+    }
+
+    fn msg(conn_fd: i32, kind: u32, payload: &[u8]) -> Seen {
+        Seen::Msg { conn_fd, kind, payload: payload.to_vec() }
+    }
+
+    /// A write call of process 100 on connection `conn` (also its fd), whole
+    /// in one chunk, captured at `ts` (monotonic ns) by object `source`.
+    fn call(source: u32, ts: u64, id: u64, conn: u64, data: &[u8]) -> Record {
+        let mut h = hdr(id, data.len() as u32, 0, data.len() as u32);
+        (h.ts_ns, h.conn, h.fd) = (ts, conn, conn as i32);
+        Record { ts_ns: ts, source, body: Body::Chunk(h, data.to_vec()) }
+    }
+
+    fn close(source: u32, ts: u64, conn: u64) -> Record {
+        Record { ts_ns: ts, source, body: Body::Close { conn, pid: 100, tid: 101 } }
+    }
+
+    fn decoders(n: usize) -> Vec<Box<dyn Decoder>> {
+        (0..n).map(|_| Box::new(CallDecoder::new(WallClock::with_offset(0), Limits::default())) as Box<dyn Decoder>).collect()
+    }
+
+    fn stages(n: usize, stats: &Arc<Stats>) -> Stages {
+        Stages {
+            decoders: decoders(n),
+            asm: Assembler::new(AsmConfig::default()),
+            items: Vec::new(),
+            msgs: Vec::new(),
+            keys: None,
+            key_events: Vec::new(),
+            stats: Arc::clone(stats),
+            latest: 0,
+        }
+    }
+
+    fn payloads(msgs: &[Message]) -> Vec<&[u8]> {
+        msgs.iter().map(|m| m.payload.as_slice()).collect()
+    }
+
+    /// The dispatcher with two objects' decoders and an output that reports
+    /// to the returned channel; `idle_ns` for assembly.
+    fn dispatcher(rx: Receiver<Batch>, idle_ns: u64) -> (Dispatcher, Receiver<Seen>, Arc<Stats>, Arc<InFlight>) {
+        let (out_tx, out_rx) = unbounded();
+        let stats = Arc::new(Stats::default());
+        let flight = Arc::new(InFlight::new(1 << 20));
+        let d = Dispatcher {
+            rx,
+            decoders: decoders(2),
+            outputs: vec![Box::new(Collect(out_tx))],
+            stats: Arc::clone(&stats),
+            assembly: AsmConfig { idle_ns, ..AsmConfig::default() },
+            flight: Arc::clone(&flight),
+            track_keys: false,
+        };
+        (d, out_rx, stats, flight)
+    }
+
+    fn send(tx: &Sender<Batch>, flight: &InFlight, batch: Batch) {
+        flight.add(batch.iter().map(Record::weight).sum());
+        tx.send(batch).unwrap();
+    }
+
+    #[test]
+    fn capture_time_not_handling_time_decides_what_is_idle() {
+        let stats = Arc::new(Stats::default());
+        let mut s = stages(1, &stats);
+        let t0 = 1_000 * MS;
+        // Records handled long after they were captured (they waited in the
+        // ring): their own time is the clock, not the dispatcher's.
+        for batch in [vec![call(0, t0, 1, 7, b"ping")], vec![call(0, t0 - 10 * MS, 2, 9, b"late"), call(0, t0 + 150 * MS, 3, 8, b"pong")]] {
+            let now = s.captured(&batch);
+            for rec in batch {
+                s.take(rec, now);
+            }
+        }
+        assert_eq!(s.latest, t0 + 150 * MS, "a batch is at its newest record's time");
+        assert_eq!(s.captured(&[call(0, t0, 9, 9, b"")]), t0 + 150 * MS, "an older batch does not turn time back");
+        assert!(s.msgs.is_empty(), "unknown bytes wait");
+        s.tick(false);
+        assert_eq!(payloads(&s.msgs), vec![b"ping"], "idle by capture time; pong is not, however late it is handled");
+        s.msgs.clear();
+        s.tick(true);
+        let mut rest = payloads(&s.msgs);
+        rest.sort();
+        assert_eq!(rest, vec![b"late", b"pong"], "caught up: time runs on by itself");
+        assert_eq!(stats.calls.load(Relaxed), 3);
+    }
+
+    #[test]
+    fn items_go_to_assembly_in_order_and_a_connection_end_gives_out_what_it_holds() {
+        let stats = Arc::new(Stats::default());
+        let mut s = stages(2, &stats);
+        let now = s.captured(&[]);
+        s.take(call(1, MS, 1, 7, b"hello "), now);
+        s.take(call(1, 2 * MS, 2, 7, b"world"), now);
+        s.take(call(0, 3 * MS, 3, 9, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), now);
+        assert_eq!(payloads(&s.msgs), vec![b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".as_slice()], "a complete request at once");
+        s.take(close(1, 4 * MS, 7), now);
+        assert_eq!(payloads(&s.msgs)[1], b"hello world", "the end of connection 7, both calls in order");
+        // A record from an object that is not loaded is counted, not decoded.
+        s.take(call(5, 5 * MS, 4, 9, b"x"), now);
+        assert_eq!(stats.malformed.load(Relaxed), 1);
+        assert_eq!(s.msgs.len(), 2);
+        assert_eq!(stats.calls.load(Relaxed), 3);
+    }
+
+    #[test]
+    fn the_decoders_and_assemblys_counters_are_published() {
+        let stats = Arc::new(Stats::default());
+        let mut s = stages(2, &stats);
+        // The first 4 bytes of a 10-byte call, then nothing: out at the end with a hole.
+        let mut part = call(0, MS, 1, 7, b"abcd");
+        if let Body::Chunk(h, _) = &mut part.body {
+            (h.total_len, h.captured_len) = (10, 10);
+        }
+        s.take(part, MS);
+        s.take(Record { ts_ns: MS, source: 1, body: Body::Other { kind: 99, bytes: vec![0; 16] } }, MS);
+        let mut cut = call(1, MS, 2, 8, b"efgh");
+        if let Body::Chunk(h, _) = &mut cut.body {
+            h.total_len = 100;
+        }
+        s.take(cut, MS);
+        s.tick(false);
+        assert_eq!(stats.unknown_records.load(Relaxed), 1, "published at a tick");
+        assert_eq!(stats.truncated.load(Relaxed), 1);
+        assert_eq!(stats.incomplete.load(Relaxed), 0, "the partial call is still pending");
+        s.finish();
+        assert_eq!((stats.incomplete.load(Relaxed), stats.missing_bytes.load(Relaxed)), (1, 6));
+        assert_eq!(stats.calls.load(Relaxed), 2);
+        let mut msgs = std::mem::take(&mut s.msgs);
+        msgs.sort_by_key(|m| m.meta.fd);
+        assert_eq!(payloads(&msgs), vec![b"abcd\0\0\0\0\0\0".as_slice(), b"efgh"]);
+        assert_eq!(msgs[0].missing, vec![4..10]);
+    }
+
+    #[test]
+    fn a_reader_that_ends_early_leaves_nothing_pending() {
+        let (tx, rx) = bounded(8);
+        let (d, seen, stats, flight) = dispatcher(rx, 100 * MS);
+        let t = monotonic_ns();
+        let (get, hello, half) = (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"hello", b"GET /2 HTTP/1.1\r\nHo");
+        send(&tx, &flight, vec![call(0, t, 1, 7, get), call(1, t, 2, 8, hello)]);
+        send(&tx, &flight, vec![call(0, t, 3, 7, half)]);
+        // The reader goes with a raw message and half a request pending.
+        drop(tx);
+        d.run();
+        let seen: Vec<Seen> = seen.try_iter().collect();
+        let msgs: Vec<&Seen> = seen.iter().filter(|s| **s != Seen::Flush).collect();
+        assert_eq!(msgs[0], &msg(7, HTTP1_REQUEST, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        let mut rest: Vec<&Seen> = msgs[1..].to_vec();
+        rest.sort_by_key(|s| match s {
+            Seen::Msg { conn_fd, .. } => *conn_fd,
+            Seen::Flush => 0,
+        });
+        // (Half a head is not known for a request: its type is UNKNOWN.)
+        assert_eq!(rest, vec![&msg(7, UNKNOWN, b"GET /2 HTTP/1.1\r\nHo"), &msg(8, UNKNOWN, b"hello")], "pending, given out at the end");
+        assert_eq!(seen.last(), Some(&Seen::Flush), "the outputs are flushed last");
+        assert_eq!((stats.events.load(Relaxed), stats.bytes.load(Relaxed)), (3, (get.len() + hello.len() + half.len()) as u64));
+        assert_eq!(flight.held(), 0, "every batch is accounted for as done");
+    }
+
+    #[test]
+    fn a_stalled_reader_does_not_hold_back_what_is_idle() {
+        let (tx, rx) = bounded(8);
+        let idle = 50 * MS;
+        let (d, seen, _stats, flight) = dispatcher(rx, idle);
+        let run = std::thread::spawn(move || d.run());
+        let sent = Instant::now();
+        send(&tx, &flight, vec![call(1, monotonic_ns(), 1, 7, b"ping")]);
+        // Nothing more comes, and the reader is still there.
+        let deadline = Instant::now() + WAIT;
+        let first = loop {
+            match seen.recv_deadline(deadline).expect("the idle message comes out while the reader is silent") {
+                Seen::Flush => continue,
+                m => break m,
+            }
+        };
+        assert_eq!(first, msg(7, UNKNOWN, b"ping"));
+        assert!(sent.elapsed() >= Duration::from_nanos(idle), "not before the idle time: {:?}", sent.elapsed());
+        assert_eq!(seen.recv_timeout(WAIT), Ok(Seen::Flush), "flushed once caught up");
+        assert!(!run.is_finished());
+        drop(tx);
+        run.join().unwrap();
+        assert_eq!(flight.held(), 0);
     }
 }

@@ -211,6 +211,50 @@ pub enum Item {
     Call(Call),
     /// The library freed connection `conn` of process `pid`.
     Close { pid: u32, conn: u64 },
+    /// A TLS secret of connection `conn`, for the key log.
+    Secret(Secret),
+    /// The secrets of a connection were read but cannot be used, and why.
+    SecretUnusable { pid: u32, conn: u64, why: &'static str },
+}
+
+/// The labels of the NSS key log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretLabel {
+    /// TLS 1.2 and earlier: the master secret.
+    ClientRandom,
+    ClientEarlyTraffic,
+    ClientHandshakeTraffic,
+    ServerHandshakeTraffic,
+    ClientTraffic0,
+    ServerTraffic0,
+    Exporter,
+}
+
+impl SecretLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretLabel::ClientRandom => "CLIENT_RANDOM",
+            SecretLabel::ClientEarlyTraffic => "CLIENT_EARLY_TRAFFIC_SECRET",
+            SecretLabel::ClientHandshakeTraffic => "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            SecretLabel::ServerHandshakeTraffic => "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            SecretLabel::ClientTraffic0 => "CLIENT_TRAFFIC_SECRET_0",
+            SecretLabel::ServerTraffic0 => "SERVER_TRAFFIC_SECRET_0",
+            SecretLabel::Exporter => "EXPORTER_SECRET",
+        }
+    }
+}
+
+/// One line of an NSS key log: a secret of the handshake whose ClientHello
+/// carried `client_random`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub pid: u32,
+    /// The library's connection object: with pid, the connection.
+    pub conn: u64,
+    pub label: SecretLabel,
+    pub client_random: [u8; 32],
+    /// 32 to 64 bytes (48 for a TLS 1.2 master secret).
+    pub secret: Vec<u8>,
 }
 
 /// Human name of an SSL/TLS protocol version number.
@@ -286,6 +330,42 @@ pub mod tests {
         assert_eq!(m.client_server().0.port(), 51000);
         m.endpoints = None;
         assert_eq!(m.uuid(), "42_43_curl_5_0_0.0.0.0:0-0.0.0.0:0");
+    }
+
+    #[test]
+    fn comm_keeps_48_bytes_cut_at_a_character_and_the_kernels_16() {
+        let long = format!("a{}", "é".repeat(30)); // byte 48 falls inside an 'é'
+        let c = Comm::from(long.as_str());
+        assert_eq!(c.as_str(), format!("a{}", "é".repeat(23)), "47 bytes, whole characters");
+        assert_eq!(Comm::from("curl").as_str(), "curl");
+        assert_eq!(format!("{c:?}"), format!("{:?}", c.as_str()));
+        assert_eq!(format!("{:?}", Comm::from("a\"b")), r#""a\"b""#);
+        assert_eq!(Comm::from_bytes(b"curl\0junk").as_str(), "curl", "up to the NUL");
+        assert_eq!(Comm::from_bytes(b"0123456789abcdefXYZ").as_str(), "0123456789abcdef", "the kernel's 16 bytes");
+        assert_eq!(Comm::from_bytes(b"\xffok").as_str(), "\u{fffd}ok");
+    }
+
+    #[test]
+    fn truncated_when_fewer_bytes_than_moved() {
+        let mut c = sample_call(b"abcd");
+        assert!(!c.truncated(), "all bytes captured");
+        c.total_len = 10;
+        assert!(c.truncated());
+        assert!(Message::raw(c.clone()).truncated());
+        c.total_len = 3; // cannot happen, but is not "truncated"
+        assert!(!c.truncated());
+        assert!(!Message::raw(c).truncated());
+    }
+
+    #[test]
+    fn src_dst_follow_the_direction() {
+        let w = meta(None, "127.0.0.1:50000", "127.0.0.1:443", Direction::Write);
+        assert_eq!(w.src_dst(), ("127.0.0.1:50000".parse().unwrap(), "127.0.0.1:443".parse().unwrap()));
+        let r = Meta { direction: Direction::Read, ..w };
+        assert_eq!(r.src_dst(), ("127.0.0.1:443".parse().unwrap(), "127.0.0.1:50000".parse().unwrap()));
+        assert_eq!(Meta { endpoints: None, ..w }.src_dst(), (UNKNOWN_ADDR, UNKNOWN_ADDR));
+        assert_eq!((Direction::Read.other(), Direction::Write.other()), (Direction::Write, Direction::Read));
+        assert_eq!((Direction::Read.as_str(), Direction::Write.as_str()), ("READ", "WRITE"));
     }
 
     #[test]

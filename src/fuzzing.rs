@@ -29,6 +29,7 @@ pub const TARGETS: &[Target] = &[
     ("render", render),
     ("elf", elf),
     ("gobin", gobin),
+    ("keys", keys),
 ];
 
 /// A call of `payload` on one connection of one process.
@@ -266,4 +267,19 @@ pub fn elf(data: &[u8]) {
 /// the same bytes.
 pub fn gobin(data: &[u8]) {
     crate::modules::gotls::parse_untrusted(data);
+}
+
+/// A key record (an OpenSSL connection's secrets, `struct tls_keys_rec`, or
+/// a labelled secret, `struct secret_rec`) into key log lines: their
+/// secrets and client randoms are traced bytes.
+pub fn keys(data: &[u8]) {
+    let mut out = Vec::new();
+    crate::modules::openssl::keylog::push_keys(data, &mut out);
+    out.extend(crate::decode::calls::secret_of(data).map(crate::event::Item::Secret));
+    for item in out {
+        if let crate::event::Item::Secret(s) = item {
+            let line = crate::outputs::keylog::line(&s);
+            assert!(line.ends_with('\n') && line.bytes().all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\n'));
+        }
+    }
 }

@@ -96,7 +96,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     let features = Features::probe();
     log::debug!("{}", features.describe());
     features.check()?;
-    let outputs = Outputs::start(g)?;
+    let outputs = Outputs::start(g, &cfg.module.keys())?;
 
     let modules = cfg.module.build((g.pid != 0).then_some(g.pid));
     let mut plans = Vec::new();
@@ -170,6 +170,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         rx,
         decoders,
         outputs: outputs.for_messages(stop.notifier()),
+        track_keys: outputs.wants_keys(),
         stats: Arc::clone(&stats),
         assembly,
         flight,

@@ -24,7 +24,11 @@ fn usage_errors_are_one_line_exit_2() {
         (&[], "ecapture: no module given: try 'ecapture tls' (see ecapture --help)"),
         (&["ssh"], "ecapture: unknown module 'ssh': expected tls, gnutls, nss, gotls or all (see ecapture --help)"),
         (&["tls", "--eventaddr", "tcp://nohost"], "ecapture: invalid value 'tcp://nohost' for --eventaddr: expected tcp://HOST:PORT"),
-        (&["tls", "-k", "keys.log"], "ecapture: --keylogfile is not yet supported by this version of ecapture"),
+        (&["tls", "-m", "pcap"], "ecapture: --model pcap is not yet supported by this version of ecapture"),
+        (
+            &["gnutls", "-m", "keylog"],
+            "ecapture: --model keylog and --keylogfile are not yet supported by the gnutls module (its TLS secrets are not read; see README)",
+        ),
         (
             &["tls", "--ecaptureq", "ws://127.0.0.1:99999/"],
             "ecapture: invalid value 'ws://127.0.0.1:99999/' for --ecaptureq: the port must be 0 to 65535",

@@ -13,17 +13,6 @@ use std::time::{Duration, Instant};
 
 use util::*;
 
-fn tool(name: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    if !found && std::env::var_os("ECAPTURE_E2E").is_some_and(|v| v == "1") {
-        panic!("{name} is missing; scripts/deps.sh test installs it");
-    }
-    if !found {
-        eprintln!("*** SKIPPED: {name} is not installed ***");
-    }
-    found
-}
-
 /// Runs `cmd` to completion with a deadline; returns (pid, success, stdout).
 fn run_child(mut cmd: Command) -> (u32, bool, String) {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");

@@ -99,7 +99,8 @@ impl Side {
 }
 
 /// How far detection has looked into a side's first line: bytes looked at,
-/// whether they held a line end or a CR, and the verdict once it is final.
+/// whether they held a line end or a CR inside the line, and the verdict
+/// once it is final.
 #[derive(Default)]
 struct LineScan {
     upto: usize,
@@ -153,17 +154,20 @@ fn other(d: Direction) -> Direction {
     d.other()
 }
 
-/// The longest first line detection waits for.
+/// The longest first line detection waits for, its line end included
+/// (`detect::message_type` looks no further).
 const MAX_FIRST_LINE: usize = 8192;
 
 /// Is this the start of an HTTP/1.x request or status line? None: not sure
 /// yet. Only bytes after `scan.upto` are looked at for line ends.
 fn looks_http1(buf: &[u8], scan: &mut LineScan) -> Option<bool> {
-    let limit = buf.len().min(MAX_FIRST_LINE + 1);
+    let limit = buf.len().min(MAX_FIRST_LINE);
     if !scan.nl && scan.upto < limit {
         let new = &buf[scan.upto..limit];
         scan.nl = new.contains(&b'\n');
-        scan.cr |= new.contains(&b'\r');
+        // A CR inside the line: one followed by something. The last byte
+        // may be the line end's CR (a read can end between CR and LF).
+        scan.cr |= buf[scan.upto.saturating_sub(1)..limit - 1].contains(&b'\r');
         scan.upto = limit;
     }
     if scan.nl {
@@ -413,8 +417,11 @@ impl Conn {
         let (timestamp_ns, tid) = (call.meta.timestamp_ns, call.meta.tid);
         if !call.missing.is_empty() || call.truncated() {
             // The byte stream has a hole: what is pending cannot be framed
-            // across it. Give everything out as it is; the rest is raw.
+            // across it. Give everything out as it is (both sides: the other
+            // side's next bytes are raw too, and must not overtake what it
+            // holds); the rest is raw.
             self.flush_side(d, true, cfg.decode_bodies, out);
+            self.flush_side(other(d), true, cfg.decode_bodies, out);
             self.proto = Proto::Raw;
             out.push(Message::raw(call));
             return;
@@ -678,20 +685,32 @@ mod tests {
     fn http1_keep_alive_pipelined_and_split() {
         let mut a = Assembler::new(Config::default());
         let mut out = Vec::new();
-        a.push(call(1, Direction::Write, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo"), 0, &mut out);
+        // Each call at its own time (and thread): a message is stamped with its first byte's.
+        let at = |d, t: i64, data: &[u8]| {
+            let mut c = with(1, d, Role::Client, Some(1_000 + t), data);
+            c.meta.tid = 100 + t as u32;
+            c
+        };
+        a.push(at(Direction::Write, 0, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo"), 0, &mut out);
         assert_eq!(kinds(&out), vec![(1, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n".into())], "the first at once");
-        a.push(call(1, Direction::Write, b"st: x\r\n\r\n"), MS, &mut out);
+        a.push(at(Direction::Write, 1, b"st: x\r\n\r\n"), MS, &mut out);
         assert_eq!(out[1].kind, 1);
         assert!(out[1].payload.starts_with(b"GET /b"));
-        a.push(call(1, Direction::Read, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"), 2 * MS, &mut out);
+        assert_eq!((out[1].meta.timestamp_ns, out[1].meta.tid), (1_000, 100), "/b began in the first call");
+        a.push(at(Direction::Read, 2, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"), 2 * MS, &mut out);
         assert_eq!(out.len(), 2, "the response waits for its body");
-        a.push(call(1, Direction::Read, b"cdHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"), 3 * MS, &mut out);
+        a.push(at(Direction::Read, 3, b"cdHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"), 3 * MS, &mut out);
         assert_eq!(kinds(&out[2..]), vec![
             (3, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd".into()),
             (3, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into())
         ]);
         assert!(matches!(out[2].view.as_deref(), Some(View::Http1 { complete: true, starts: true, head_len: 38, .. })));
-        assert_eq!(out[2].meta.timestamp_ns, out[2].meta.timestamp_ns, "timestamp of the first byte");
+        let stamps: Vec<(i64, u32, Direction)> = out.iter().map(|m| (m.meta.timestamp_ns, m.meta.tid, m.meta.direction)).collect();
+        assert_eq!(
+            stamps,
+            vec![(1_000, 100, Direction::Write), (1_000, 100, Direction::Write), (1_002, 102, Direction::Read), (1_003, 103, Direction::Read)],
+            "each message at the time and thread of its first byte"
+        );
     }
 
     #[test]
@@ -801,41 +820,113 @@ mod tests {
         assert_eq!(a.tracked(), 0, "silent connections are forgotten");
     }
 
-    #[test]
-    fn detection_never_panics_on_random_bytes() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut a = Assembler::new(Config { max_conns: 64, ..Config::default() });
-        let mut out = Vec::new();
-        for i in 0..20_000u64 {
-            let len = (x % 64) as usize;
+    /// A xorshift generator: the same "random" traffic at every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// Mostly arbitrary bytes, with line ends and spaces; the first
+        /// bytes of a connection's side often start like HTTP/2, an HTTP/1
+        /// request or response.
+        fn payload(&mut self, first: bool) -> Vec<u8> {
+            let len = (self.next() % 64) as usize;
             let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    // Mostly printable, sometimes a preface or HTTP fragments.
-                    match x % 11 {
-                        0 => b'\r',
-                        1 => b'\n',
-                        2 => b' ',
-                        _ => (x >> 8) as u8,
-                    }
+                .map(|_| match self.next() % 11 {
+                    0 => b'\r',
+                    1 => b'\n',
+                    2 => b' ',
+                    x => (x.wrapping_mul(0x9e37_79b9) >> 8) as u8,
                 })
                 .collect();
-            let mut data = data;
-            if i % 97 == 0 {
-                data = [http2::PREFACE, &data].concat();
-            } else if i % 89 == 0 {
-                data = [b"GET / HTTP/1.1\r\n".as_slice(), &data].concat();
+            let start: &[u8] = match self.next() % 6 {
+                _ if !first => b"",
+                0 => http2::PREFACE,
+                1 => b"GET / HTTP/1.1\r\n",
+                2 => b"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n",
+                3 => b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+                4 => b"\0\0\0\x04\0\0\0\0\0", // an empty HTTP/2 SETTINGS, as a server starts
+                _ => b"",
+            };
+            [start, &data].concat()
+        }
+    }
+
+    /// Random calls (32 connections of two processes, both directions, some
+    /// with holes or truncated, some connections closed) through an
+    /// assembler with `cfg`: per connection and direction, the messages'
+    /// payloads, concatenated in the order they came out, are the calls'
+    /// payloads in the order they went in — nothing lost, duplicated or
+    /// reordered, whatever detection, framing, the idle time, the cap on
+    /// connections or shedding decided. Returns the assembler.
+    fn conserves(cfg: Config, seed: u64) -> Assembler {
+        type Stream = (u32, i32, usize);
+        let mut rng = Rng(seed);
+        let mut a = Assembler::new(cfg);
+        let mut out = Vec::new();
+        let mut sent: std::collections::HashMap<Stream, Vec<u8>> = Default::default();
+        // Sides of connections that have had calls since they (last) began.
+        let mut begun = std::collections::HashSet::new();
+        for i in 0..20_000u64 {
+            let x = rng.next();
+            let (conn, pid) = (x % 32, 4242 + (x >> 8) as u32 % 2);
+            let d = if (x >> 16) % 2 == 0 { Direction::Read } else { Direction::Write };
+            if x >> 24 & 0x7f == 2 {
+                a.close(pid, conn, &mut out);
+                begun.retain(|&(p, c, _)| (p, c) != (pid, conn));
             }
-            let d = if x % 2 == 0 { Direction::Read } else { Direction::Write };
-            a.push(call(x % 16, d, &data), i * MS, &mut out);
+            let payload = rng.payload(begun.insert((pid, conn, idx(d))));
+            let mut c = with(conn, d, if conn % 3 == 0 { Role::Server } else { Role::Client }, Some(i as i64), &payload);
+            // A connection is known by its pid and fd in the messages.
+            c.meta.pid = pid;
+            c.meta.fd = conn as i32;
+            match x >> 24 & 0xff {
+                0 if c.payload.len() > 4 => c.missing = vec![1..3],
+                1 => c.total_len += 100,
+                _ => {}
+            }
+            sent.entry((pid, conn as i32, idx(d))).or_default().extend_from_slice(&c.payload);
+            a.push(c, i * MS, &mut out);
             if i % 50 == 0 {
                 a.tick(i * MS, &mut out);
             }
         }
         a.flush(&mut out);
-        assert!(out.iter().all(|e| e.kind <= 4));
+        assert_eq!(a.held(), 0, "nothing held after the flush");
+        let mut got: std::collections::HashMap<Stream, Vec<u8>> = Default::default();
+        let kinds: std::collections::BTreeSet<u32> = out.iter().map(|m| m.kind).collect();
+        assert_eq!(kinds.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4], "every kind of message was made");
+        for m in &out {
+            assert!(m.kind <= HTTP2_RESPONSE, "kind {}", m.kind);
+            assert!(m.total_len as usize >= m.payload.len());
+            got.entry((m.meta.pid, m.meta.fd, idx(m.meta.direction))).or_default().extend_from_slice(&m.payload);
+        }
+        assert_eq!(got.len(), sent.len(), "every stream came out");
+        for (k, want) in &sent {
+            let have = got.get(k).map_or(&[][..], |v| v.as_slice());
+            let diverges = want.iter().zip(have).position(|(a, b)| a != b).unwrap_or(want.len().min(have.len()));
+            assert!(have == want.as_slice(), "{k:?}: {} bytes in, {} out, first difference at {diverges}", want.len(), have.len());
+        }
+        a
+    }
+
+    #[test]
+    fn random_calls_come_out_whole_and_in_order() {
+        // 64 connections come and go, 16 at a time.
+        let a = conserves(Config { max_conns: 16, ..Config::default() }, 0x2545_f491_4f6c_dd1d);
+        assert_eq!(a.shed(), Shed::default(), "nothing over the default budget");
+    }
+
+    #[test]
+    fn random_calls_come_out_whole_through_shedding() {
+        let cfg = Config { budget: 4_000, conn_share: 700, idle_ns: 10_000 * MS, ..Config::default() };
+        let a = conserves(cfg, 0x9e37_79b9_7f4a_7c15);
+        assert!(a.shed().times > 100, "shed {} times", a.shed().times);
     }
 
     #[test]
@@ -861,6 +952,111 @@ mod tests {
         a.push(call(1, Direction::Write, &vec![b'c'; 6_000]), 3 * MS, &mut out);
         assert_eq!(a.shed().times, before + 1);
         assert!(a.held() <= 10_000);
+    }
+
+    #[test]
+    fn over_the_budget_the_largest_goes_first_not_the_newest() {
+        let mut a = Assembler::new(Config { budget: 10_000, conn_share: 8_000, ..Config::default() });
+        let mut out = Vec::new();
+        let head = b"POST / HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n".to_vec();
+        for (ssl, fill, n) in [(1u64, b'a', 5_000), (2, b'b', 1_500), (3, b'c', 1_500), (4, b'd', 2_000)] {
+            a.push(call(ssl, Direction::Write, &[head.clone(), vec![fill; n]].concat()), MS, &mut out);
+        }
+        assert_eq!(a.shed().times, 1);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].payload.ends_with(b"aaaa"), "connection 1 holds the most");
+        assert_eq!(a.held(), 3 * head.len() + 5_000);
+    }
+
+    #[test]
+    fn a_first_line_is_looked_at_up_to_its_limit() {
+        // A first line of MAX_FIRST_LINE bytes (its line end included) is
+        // recognised; one byte longer is not.
+        for (extra, kind) in [(0, HTTP1_REQUEST), (1, UNKNOWN)] {
+            let mut a = Assembler::new(Config::default());
+            let mut out = Vec::new();
+            let path = "a".repeat(MAX_FIRST_LINE - "GET / HTTP/1.1\r\n".len() + extra);
+            let req = format!("GET /{path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(req.find('\n'), Some(MAX_FIRST_LINE - 1 + extra));
+            a.push(call(1, Direction::Write, req.as_bytes()), 0, &mut out);
+            a.flush(&mut out);
+            assert_eq!(out.iter().map(|m| m.kind).collect::<Vec<_>>(), vec![kind], "a first line of {} bytes", MAX_FIRST_LINE + extra);
+        }
+    }
+
+    #[test]
+    fn a_first_line_split_anywhere_is_recognised_the_same() {
+        let (req, resp) = (b"GET /index HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let cases: [(&[u8], u32); 5] = [
+            (req, HTTP1_REQUEST),
+            (resp, HTTP1_RESPONSE),
+            (b"M-SEARCH * HTTP/1.1\r\n\r\n", HTTP1_REQUEST),
+            (b"MY_METHOD / HTTP/1.1\r\n\r\n", HTTP1_REQUEST),
+            (b"TOOLONGMETHODNAMEX / HTTP/1.1\r\n\r\n", UNKNOWN),
+        ];
+        for (whole, kind) in cases {
+            for at in 1..whole.len() {
+                let mut a = Assembler::new(Config::default());
+                let mut out = Vec::new();
+                a.push(call(1, Direction::Write, &whole[..at]), 0, &mut out);
+                a.push(call(1, Direction::Write, &whole[at..]), 0, &mut out);
+                a.flush(&mut out);
+                assert_eq!(kinds(&out), vec![(kind, String::from_utf8_lossy(whole).into_owned())], "split at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn first_bytes_that_cannot_start_http_are_given_up_at_once() {
+        // Neither side can be HTTP: the connection is raw as soon as both have
+        // spoken, and what one side held comes out when the other speaks.
+        let long_status = format!("HTTP/1.1 200 {}", "x".repeat(32 - 13));
+        for first in [" GET".as_bytes(), b"+OK", b"HTTP/2", long_status.as_bytes()] {
+            let mut a = Assembler::new(Config::default());
+            let mut out = Vec::new();
+            a.push(call(1, Direction::Write, first), 0, &mut out);
+            assert!(out.is_empty());
+            a.push(call(1, Direction::Read, b"-ERR\r\n"), MS, &mut out);
+            assert_eq!(kinds(&out), vec![(UNKNOWN, String::from_utf8_lossy(first).into_owned())], "{:?}", String::from_utf8_lossy(first));
+        }
+    }
+
+    #[test]
+    fn a_role_and_tuple_once_known_are_kept() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        a.push(with(1, Direction::Write, Role::Server, None, b"+OK"), 0, &mut out);
+        let mut later = call(1, Direction::Write, b" ready\r\n");
+        (later.meta.role, later.meta.endpoints) = (None, None);
+        a.push(later, MS, &mut out);
+        a.flush(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].meta.role, Some(Role::Server));
+        assert_eq!(out[0].meta.endpoints, sample_call(b"").meta.endpoints);
+    }
+
+    #[test]
+    fn a_carriage_return_inside_the_first_line_is_not_http() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        // Decided before the line ends: a CR followed by a space is not HTTP.
+        for part in [b"GET /x".as_slice(), b"\r", b" ", b"HTTP/1.1\r\nHost: x\r\n\r\n"] {
+            a.push(call(1, Direction::Write, part), 0, &mut out);
+        }
+        a.flush(&mut out);
+        assert_eq!(kinds(&out), vec![(UNKNOWN, "GET /x\r HTTP/1.1\r\nHost: x\r\n\r\n".into())]);
+    }
+
+    #[test]
+    fn a_side_that_gave_up_waiting_stays_raw() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        a.push(call(8, Direction::Write, b"GET"), 0, &mut out);
+        a.tick(100 * MS, &mut out);
+        assert_eq!(kinds(&out), vec![(UNKNOWN, "GET".into())], "no protocol showed itself within the idle time");
+        a.push(call(8, Direction::Write, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 101 * MS, &mut out);
+        a.tick(201 * MS, &mut out);
+        assert_eq!(kinds(&out[1..]), vec![(UNKNOWN, "GET / HTTP/1.1\r\nHost: x\r\n\r\n".into())], "not taken for HTTP now");
     }
 
     #[test]

@@ -154,6 +154,21 @@ abi_struct!(
 );
 
 abi_struct!(
+    /// `struct secret_rec`: one labelled key log secret (modules whose
+    /// library hands secrets out whole; decode::calls turns it into a
+    /// `Secret`).
+    secret_rec(128) {
+        h: [u8; 16] = 0,
+        pid: u32 = 16,
+        label: u32 = 20,
+        secret_len: u32 = 24,
+        _pad: u32 = 28,
+        client_random: [u8; 32] = 32,
+        secret: [u8; 64] = 64,
+    }
+);
+
+abi_struct!(
     /// `struct common_cfg`: every object's `common_cfg` global.
     common_cfg(24) {
         target_pid: u32 = 0,
@@ -166,7 +181,8 @@ abi_struct!(
 );
 
 /// The layouts every object shares (bpf/common.h uses them all).
-pub const COMMON_LAYOUTS: &[&Layout] = &[&rec_hdr::LAYOUT, &chunk_rec::LAYOUT, &close_rec::LAYOUT, &common_cfg::LAYOUT];
+pub const COMMON_LAYOUTS: &[&Layout] =
+    &[&rec_hdr::LAYOUT, &chunk_rec::LAYOUT, &close_rec::LAYOUT, &secret_rec::LAYOUT, &common_cfg::LAYOUT];
 
 /// Values of `common_cfg` before `source`, which the loader sets per object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,12 +16,13 @@
 //! of the ring is waiting (a wake-up costs the traced process microseconds);
 //! the reader looks every few milliseconds for the rest.
 
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{SendTimeoutError, Sender};
 
 use super::record::Record;
 use crate::error::{Context, Result};
@@ -61,6 +62,28 @@ pub type Batch = Vec<Record>;
 /// At shutdown, how long the reader waits in all for the dispatcher to take
 /// what is left (records it cannot hand over by then are counted).
 const SHUTDOWN_PATIENCE: Duration = Duration::from_millis(500);
+/// While the dispatcher is not taking, how often the reader looks whether
+/// it is asked to stop (its patience then starts).
+const STOP_CHECK: Duration = Duration::from_millis(20);
+
+/// Where the reader takes records from: the BPF ring buffer (in tests,
+/// records in memory).
+pub trait RecordSource: Send {
+    /// A descriptor that polls readable when records wait.
+    fn fd(&self) -> RawFd;
+    /// Hands at most `n` waiting records to `f`, in order; returns how many.
+    fn consume_n(&mut self, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize>;
+}
+
+impl RecordSource for RingBuffer {
+    fn fd(&self) -> RawFd {
+        RingBuffer::fd(self)
+    }
+
+    fn consume_n(&mut self, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        RingBuffer::consume_n(self, n, f)
+    }
+}
 
 /// Bytes of records handed to the dispatcher and not yet processed: the
 /// channel is bounded in records, this bounds it in bytes (4,096 records of
@@ -76,13 +99,23 @@ impl InFlight {
         InFlight { bytes: AtomicUsize::new(0), max }
     }
 
-    /// The dispatcher is done with `rec`.
+    /// Records of `weight` bytes are handed over.
+    pub fn add(&self, weight: usize) {
+        self.bytes.fetch_add(weight, Relaxed);
+    }
+
+    /// The dispatcher is done with records of `weight` bytes.
     pub fn done(&self, weight: usize) {
         self.bytes.fetch_sub(weight, Relaxed);
     }
 
+    /// Bytes handed over and not yet processed.
+    pub fn held(&self) -> usize {
+        self.bytes.load(Relaxed)
+    }
+
     fn full(&self) -> bool {
-        self.bytes.load(Relaxed) > self.max
+        self.held() > self.max
     }
 }
 
@@ -94,7 +127,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn spawn(mut ring: RingBuffer, tx: Sender<Batch>, stats: &Arc<Stats>, flight: &Arc<InFlight>) -> Result<Reader> {
+    pub fn spawn(mut ring: impl RecordSource + 'static, tx: Sender<Batch>, stats: &Arc<Stats>, flight: &Arc<InFlight>) -> Result<Reader> {
         let stop = Arc::new(EventFd::new().context(|| "cannot create eventfd".into())?);
         let stop_rx = Arc::clone(&stop);
         let stats = Arc::clone(stats);
@@ -131,7 +164,7 @@ impl Drop for Reader {
     }
 }
 
-fn read_loop(ring: &mut RingBuffer, tx: &Sender<Batch>, stop: &EventFd, stats: &Stats, flight: &InFlight) {
+fn read_loop(ring: &mut impl RecordSource, tx: &Sender<Batch>, stop: &EventFd, stats: &Stats, flight: &InFlight) {
     let fd = ring.fd();
     let mut empty_polls = 0u32;
     // Set once stopping: the deadline for handing over what is left.
@@ -178,13 +211,11 @@ fn read_loop(ring: &mut RingBuffer, tx: &Sender<Batch>, stop: &EventFd, stats: &
                 // ring keeps what comes meanwhile), as when the channel is full.
                 while flight.full() && deadline.is_none_or(|d| Instant::now() < d) && !tx.is_empty() {
                     std::thread::sleep(Duration::from_millis(1));
+                    stopping(stop, &mut deadline);
                 }
                 let records = batch.len() as u64;
-                flight.bytes.fetch_add(weight, Relaxed);
-                let sent = match deadline {
-                    Some(d) => tx.send_timeout(batch, d.saturating_duration_since(Instant::now())).is_ok(),
-                    None => tx.send(batch).is_ok(),
-                };
+                flight.add(weight);
+                let sent = hand_over(tx, batch, stop, &mut deadline);
                 if !sent {
                     flight.done(weight);
                     Stats::add(&stats.undelivered, records);
@@ -201,5 +232,197 @@ fn read_loop(ring: &mut RingBuffer, tx: &Sender<Batch>, stop: &EventFd, stats: &
         } else {
             empty_polls = empty_polls.saturating_add(1);
         }
+    }
+}
+
+/// Sets the shutdown deadline once the reader is asked to stop.
+fn stopping(stop: &EventFd, deadline: &mut Option<Instant>) {
+    if deadline.is_none() && poll_readable(&[stop.fd()], 0).is_ok_and(|r| r[0]) {
+        *deadline = Some(Instant::now() + SHUTDOWN_PATIENCE);
+    }
+}
+
+/// Sends `batch`, waiting for room as long as the dispatcher takes, or,
+/// once stopping, until the deadline. False: not handed over.
+fn hand_over(tx: &Sender<Batch>, mut batch: Batch, stop: &EventFd, deadline: &mut Option<Instant>) -> bool {
+    loop {
+        let wait = deadline.map_or(STOP_CHECK, |d| d.saturating_duration_since(Instant::now()));
+        match tx.send_timeout(batch, wait) {
+            Ok(()) => return true,
+            Err(SendTimeoutError::Disconnected(_)) => return false,
+            Err(SendTimeoutError::Timeout(_)) if deadline.is_some() => return false,
+            Err(SendTimeoutError::Timeout(b)) => {
+                batch = b;
+                stopping(stop, deadline);
+            }
+        }
+    }
+}
+
+/// The hand-off without a kernel: records in memory stand for the ring, the
+/// test for the dispatcher.
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+
+    use super::*;
+    use crate::capture::record::tests::{chunk_record, hdr};
+    use crate::capture::record::Body;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// Records waiting "in the ring"; its descriptor never polls readable,
+    /// so the reader finds them by looking every few milliseconds.
+    struct Memory {
+        recs: Arc<Mutex<VecDeque<Vec<u8>>>>,
+        idle: EventFd,
+    }
+
+    impl RecordSource for Memory {
+        fn fd(&self) -> RawFd {
+            self.idle.fd()
+        }
+
+        fn consume_n(&mut self, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize> {
+            let mut recs = self.recs.lock().unwrap();
+            let mut done = 0;
+            while done < n {
+                let Some(r) = recs.pop_front() else { break };
+                f(&r);
+                done += 1;
+            }
+            Ok(done)
+        }
+    }
+
+    /// Record `i`: a 4-byte call whose id is `i`.
+    fn record(i: u64) -> Vec<u8> {
+        chunk_record(0, &hdr(i, 4, 0, 4), b"abcd")
+    }
+
+    struct Setup {
+        recs: Arc<Mutex<VecDeque<Vec<u8>>>>,
+        rx: Receiver<Batch>,
+        stats: Arc<Stats>,
+        flight: Arc<InFlight>,
+        reader: Reader,
+    }
+
+    /// A reader of records `0..n` (their bytes as listed), with a channel of
+    /// `capacity` batches.
+    fn start(recs: Vec<Vec<u8>>, capacity: usize) -> Setup {
+        let recs = Arc::new(Mutex::new(VecDeque::from(recs)));
+        let (tx, rx) = bounded(capacity);
+        let stats = Arc::new(Stats::default());
+        let flight = Arc::new(InFlight::new(1 << 30));
+        let source = Memory { recs: Arc::clone(&recs), idle: EventFd::new().unwrap() };
+        let reader = Reader::spawn(source, tx, &stats, &flight).unwrap();
+        Setup { recs, rx, stats, flight, reader }
+    }
+
+    /// Takes batches as the dispatcher does until `n` records came; their ids.
+    fn take(s: &Setup, n: usize) -> Vec<u64> {
+        let mut ids = Vec::new();
+        while ids.len() < n {
+            let batch = s.rx.recv_timeout(WAIT).expect("a batch in time");
+            assert!(!batch.is_empty() && batch.len() <= BATCH, "a batch of {}", batch.len());
+            s.flight.done(batch.iter().map(Record::weight).sum());
+            ids.extend(batch.iter().map(|r| match &r.body {
+                Body::Chunk(h, _) => h.call_id,
+                b => panic!("not a chunk: {b:?}"),
+            }));
+        }
+        ids
+    }
+
+    /// Waits until `cond` holds (it is the state of another thread).
+    fn until(what: &str, cond: impl Fn() -> bool) {
+        let end = Instant::now() + WAIT;
+        while !cond() {
+            assert!(Instant::now() < end, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn ids(n: u64) -> Vec<u64> {
+        (0..n).collect()
+    }
+
+    #[test]
+    fn every_record_is_handed_over_in_order_in_batches() {
+        let mut recs: Vec<Vec<u8>> = (0..1000).map(record).collect();
+        recs.insert(500, vec![1, 2, 3]); // too short for a header
+        let s = start(recs, 4);
+        assert_eq!(take(&s, 1000), ids(1000));
+        assert_eq!(s.stats.records.load(Relaxed), 1001);
+        assert_eq!(s.stats.malformed.load(Relaxed), 1);
+        assert_eq!(s.flight.held(), 0, "every byte handed over was taken");
+        s.reader.stop();
+        assert_eq!(s.rx.recv_timeout(WAIT), Err(RecvTimeoutError::Disconnected), "the reader's end closes the channel");
+        assert_eq!(s.stats.undelivered.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_slow_dispatcher_holds_records_back_in_the_ring_and_loses_none() {
+        let s = start((0..2000).map(record).collect(), 1);
+        until("the channel is full", || s.rx.is_full());
+        // One batch in the channel and at most one on its way: the rest waits in the ring.
+        let left = s.recs.lock().unwrap().len();
+        assert!(left >= 2000 - 2 * BATCH, "{left} records left in the ring");
+        assert_eq!(take(&s, 2000), ids(2000));
+        assert_eq!(s.stats.undelivered.load(Relaxed), 0);
+        s.reader.stop();
+    }
+
+    #[test]
+    fn at_shutdown_the_reader_drains_the_ring() {
+        let s = start(Vec::new(), 64);
+        // Records made just before the probes were detached, then the stop.
+        s.recs.lock().unwrap().extend((0..1500).map(record));
+        s.reader.stop();
+        assert!(s.recs.lock().unwrap().is_empty(), "the ring is drained");
+        let mut got = Vec::new();
+        for batch in s.rx.iter() {
+            got.extend(batch.iter().map(|r| r.ts_ns).collect::<Vec<_>>());
+        }
+        assert_eq!(got.len(), 1500, "every record handed over");
+        assert_eq!(s.stats.undelivered.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_stalled_dispatcher_does_not_hold_shutdown_past_its_patience() {
+        let s = start((0..2000).map(record).collect(), 1);
+        until("the channel is full", || s.rx.is_full());
+        let (done_tx, done_rx) = bounded(1);
+        let reader = s.reader;
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            reader.stop();
+            done_tx.send(()).unwrap();
+        });
+        done_rx.recv_timeout(WAIT).expect("the reader stops although nothing is taken");
+        assert!(started.elapsed() >= SHUTDOWN_PATIENCE, "it waited its patience first");
+        let undelivered = s.stats.undelivered.load(Relaxed);
+        let delivered: usize = s.rx.try_iter().map(|b| b.len()).sum();
+        assert!(s.recs.lock().unwrap().is_empty(), "the ring is drained");
+        assert_eq!(delivered as u64 + undelivered, 2000, "each record handed over or counted");
+        assert!(undelivered >= 2000 - 2 * BATCH as u64, "{undelivered}");
+        let weight = Record::parse(&record(0)).unwrap().weight();
+        assert_eq!(s.flight.held(), delivered * weight, "only what was handed over is in flight");
+    }
+
+    #[test]
+    fn a_dispatcher_that_ended_early_gets_nothing_and_everything_is_counted() {
+        let s = start(Vec::new(), 4);
+        drop(s.rx);
+        s.recs.lock().unwrap().extend((0..700).map(record));
+        until("the records are read", || s.recs.lock().unwrap().is_empty());
+        until("the records are counted", || s.stats.undelivered.load(Relaxed) == 700);
+        assert_eq!(s.flight.held(), 0);
+        s.reader.stop();
+        assert_eq!(s.stats.records.load(Relaxed), 700);
     }
 }

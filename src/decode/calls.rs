@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::chunks::{Call as RawCall, Reassembler};
 use super::{DecodeStats, Decoder, Limits};
+use crate::capture::abi::{c, secret_rec};
 use crate::capture::record::{Body, Record};
-use crate::event::{Call, Comm, Direction, Item, Meta, Role};
+use crate::event::{Call, Comm, Direction, Item, Meta, Role, Secret, SecretLabel};
 use crate::time::WallClock;
 
 /// A call whose remaining chunks have not come for this long is emitted
@@ -53,6 +54,13 @@ impl Decoder for CallDecoder {
                 self.hand_out(out);
             }
             Body::Close { conn, pid, .. } => out.push(Item::Close { pid, conn }),
+            Body::Other { kind, bytes } if kind as u64 == c::REC_SECRET => match secret_of(&bytes) {
+                Some(s) => out.push(Item::Secret(s)),
+                None => {
+                    self.unknown += 1;
+                    log::debug!("secret record out of bounds from object {}", rec.source);
+                }
+            },
             Body::Other { kind, .. } => {
                 self.unknown += 1;
                 log::debug!("record of unknown kind {kind} from object {}", rec.source);
@@ -82,6 +90,36 @@ impl Decoder for CallDecoder {
     }
 }
 
+/// A `struct secret_rec` as a `Secret`; None when it is short or its label
+/// or length is out of bounds.
+pub fn secret_of(rec: &[u8]) -> Option<Secret> {
+    if rec.len() < secret_rec::SIZE {
+        return None;
+    }
+    let label = match secret_rec::label.get(rec) as u64 {
+        c::SECRET_CLIENT_RANDOM => SecretLabel::ClientRandom,
+        c::SECRET_CLIENT_HANDSHAKE => SecretLabel::ClientHandshakeTraffic,
+        c::SECRET_SERVER_HANDSHAKE => SecretLabel::ServerHandshakeTraffic,
+        c::SECRET_CLIENT_TRAFFIC_0 => SecretLabel::ClientTraffic0,
+        c::SECRET_SERVER_TRAFFIC_0 => SecretLabel::ServerTraffic0,
+        c::SECRET_EXPORTER => SecretLabel::Exporter,
+        c::SECRET_CLIENT_EARLY => SecretLabel::ClientEarlyTraffic,
+        _ => return None,
+    };
+    let len = secret_rec::secret_len.get(rec) as usize;
+    if !(16..=c::SECRET_MAX as usize).contains(&len) {
+        return None;
+    }
+    let secret = secret_rec::secret.get(rec);
+    Some(Secret {
+        pid: secret_rec::pid.get(rec),
+        conn: 0,
+        label,
+        client_random: secret_rec::client_random.get(rec),
+        secret: secret[..len].to_vec(),
+    })
+}
+
 /// A reassembled call as the pipeline's `Call`.
 pub fn call_of(raw: RawCall, clock: &WallClock) -> Call {
     let h = &raw.hdr;
@@ -109,6 +147,28 @@ pub fn call_of(raw: RawCall, clock: &WallClock) -> Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_records_become_secrets() {
+        let mut rec = vec![0u8; secret_rec::SIZE];
+        crate::capture::abi::rec_hdr::kind.put(&mut rec, c::REC_SECRET as u32);
+        secret_rec::pid.put(&mut rec, 42);
+        secret_rec::label.put(&mut rec, c::SECRET_SERVER_TRAFFIC_0 as u32);
+        secret_rec::secret_len.put(&mut rec, 48);
+        secret_rec::client_random.put(&mut rec, [7; 32]);
+        secret_rec::secret.put(&mut rec, [9; 64]);
+        let mut d = CallDecoder::new(WallClock::with_offset(0), Limits::default());
+        let mut out = Vec::new();
+        d.push(Record::parse(&rec).unwrap(), 0, &mut out);
+        let want = Secret { pid: 42, conn: 0, label: SecretLabel::ServerTraffic0, client_random: [7; 32], secret: vec![9; 48] };
+        assert_eq!(out, vec![Item::Secret(want)]);
+        for (field, bad) in [(secret_rec::secret_len, 65u32), (secret_rec::secret_len, 0), (secret_rec::label, 99)] {
+            let mut r = rec.clone();
+            field.put(&mut r, bad);
+            assert_eq!(secret_of(&r), None);
+        }
+        assert_eq!(secret_of(&rec[..100]), None);
+    }
     use crate::capture::record::tests::{chunk_record, hdr};
 
     #[test]

@@ -57,6 +57,53 @@ pub struct AllFlags {
     pub gotls: gotls::Flags,
 }
 
+/// `-m, --model` and `-k, --keylogfile`: whether TLS secrets are read and
+/// where their key log goes (NSS key log format, src/outputs/keylog.rs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyOutput {
+    /// The key log file: `-k`, or the default with `-m keylog`.
+    pub file: Option<std::path::PathBuf>,
+    /// `-m keylog` (alias `key`): keys only, no plaintext events.
+    pub keys_only: bool,
+}
+
+/// The key log file of `-m keylog` without `-k` (as eCapture).
+pub const DEFAULT_KEYLOG_FILE: &str = "ecapture_openssl_key.log";
+
+impl KeyOutput {
+    /// Takes `-m` and `-k` out of `p`.
+    pub fn parse(p: &mut pico_args::Arguments) -> Result<KeyOutput> {
+        use crate::flags::{opt, text};
+        let file = opt(p, "--keylogfile", Some("-k"), |s| Ok(std::path::PathBuf::from(s)))?;
+        if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+            return Err(Error::usage("invalid value '' for --keylogfile: expected a path"));
+        }
+        let keys_only = match opt(p, "--model", Some("-m"), text)?.as_deref() {
+            None | Some("text") => false,
+            Some("keylog" | "key") => true,
+            Some(m @ ("pcap" | "pcapng")) => {
+                return Err(Error::usage(format!("--model {m} is not yet supported by this version of ecapture")))
+            }
+            Some(m) => {
+                return Err(Error::usage(format!("invalid value '{m}' for --model: expected text, keylog, key, pcap or pcapng")))
+            }
+        };
+        let file = file.or_else(|| keys_only.then(|| DEFAULT_KEYLOG_FILE.into()));
+        Ok(KeyOutput { file, keys_only })
+    }
+
+    /// For a module that reads no secrets: `-m text` is fine, a key log is
+    /// refused (rather than an empty file).
+    fn refuse(p: &mut pico_args::Arguments, module: &str) -> Result<()> {
+        if KeyOutput::parse(p)? != KeyOutput::default() {
+            return Err(Error::usage(format!(
+                "--model keylog and --keylogfile are not yet supported by the {module} module (its TLS secrets are not read; see README)"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The modules: (subcommand, aliases).
 pub const NAMES: &[(&str, &[&str])] = &[("tls", &["openssl"]), ("gnutls", &[]), ("nss", &["nspr"]), ("gotls", &[]), ("all", &[])];
 
@@ -68,16 +115,26 @@ impl ModuleConfig {
     pub fn parse(name: &str, p: &mut pico_args::Arguments) -> Result<ModuleConfig> {
         match name {
             "tls" | "openssl" => Ok(ModuleConfig::Tls(openssl::Flags::parse(p)?)),
-            "gnutls" => Ok(ModuleConfig::Gnutls(gnutls::Flags::parse(p)?)),
-            "nss" | "nspr" => Ok(ModuleConfig::Nss(nss::Flags::parse(p)?)),
-            "gotls" => Ok(ModuleConfig::Gotls(gotls::Flags::parse(p)?)),
+            "gnutls" => {
+                KeyOutput::refuse(p, "gnutls")?;
+                Ok(ModuleConfig::Gnutls(gnutls::Flags::parse(p)?))
+            }
+            "nss" | "nspr" => {
+                KeyOutput::refuse(p, "nss")?;
+                Ok(ModuleConfig::Nss(nss::Flags::parse(p)?))
+            }
+            "gotls" => {
+                KeyOutput::refuse(p, "gotls")?;
+                Ok(ModuleConfig::Gotls(gotls::Flags::parse(p)?))
+            }
             "all" => {
+                let keys = KeyOutput::parse(p)?;
                 let libssl = crate::flags::opt(p, "--libssl", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 let gnutls = crate::flags::opt(p, "--gnutls", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 let nspr = crate::flags::opt(p, "--nspr", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 let elfpath = crate::flags::opt(p, "--elfpath", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 Ok(ModuleConfig::All(AllFlags {
-                    tls: openssl::Flags { libssl, ..Default::default() },
+                    tls: openssl::Flags { libssl, keys, ..Default::default() },
                     gnutls: gnutls::Flags { gnutls, ..Default::default() },
                     nss: nss::Flags { nspr },
                     gotls: gotls::Flags { elfpath },
@@ -111,6 +168,15 @@ impl ModuleConfig {
                 Box::new(nss::Nss::new(f.nss.clone(), pid)),
                 Box::new(gotls::Gotls::new(f.gotls.clone(), pid)),
             ],
+        }
+    }
+
+    /// Where secrets go (the modules that read them: tls, and all's tls).
+    pub fn keys(&self) -> KeyOutput {
+        match self {
+            ModuleConfig::Tls(f) => f.keys.clone(),
+            ModuleConfig::All(f) => f.tls.keys.clone(),
+            _ => KeyOutput::default(),
         }
     }
 
@@ -199,5 +265,9 @@ mod tests {
         assert_eq!(flag_owner("--libssl"), Some("tls"));
         assert_eq!(flag_owner("--libssl=/x"), Some("tls"));
         assert_eq!(flag_owner("--nope"), None);
+        let mut p = pico_args::Arguments::from_vec(vec!["-m".into(), "keylog".into()]);
+        assert!(ModuleConfig::parse("gnutls", &mut p).unwrap_err().to_string().contains("not yet supported by the gnutls module"));
+        let mut p = pico_args::Arguments::from_vec(vec!["-m".into(), "text".into()]);
+        assert_eq!(ModuleConfig::parse("nss", &mut p).unwrap().name(), "nss");
     }
 }

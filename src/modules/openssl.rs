@@ -12,6 +12,7 @@
 //! (`version`). Probes: SSL_{read,write}[_ex] entry and return (the attach
 //! cookie says which library and function), SSL_set_{,r,w}fd, SSL_free.
 
+pub mod keylog;
 mod version;
 
 use std::collections::HashMap;
@@ -20,12 +21,15 @@ use std::path::{Path, PathBuf};
 pub use version::{boringssl_offsets, BoringBio, Flavor, Offsets, SslVersion};
 
 use super::elf::Elf;
-use super::{libs, Module};
+use super::{libs, KeyOutput, Module};
 use crate::capture::abi::{abi_struct, c, Layout};
 use crate::capture::features::{Build, Features};
 use crate::capture::loader::{ObjectSpec, Target, Uprobe};
+use crate::capture::record::{Body, Record};
 use crate::decode::calls::CallDecoder;
-use crate::decode::{Decoder, Limits};
+use crate::decode::{DecodeStats, Decoder, Limits};
+use crate::event::Item;
+use keylog::KeyLayout;
 use crate::error::{Error, Result};
 use crate::flags::{opt, text};
 use crate::time::WallClock;
@@ -54,14 +58,17 @@ abi_struct!(
 
 abi_struct!(
     /// `struct openssl_cfg` of bpf/abi.h: the object's `openssl_cfg` global.
-    openssl_cfg(708) {
+    openssl_cfg(1608) {
         nr_libs: u32 = 0,
         libs: [u8; 704] = 4,
+        keys: [u8; 896] = 708,
+        keylog: u32 = 1604,
     }
 );
 
-/// The layouts this module writes, for the ABI test.
-pub const LAYOUTS: &[&Layout] = &[&lib_offsets::LAYOUT, &openssl_cfg::LAYOUT];
+/// The layouts this module reads and writes, for the ABI test.
+pub const LAYOUTS: &[&Layout] =
+    &[&lib_offsets::LAYOUT, &openssl_cfg::LAYOUT, &keylog::key_offsets::LAYOUT, &keylog::tls_keys_rec::LAYOUT];
 
 const MAX_LIBS: usize = c::MAX_LIBS as usize;
 
@@ -80,6 +87,8 @@ pub struct Flags {
     pub libssl: Option<PathBuf>,
     /// `--ssl_version`: overrides version detection.
     pub ssl_version: Option<SslVersion>,
+    /// `-m` and `-k`: whether secrets are read, and where they go.
+    pub keys: KeyOutput,
 }
 
 /// Every flag of this module, for the "give it after the module" hint.
@@ -100,27 +109,14 @@ pub const FLAGS: &[&str] = &[
 impl Flags {
     pub fn parse(p: &mut pico_args::Arguments) -> Result<Flags> {
         // Flags whose behaviour comes later: refuse them rather than ignore them.
+        let keys = KeyOutput::parse(p)?;
         for (long, short) in [
-            ("--keylogfile", Some("-k")),
             ("--pcapfile", Some("-w")),
             ("--ifname", Some("-i")),
             ("--cgroup_path", None),
         ] {
             if opt(p, long, short, text)?.is_some() {
                 return Err(Error::usage(format!("{long} is not yet supported by this version of ecapture")));
-            }
-        }
-        if let Some(m) = opt(p, "--model", Some("-m"), text)? {
-            match m.as_str() {
-                "text" => {}
-                "keylog" | "key" | "pcap" | "pcapng" => {
-                    return Err(Error::usage(format!("--model {m} is not yet supported by this version of ecapture")))
-                }
-                _ => {
-                    return Err(Error::usage(format!(
-                        "invalid value '{m}' for --model: expected text, keylog, key, pcap or pcapng"
-                    )))
-                }
             }
         }
         let libssl = opt(p, "--libssl", None, |s| Ok(PathBuf::from(s)))?;
@@ -130,7 +126,7 @@ impl Flags {
         let ssl_version = opt(p, "--ssl_version", None, |s| {
             SslVersion::parse(s).ok_or_else(|| "expected e.g. \"openssl 3.0.2\", \"openssl 1.1.1w\" or \"boringssl\"".to_string())
         })?;
-        Ok(Flags { libssl, ssl_version })
+        Ok(Flags { libssl, ssl_version, keys })
     }
 }
 
@@ -155,13 +151,15 @@ impl Module for Openssl {
         if libs.len() > MAX_LIBS {
             log::warn!("{} libraries found; hooking the first {MAX_LIBS}", libs.len());
         }
-        let libs: Vec<(Library, Option<Offsets>)> = libs
+        let keylog = self.flags.keys.file.is_some();
+        let libs: Vec<(Library, Option<Offsets>, Option<KeyLayout>)> = libs
             .into_iter()
             .take(MAX_LIBS)
             .map(|lib| {
                 let off = offsets(&lib);
                 log::info!("hooking {} ({})", lib.path.display(), describe(&lib));
-                (lib, off)
+                let keys = if keylog { key_layout(&lib) } else { None };
+                (lib, off, keys)
             })
             .collect();
         let spec = |bytes, cfg, targets| ObjectSpec {
@@ -174,23 +172,67 @@ impl Module for Openssl {
         Ok(match features.build() {
             // One object for every library: the attach cookie says which.
             Build::Modern => {
-                let offs: Vec<Option<Offsets>> = libs.iter().map(|(_, o)| *o).collect();
-                let targets = libs.iter().enumerate().map(|(i, (lib, _))| Target { path: lib.path.clone(), uprobes: uprobes(i, lib, true) });
-                vec![spec(OBJECT, config_bytes(&offs), targets.collect())]
+                let offs: Vec<(Option<Offsets>, Option<KeyLayout>)> = libs.iter().map(|(_, o, k)| (*o, *k)).collect();
+                let targets = libs.iter().enumerate().map(|(i, (lib, _, _))| Target { path: lib.path.clone(), uprobes: uprobes(i, lib, true) });
+                vec![spec(OBJECT, config_bytes(&offs, keylog), targets.collect())]
             }
             // No cookies: an object per library, its offsets first.
             Build::Compat => libs
                 .iter()
-                .map(|(lib, off)| {
+                .map(|(lib, off, keys)| {
                     let target = Target { path: lib.path.clone(), uprobes: uprobes(0, lib, false) };
-                    spec(OBJECT_COMPAT, config_bytes(&[*off]), vec![target])
+                    spec(OBJECT_COMPAT, config_bytes(&[(*off, *keys)], keylog), vec![target])
                 })
                 .collect(),
         })
     }
 
     fn decoder(&self, clock: WallClock, limits: Limits) -> Box<dyn Decoder> {
-        Box::new(CallDecoder::new(clock, limits))
+        Box::new(OpensslDecoder(CallDecoder::new(clock, limits)))
+    }
+}
+
+/// The common records, and the key records of this module's object.
+struct OpensslDecoder(CallDecoder);
+
+impl Decoder for OpensslDecoder {
+    fn push(&mut self, rec: Record, now_ns: u64, out: &mut Vec<Item>) {
+        match rec.body {
+            Body::Other { kind, ref bytes } if kind as u64 == c::REC_TLS_KEYS => keylog::push_keys(bytes, out),
+            _ => self.0.push(rec, now_ns, out),
+        }
+    }
+    fn tick(&mut self, now_ns: u64, out: &mut Vec<Item>) {
+        self.0.tick(now_ns, out)
+    }
+    fn finish(&mut self, out: &mut Vec<Item>) {
+        self.0.finish(out)
+    }
+    fn stats(&self) -> DecodeStats {
+        self.0.stats()
+    }
+}
+
+/// Where a library keeps its secrets; None (with a warning naming the
+/// version) when no row of the offsets table serves it: no keys rather than
+/// wrong ones.
+fn key_layout(lib: &Library) -> Option<KeyLayout> {
+    let path = lib.path.display();
+    match lib.version {
+        None => {
+            log::warn!("{path}: version unknown: no TLS keys from it (give --ssl_version)");
+            None
+        }
+        Some(v) => match keylog::layout_for(&v) {
+            Some((layout, from)) => {
+                log::info!("{path}: TLS keys read with the {from}");
+                Some(layout)
+            }
+            None => {
+                log::warn!("{path}: {v} has no known layout of its TLS secrets: no keys from it");
+                None
+            }
+        },
     }
 }
 
@@ -215,14 +257,18 @@ fn offsets(lib: &Library) -> Option<Offsets> {
     off
 }
 
-/// `struct openssl_cfg` for these libraries (at most MAX_LIBS).
-fn config_bytes(libs: &[Option<Offsets>]) -> Vec<u8> {
+/// `struct openssl_cfg` for these libraries (at most MAX_LIBS); `keylog`:
+/// secrets are read.
+fn config_bytes(libs: &[(Option<Offsets>, Option<KeyLayout>)], keylog: bool) -> Vec<u8> {
     let mut cfg = vec![0u8; openssl_cfg::SIZE];
     openssl_cfg::nr_libs.put(&mut cfg, libs.len().min(MAX_LIBS) as u32);
-    for (idx, off) in libs.iter().enumerate().take(MAX_LIBS) {
+    for (idx, (off, keys)) in libs.iter().enumerate().take(MAX_LIBS) {
         let at = openssl_cfg::libs.off + idx * lib_offsets::SIZE;
         cfg[at..at + lib_offsets::SIZE].copy_from_slice(&offsets_bytes(*off));
+        let at = openssl_cfg::keys.off + idx * keylog::key_offsets::SIZE;
+        cfg[at..at + keylog::key_offsets::SIZE].copy_from_slice(&KeyLayout::to_bytes(keys.as_ref()));
     }
+    openssl_cfg::keylog.put(&mut cfg, keylog as u32);
     cfg
 }
 
@@ -490,7 +536,7 @@ mod tests {
         let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
         assert_eq!((u(1), u(2), u(5), u(6), u(9)), (0, 0, 0, 0, 0), "no s3, no BIO: flags clear");
         assert!(offsets_bytes(None).iter().all(|&x| x == 0), "unknown: valid = 0");
-        assert_eq!(openssl_cfg::SIZE, 4 + MAX_LIBS * lib_offsets::SIZE);
+        assert_eq!(openssl_cfg::SIZE, 4 + MAX_LIBS * (lib_offsets::SIZE + keylog::key_offsets::SIZE) + 4);
     }
 
     #[test]
@@ -502,7 +548,8 @@ mod tests {
         assert!(parse(&["--ssl_version", "wolfssl 5"]).unwrap_err().to_string().contains("expected e.g."));
         assert!(parse(&["-m", "xml"]).unwrap_err().to_string().contains("expected text"));
         assert!(parse(&["--libssl="]).unwrap_err().to_string().contains("--libssl"));
-        for args in [&["-m", "pcap"][..], &["-k", "keys.log"], &["-w", "x.pcapng"], &["-i", "eth0"], &["--cgroup_path", "/sys/fs/cgroup"]] {
+        assert_eq!(parse(&["-k", "keys.log"]).unwrap().keys.file, Some(PathBuf::from("keys.log")));
+        for args in [&["-m", "pcap"][..], &["-w", "x.pcapng"], &["-i", "eth0"], &["--cgroup_path", "/sys/fs/cgroup"]] {
             assert!(parse(args).unwrap_err().to_string().contains("not yet supported"), "{args:?}");
         }
     }

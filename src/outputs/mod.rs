@@ -10,17 +10,19 @@
 //! so the last messages and the summary line reach them.
 
 pub mod ecaptureq;
+pub mod keylog;
 pub mod sink;
 pub mod stdout;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::cli::{EventFormat, Global};
 use crate::ecaptureq::hub::{Hub, Limits};
 use crate::ecaptureq::server::Server;
 use crate::error::Result;
-use crate::event::Message;
+use crate::event::{Message, Secret};
+use crate::modules::KeyOutput;
 use crate::format::text::TextFormat;
 use crate::format::Render;
 use crate::logging::{self, LogSubscriber};
@@ -33,6 +35,10 @@ use crate::sys::os::StopNotifier;
 pub trait Output: Send {
     /// A message, in capture order.
     fn message(&mut self, m: &Message);
+    /// A TLS secret (before the messages captured after it).
+    fn secret(&mut self, _s: &Secret) {}
+    /// A connection ended, or the run did, without its keys; why.
+    fn keys_missing(&mut self, _pid: u32, _conn: u64, _why: &'static str) {}
     /// The dispatcher has caught up with its input: write out what is
     /// buffered, wake readers.
     fn flush(&mut self) {}
@@ -68,18 +74,42 @@ pub struct Outputs {
     event_sink: Option<Sink>,
     /// Where events go when not to stdout (either sink above).
     event_sender: Option<SinkSender>,
+    /// The key log: its path, file (handed to the dispatcher) and counters.
+    keylog: Option<(std::path::PathBuf, Mutex<Option<std::fs::File>>, Arc<keylog::KeyLogStats>)>,
+    /// `-m keylog`: no plaintext events.
+    keys_only: bool,
 }
 
 impl Outputs {
     /// Starts the eCaptureQ server or the sinks; errors (a port in use, a
     /// file that cannot be opened) end the run before capture starts.
-    pub fn start(cfg: &Global) -> Result<Outputs> {
+    pub fn start(cfg: &Global, keys: &KeyOutput) -> Result<Outputs> {
         let render = match cfg.eventformat {
             EventFormat::Text => Render::Text(TextFormat { hex: cfg.hex, tsize: cfg.tsize }),
             EventFormat::Json => Render::Json,
         };
         let ecq_render = cfg.ecq_payload_text.then_some(Render::Text(TextFormat { hex: cfg.hex, tsize: cfg.tsize }));
-        let mut out = Outputs { render, ecq_render, ecq: None, log_sink: None, event_sink: None, event_sender: None };
+        let keylog = match &keys.file {
+            Some(path) => {
+                let file = keylog::open(path)?;
+                log::info!("TLS keys go to {} (NSS key log format)", path.display());
+                Some((path.clone(), Mutex::new(Some(file)), Arc::new(keylog::KeyLogStats::default())))
+            }
+            None => None,
+        };
+        let mut out = Outputs {
+            render,
+            ecq_render,
+            ecq: None,
+            log_sink: None,
+            event_sink: None,
+            event_sender: None,
+            keylog,
+            keys_only: keys.keys_only,
+        };
+        if keys.keys_only {
+            return Ok(out);
+        }
         if let Some(addr) = &cfg.ecaptureq {
             // The output queues' share of the memory budget: a message is
             // shared by every client queue it is in.
@@ -129,13 +159,30 @@ impl Outputs {
     /// The outputs messages go to, for the dispatcher; `stop` asks main to
     /// stop when standard output closes.
     pub fn for_messages(&self, stop: StopNotifier) -> Vec<Box<dyn Output>> {
+        let mut out: Vec<Box<dyn Output>> = Vec::new();
+        if let Some((path, file, stats)) = &self.keylog {
+            if let Some(f) = file.lock().ok().and_then(|mut f| f.take()) {
+                out.push(Box::new(keylog::KeyLog::new(path.clone(), f, Arc::clone(stats))));
+            }
+        }
+        if self.keys_only {
+            return out;
+        }
         if let Some((hub, _, _)) = &self.ecq {
-            return vec![Box::new(ecaptureq::ToEcaptureQ { hub: Arc::clone(hub), render: self.ecq_render })];
+            out.push(Box::new(ecaptureq::ToEcaptureQ { hub: Arc::clone(hub), render: self.ecq_render }));
+            return out;
         }
         match &self.event_sender {
-            Some(sender) => vec![Box::new(sink::ToSink { render: self.render, sink: sender.clone() })],
-            None => vec![Box::new(stdout::Stdout::new(self.render, stop))],
+            Some(sender) => out.push(Box::new(sink::ToSink { render: self.render, sink: sender.clone() })),
+            None => out.push(Box::new(stdout::Stdout::new(self.render, stop))),
         }
+        out
+    }
+
+    /// Whether secrets are read (the dispatcher then tracks which
+    /// connections got theirs).
+    pub fn wants_keys(&self) -> bool {
+        self.keylog.is_some()
     }
 
     /// Whether some output shows decoded bodies, which assembly must then
@@ -150,6 +197,9 @@ impl Outputs {
     /// What each output delivered and dropped, for the summary.
     pub fn counts(&self) -> Vec<OutputCounts> {
         let mut out = Vec::new();
+        if let Some((path, _, stats)) = &self.keylog {
+            out.push(OutputCounts { dropped: stats.failed.load(Relaxed), text: stats.summary(path) });
+        }
         if let Some((hub, _, _)) = &self.ecq {
             let (clients, dropped) = (hub.served.load(Relaxed), hub.dropped.load(Relaxed));
             out.push(OutputCounts {

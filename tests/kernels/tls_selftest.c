@@ -12,7 +12,7 @@
  * as most programs do: ecapture finds the offsets by it), or "tls_selftest: FAIL ..." and exits 1. No name resolution,
  * no configuration file, no certificate verification.
  *
- * Build: gcc -static -O2 -o tls_selftest tls_selftest.c -lssl -lcrypto -lpthread
+ * Build: gcc -static  -O2 -o tls_selftest tls_selftest.c -lssl -lcrypto -lpthread
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -88,6 +88,18 @@ static void *server(void *arg)
     return NULL;
 }
 
+/* TLS_SELFTEST_KEYLOG=FILE: OpenSSL's own key log of the client's side
+ * (SSL_CTX_set_keylog_callback), appended: tests/keylog.rs compares
+ * ecapture's key log with it. */
+static FILE *keylog;
+
+static void keylog_line(const SSL *ssl, const char *line)
+{
+    (void)ssl;
+    fprintf(keylog, "%s\n", line);
+    fflush(keylog);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4 || (size = atoi(argv[3])) < 1) {
@@ -104,6 +116,12 @@ int main(int argc, char **argv)
     SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
     if (!sctx || !cctx)
         fail("SSL_CTX_new");
+    const char *keylog_path = getenv("TLS_SELFTEST_KEYLOG");
+    if (keylog_path) {
+        if (!(keylog = fopen(keylog_path, "a")))
+            fail("opening TLS_SELFTEST_KEYLOG");
+        SSL_CTX_set_keylog_callback(cctx, keylog_line);
+    }
     if (SSL_CTX_use_certificate_chain_file(sctx, cert_path) != 1)
         fail("loading the certificate");
     if (SSL_CTX_use_PrivateKey_file(sctx, key_path, SSL_FILETYPE_PEM) != 1)

@@ -52,6 +52,19 @@ pub fn e2e_enabled(test: &str) -> bool {
     }
 }
 
+/// Whether program `name` is installed; when it is not, says so loudly, or
+/// panics when ECAPTURE_E2E=1 makes the tests mandatory.
+pub fn tool(name: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !found && std::env::var_os("ECAPTURE_E2E").is_some_and(|v| v == "1") {
+        panic!("{name} is missing; scripts/deps.sh test installs it");
+    }
+    if !found {
+        eprintln!("*** SKIPPED: {name} is not installed ***");
+    }
+    found
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -189,6 +202,60 @@ pub fn py_server_as(uid: Option<u32>, dir: &Path, host: &str) -> (Proc, u16) {
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("tls_server.py did not start: {line:?}"));
     (Proc(child), port)
+}
+
+/// nginx with TLS and HTTP/2 on 127.0.0.1:port, serving `www` with gzip.
+/// One process (no master): killing it when the test ends leaves no worker
+/// behind (a killed master's workers go on serving).
+pub struct Nginx {
+    _proc: Proc,
+    pub port: u16,
+}
+
+pub fn nginx(dir: &Path) -> Nginx {
+    let (cert, key) = make_cert(dir);
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("a.txt"), "the contents of a\n").unwrap();
+    std::fs::write(www.join("b.txt"), "the contents of b\n").unwrap();
+    let big: String = (0..400).map(|i| format!("line {i:04} of a text that gzip shrinks very well\n")).collect();
+    std::fs::write(www.join("big.txt"), big).unwrap();
+    for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        std::fs::create_dir_all(dir.join(t)).unwrap();
+    }
+    let port = free_port();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nuser root;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/client_body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           default_type text/plain;\n  gzip on;\n  gzip_types text/plain;\n  gzip_min_length 100;\n\
+           server {{\n    listen 127.0.0.1:{port} ssl http2;\n    ssl_certificate {};\n    ssl_certificate_key {};\n\
+             root {d}/www;\n  }}\n}}\n",
+        cert.display(),
+        key.display()
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-p")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run nginx");
+    let proc_ = Proc(child);
+    // nginx says nothing when it is ready: wait until it accepts.
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start; see {}/error.log", dir.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx { _proc: proc_, port }
 }
 
 /// Runs curl against `url` (certificate not checked) and returns its pid
