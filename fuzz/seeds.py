@@ -395,6 +395,55 @@ for name, src, flags in [
     if data is not None:
         seed("elf", name, data)
 
+# ---- gobin -----------------------------------------------------------------------
+# What `gotls` reads of a Go executable, each input tried as all three:
+# a function table (pclntab) of Go 1.20+ and of Go 1.16, build information
+# (inline version, Go 1.18+), x86-64 code with RETs.
+
+GO_FUNCS = [b"main.main", b"crypto/tls.(*Conn).Write", b"crypto/tls.(*Conn).Read", b"crypto/tls.(*Conn).Close"]
+
+
+def pclntab(magic, funcs, text_start=0x401000, end=0x400):
+    names, offs = b"", []
+    for n in funcs:
+        offs.append(len(names))
+        names += n + b"\0"
+    old = magic == 0xFFFFFFFA
+    hdr_len = 64 if old else 72
+    names_off, functab_off = hdr_len, hdr_len + len(names)
+    ent = 16 if old else 8
+    funcs_off = (len(funcs) + 1) * ent
+    hdr = struct.pack("<IBBBBQQ", magic, 0, 0, 1, 8, len(funcs), 0)
+    if old:
+        hdr += struct.pack("<QQQQQ", names_off, 0, 0, 0, functab_off)
+    else:
+        hdr += struct.pack("<QQQQQQ", text_start, names_off, 0, 0, 0, functab_off)
+    tab, recs = b"", b""
+    for i, _ in enumerate(funcs):
+        entry = 0x40 * (i + 1)
+        if old:
+            tab += struct.pack("<QQ", text_start + entry, funcs_off + i * 12)
+            recs += struct.pack("<QI", text_start + entry, offs[i])
+        else:
+            tab += struct.pack("<II", entry, funcs_off + i * 8)
+            recs += struct.pack("<II", entry, offs[i])
+    tab += struct.pack("<QQ", text_start + end, 0) if old else struct.pack("<II", end, 0)
+    return hdr + names + tab + recs
+
+
+def buildinfo(version):
+    b = b"\xff Go buildinf:" + bytes([8, 2])
+    b += b"\0" * (32 - len(b))
+    return b + bytes([len(version)]) + version + b"\0"
+
+
+seed("gobin", "pclntab-go120", pclntab(0xFFFFFFF1, GO_FUNCS))
+seed("gobin", "pclntab-go118-pie", pclntab(0xFFFFFFF0, GO_FUNCS, text_start=0))
+seed("gobin", "pclntab-go116", pclntab(0xFFFFFFFA, GO_FUNCS))
+seed("gobin", "buildinfo-go1.27.3", buildinfo(b"go1.27.3"))
+# mov rax, 0xc3; ret; add rsp, 0x18; ret 8; int3 padding
+seed("gobin", "code-rets", hx("48 c7 c0 c3 00 00 00 c3 48 83 c4 18 c2 08 00 cc cc"))
+
 # ---- write -----------------------------------------------------------------------
 
 

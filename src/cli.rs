@@ -119,8 +119,10 @@ MODULES:
     gnutls           GnuTLS: gnutls_record_send/recv (wget, gnutls-cli, libcurl-gnutls)
     nss, nspr        NSS: PR_Write/PR_Read/PR_Send/PR_Recv of TLS descriptors
                      (Firefox, Thunderbird, tstclnt/selfserv)
+    gotls            Go programs: crypto/tls.(*Conn).Write/Read, stripped or not
+                     (Go 1.17+, amd64)
     all              every module whose library this host has, into one stream
-                     (coming later: gotls, bash, zsh, mysqld, postgres)
+                     (coming later: bash, zsh, mysqld, postgres)
 
 GLOBAL FLAGS:
     -d, --debug              debug logging (RUST_LOG works too)
@@ -182,7 +184,12 @@ NSS FLAGS (after `nss`):
                              running processes, and the system's; NSS's libssl3
                              is found the same way]
 
-ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, -m, -k as above (keys:
+GOTLS FLAGS (after `gotls`):
+        --elfpath PATH       the Go executable to hook (every process running it)
+                             [default: every running Go program that links
+                             crypto/tls, found by its build information]
+
+ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, --elfpath, -m, -k as above (keys:
     OpenSSL's)
 
 OUTPUT:
@@ -196,6 +203,7 @@ EXAMPLES:
     sudo ecapture tls --pid 1234               # one process
     sudo ecapture tls --libssl /opt/app/lib/libssl.so.3 --hex
     sudo ecapture tls --libssl /usr/local/bin/envoy   # BoringSSL linked into a program
+    sudo ecapture gotls --elfpath /usr/local/bin/myservice   # a Go program
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
     sudo ecapture tls -m keylog -k keys.log    # TLS secrets for Wireshark/tshark
     sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
@@ -443,7 +451,9 @@ mod tests {
         assert!(err(&[]).starts_with("no module given"));
         assert!(err(&["quic"]).starts_with("unknown module 'quic'"));
         assert!(err(&["tls", "extra"]).starts_with("unexpected argument 'extra'"));
-        assert!(err(&["gotls"]).contains("not yet supported"));
+        assert!(err(&["bash"]).contains("not yet supported"));
+        assert_eq!(err(&["gotls", "--elfpath", ""]), "invalid value '' for --elfpath: expected a path");
+        assert!(err(&["--elfpath", "/x", "gotls"]).starts_with("--elfpath is a flag of the gotls module"));
         assert!(err(&["tls", "--mapsize", "0"]).contains("1 to 65536"));
         assert!(err(&["tls", "-b", "2"]).contains("BTF"));
         assert!(err(&["tls", "-b", "9"]).contains("expected 0, 1 or 2"));

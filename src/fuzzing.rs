@@ -28,6 +28,7 @@ pub const TARGETS: &[Target] = &[
     ("http2", http2),
     ("render", render),
     ("elf", elf),
+    ("gobin", gobin),
     ("keys", keys),
 ];
 
@@ -259,6 +260,13 @@ pub fn elf(data: &[u8]) {
         let _ = crate::modules::openssl::inspect(&path, None);
         let _ = std::fs::remove_file(&path);
     }
+}
+
+/// What `gotls` parses of a Go executable: the function table (.gopclntab),
+/// the build information and a function's code (its RETs), in turn, from
+/// the same bytes.
+pub fn gobin(data: &[u8]) {
+    crate::modules::gotls::parse_untrusted(data);
 }
 
 /// A key record (an OpenSSL connection's secrets, `struct tls_keys_rec`, or

@@ -112,7 +112,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     }
     if plans.is_empty() {
         return Err(Error::runtime(format!(
-            "module {}: no TLS library found to hook (looked for libssl, libgnutls and libnspr4 in running processes and the library directories)",
+            "module {}: no TLS library found to hook (looked for libssl, libgnutls and libnspr4 in running processes and the library directories, and for running Go programs)",
             cfg.module.name()
         )));
     }

@@ -28,19 +28,9 @@ fn fixture_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/boringssl"))
 }
 
-/// A file of the fixture; None (said loudly) when it was not built, a
-/// failure when tests are mandatory (ECAPTURE_E2E=1, as in CI).
+/// A file of the fixture (see `built_fixture`).
 fn fixture(test: &str, name: &str) -> Option<PathBuf> {
-    let p = fixture_dir().join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    let why = format!("{} is missing: run `make boringssl` (tests/boringssl/build.sh)", p.display());
-    if std::env::var_os("ECAPTURE_E2E").is_some_and(|v| v == "1") {
-        panic!("{test}: {why}");
-    }
-    let _ = writeln!(std::io::stderr(), "*** SKIPPED {test}: {why} ***");
-    None
+    built_fixture(test, fixture_dir().join(name), "make boringssl` (tests/boringssl/build.sh")
 }
 
 /// offsets.cc's output: name -> value.
@@ -95,20 +85,7 @@ fn layouts_match_boringssl_source() {
 
 /// `bssl_peer server` on 127.0.0.1:port, returned once it listens.
 fn bssl_server(peer: &std::path::Path, dir: &std::path::Path, port: u16) -> Proc {
-    let (cert, key) = make_cert(dir);
-    let mut child = Command::new(peer)
-        .arg("server")
-        .arg(port.to_string())
-        .arg(cert)
-        .arg(key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn bssl_peer server");
-    let lines = lines_of(child.stdout.take().expect("server stdout"));
-    let line = lines.recv_timeout(PATIENCE).expect("bssl_peer server never said it listens");
-    assert_eq!(line, format!("listening {port}"));
-    Proc(child)
+    peer_server(peer, dir, port)
 }
 
 /// `bssl_peer client` waiting for a line on stdin before it connects.

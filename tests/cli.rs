@@ -22,7 +22,7 @@ fn usage_errors_are_one_line_exit_2() {
         (&["tls", "--pid", "x"], "ecapture: invalid value 'x' for --pid: expected a process id"),
         (&["tls", "-u"], "ecapture: --uid needs a value"),
         (&[], "ecapture: no module given: try 'ecapture tls' (see ecapture --help)"),
-        (&["ssh"], "ecapture: unknown module 'ssh': expected tls, gnutls, nss or all (see ecapture --help)"),
+        (&["ssh"], "ecapture: unknown module 'ssh': expected tls, gnutls, nss, gotls or all (see ecapture --help)"),
         (&["tls", "--eventaddr", "tcp://nohost"], "ecapture: invalid value 'tcp://nohost' for --eventaddr: expected tcp://HOST:PORT"),
         (&["tls", "-m", "pcap"], "ecapture: --model pcap is not yet supported by this version of ecapture"),
         (
@@ -43,5 +43,33 @@ fn usage_errors_are_one_line_exit_2() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert_eq!(out, "", "{args:?}");
         assert_eq!(err, format!("{want}\n"), "{args:?}");
+    }
+}
+
+/// `gotls --elfpath` to something that is not a Go program with crypto/tls:
+/// one line, exit 2 (as root: the module looks at the file after the
+/// system checks).
+#[test]
+fn gotls_elfpath_must_be_a_go_program_with_crypto_tls() {
+    const TEST: &str = "gotls_elfpath_bad_input";
+    if !util::e2e_enabled(TEST) {
+        return;
+    }
+    let missing = "/nonexistent/goprog".to_string();
+    let c_program = std::fs::canonicalize("/bin/true").expect("/bin/true").display().to_string();
+    let mut cases = vec![
+        (missing.clone(), format!("ecapture: --elfpath {missing}: no such file")),
+        (c_program.clone(), format!("ecapture: --elfpath {c_program}: not a Go program (no Go build information)")),
+    ];
+    for v in util::go_versions() {
+        let Some(nontls) = util::gotls_fixture(TEST, &v, "nontls") else { return };
+        let p = nontls.display().to_string();
+        cases.push((p.clone(), format!("ecapture: --elfpath {p}: a Go program (go{v}) that does not link crypto/tls")));
+    }
+    for (path, want) in cases {
+        let (code, out, err) = run(&["gotls", "--elfpath", &path]);
+        assert_eq!(code, 2, "{path}: {err}");
+        assert_eq!(out, "", "{path}");
+        assert_eq!(err, format!("{want}\n"), "{path}");
     }
 }

@@ -30,6 +30,7 @@ const SHF_EXECINSTR: u64 = 0x4;
 
 #[derive(Debug, Clone, Copy)]
 struct Section {
+    name: u32,
     kind: u32,
     flags: u64,
     addr: u64,
@@ -44,6 +45,19 @@ pub struct Elf {
     len: u64,
     sections: Vec<Section>,
     path: String,
+    /// The section name table (empty when unreadable).
+    names: Vec<u8>,
+}
+
+/// A function found in a symbol table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Function {
+    /// File offset (what a uprobe is attached at).
+    pub offset: u64,
+    /// Virtual address.
+    pub addr: u64,
+    /// Size in bytes (0 when the table does not say).
+    pub size: u64,
 }
 
 fn u16le(b: &[u8], o: usize) -> u16 {
@@ -60,6 +74,8 @@ fn u64le(b: &[u8], o: usize) -> u64 {
 
 /// The largest string or dynamic table read into memory.
 const MAX_SECTION: u64 = 64 << 20;
+/// The largest section name table read.
+const MAX_SHSTRTAB: u64 = 1 << 20;
 /// Symbols read at a time.
 const SYM_BLOCK: usize = 4096;
 /// Symbols looked at in one file, at most, all tables together (96 MiB of
@@ -91,6 +107,7 @@ impl Elf {
         let sections = raw
             .chunks_exact(shentsize as usize)
             .map(|s| Section {
+                name: u32le(s, 0),
                 kind: u32le(s, 4),
                 flags: u64le(s, 8),
                 addr: u64le(s, 0x10),
@@ -100,7 +117,60 @@ impl Elf {
                 entsize: u64le(s, 0x38),
             })
             .collect();
-        Ok(Elf { file, len, sections, path: shown })
+        let shstrndx = u16le(&eh, 0x3e) as usize;
+        let mut elf = Elf { file, len, sections, path: shown, names: Vec::new() };
+        // Section names (for the few looked up by name): a small table, capped.
+        if let Some(st) = elf.sections.get(shstrndx).copied().filter(|s| s.kind == SHT_STRTAB && s.size <= MAX_SHSTRTAB) {
+            elf.names = elf.read(&st).unwrap_or_default();
+        }
+        Ok(elf)
+    }
+
+    /// The section called `name` (e.g. ".gopclntab"): (address, file offset, size).
+    pub fn section(&self, name: &str) -> Option<(u64, u64, u64)> {
+        self.sections
+            .iter()
+            .find(|s| s.kind != 0 && cstr_at(&self.names, s.name as usize) == name.as_bytes())
+            .map(|s| (s.addr, s.offset, s.size))
+    }
+
+    /// The contents of section `name`, at most `max` bytes of it is an
+    /// error; None when there is no such section (or it has no contents).
+    pub fn read_section(&self, name: &str, max: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        let Some(s) = self.sections.iter().find(|s| s.kind == SHT_PROGBITS && cstr_at(&self.names, s.name as usize) == name.as_bytes())
+        else {
+            return Ok(None);
+        };
+        if s.size > max {
+            return Err(Error::runtime(format!("{}: section {name} too large to read ({} bytes)", self.path, s.size)));
+        }
+        Ok(Some((s.addr, self.read_at(s.offset, s.size)?)))
+    }
+
+    /// The file offset of virtual address `addr`, in a loaded section with
+    /// contents in the file.
+    pub fn file_offset(&self, addr: u64) -> Option<u64> {
+        self.sections
+            .iter()
+            .find(|s| s.kind == SHT_PROGBITS && s.flags & SHF_ALLOC != 0 && addr >= s.addr && addr - s.addr < s.size)
+            .and_then(|s| (addr - s.addr).checked_add(s.offset))
+            .filter(|&off| off < self.len)
+    }
+
+    /// The loaded, executable section holding `addr`: (address, size).
+    pub fn code_section_of(&self, addr: u64) -> Option<(u64, u64)> {
+        self.sections
+            .iter()
+            .find(|s| s.kind == SHT_PROGBITS && s.flags & SHF_EXECINSTR != 0 && addr >= s.addr && addr - s.addr < s.size)
+            .map(|s| (s.addr, s.size))
+    }
+
+    /// `size` bytes at file offset `offset` (at most `max`).
+    pub fn bytes_at(&self, offset: u64, size: u64, max: u64) -> Result<Vec<u8>> {
+        if size > max {
+            return Err(Error::runtime(format!("{}: {size} bytes at {offset:#x}: more than the {max} expected", self.path)));
+        }
+        self.read_at(offset, size)
     }
 
     /// `size` bytes at `offset`, checked against the file first.
@@ -131,6 +201,12 @@ impl Elf {
     /// The functions of `wanted` defined in the dynamic or static symbol
     /// table, with their file offsets (what a uprobe is attached at).
     pub fn function_offsets(&self, wanted: &[&str]) -> Result<HashMap<String, u64>> {
+        Ok(self.functions(wanted)?.into_iter().map(|(name, f)| (name, f.offset)).collect())
+    }
+
+    /// The functions of `wanted` defined in the dynamic or static symbol
+    /// table: file offset, address and size.
+    pub fn functions(&self, wanted: &[&str]) -> Result<HashMap<String, Function>> {
         let want: HashSet<&[u8]> = wanted.iter().map(|w| w.as_bytes()).collect();
         let mut found = HashMap::new();
         let mut budget = MAX_SYMBOLS;
@@ -149,7 +225,7 @@ impl Elf {
 
     /// Looks for the `want`ed functions in symbol table `s`, a block at a
     /// time, taking its symbols from `budget`.
-    fn scan_symbols(&self, s: &Section, want: &HashSet<&[u8]>, found: &mut HashMap<String, u64>, budget: &mut u64) -> Result<()> {
+    fn scan_symbols(&self, s: &Section, want: &HashSet<&[u8]>, found: &mut HashMap<String, Function>, budget: &mut u64) -> Result<()> {
         if s.offset.checked_add(s.size).is_none_or(|end| end > self.len) {
             return Err(Error::runtime(format!("{}: a symbol table lies beyond the end of the file", self.path)));
         }
@@ -178,7 +254,8 @@ impl Elf {
                 let Some(sec) = self.sections.get(shndx as usize) else { continue };
                 let value = u64le(sym, 8);
                 if let Some(off) = value.checked_sub(sec.addr).and_then(|d| d.checked_add(sec.offset)) {
-                    found.entry(String::from_utf8_lossy(name).into_owned()).or_insert(off);
+                    let f = Function { offset: off, addr: value, size: u64le(sym, 16) };
+                    found.entry(String::from_utf8_lossy(name).into_owned()).or_insert(f);
                 }
             }
         }

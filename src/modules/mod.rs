@@ -10,6 +10,7 @@
 
 pub mod elf;
 pub mod gnutls;
+pub mod gotls;
 pub mod libs;
 pub mod nss;
 pub mod openssl;
@@ -41,6 +42,8 @@ pub enum ModuleConfig {
     Gnutls(gnutls::Flags),
     /// `nss` / `nspr`: NSS.
     Nss(nss::Flags),
+    /// `gotls`: Go programs' crypto/tls.
+    Gotls(gotls::Flags),
     /// `all`: every module whose library this host has, into one stream.
     All(AllFlags),
 }
@@ -51,6 +54,7 @@ pub struct AllFlags {
     pub tls: openssl::Flags,
     pub gnutls: gnutls::Flags,
     pub nss: nss::Flags,
+    pub gotls: gotls::Flags,
 }
 
 /// `-m, --model` and `-k, --keylogfile`: whether TLS secrets are read and
@@ -101,10 +105,10 @@ impl KeyOutput {
 }
 
 /// The modules: (subcommand, aliases).
-pub const NAMES: &[(&str, &[&str])] = &[("tls", &["openssl"]), ("gnutls", &[]), ("nss", &["nspr"]), ("all", &[])];
+pub const NAMES: &[(&str, &[&str])] = &[("tls", &["openssl"]), ("gnutls", &[]), ("nss", &["nspr"]), ("gotls", &[]), ("all", &[])];
 
 /// eCapture's modules that this version does not have yet.
-const LATER: &[&str] = &["gotls", "bash", "zsh", "mysqld", "postgres"];
+const LATER: &[&str] = &["bash", "zsh", "mysqld", "postgres"];
 
 impl ModuleConfig {
     /// Parses module `name`'s flags out of `p` (what is left is not its).
@@ -119,19 +123,25 @@ impl ModuleConfig {
                 KeyOutput::refuse(p, "nss")?;
                 Ok(ModuleConfig::Nss(nss::Flags::parse(p)?))
             }
+            "gotls" => {
+                KeyOutput::refuse(p, "gotls")?;
+                Ok(ModuleConfig::Gotls(gotls::Flags::parse(p)?))
+            }
             "all" => {
                 let keys = KeyOutput::parse(p)?;
                 let libssl = crate::flags::opt(p, "--libssl", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 let gnutls = crate::flags::opt(p, "--gnutls", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 let nspr = crate::flags::opt(p, "--nspr", None, |s| Ok(std::path::PathBuf::from(s)))?;
+                let elfpath = crate::flags::opt(p, "--elfpath", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 Ok(ModuleConfig::All(AllFlags {
                     tls: openssl::Flags { libssl, keys, ..Default::default() },
                     gnutls: gnutls::Flags { gnutls, ..Default::default() },
                     nss: nss::Flags { nspr },
+                    gotls: gotls::Flags { elfpath },
                 }))
             }
             m if LATER.contains(&m) => Err(Error::usage(format!("module '{m}' is not yet supported by this version of ecapture"))),
-            m => Err(Error::usage(format!("unknown module '{m}': expected tls, gnutls, nss or all (see ecapture --help)"))),
+            m => Err(Error::usage(format!("unknown module '{m}': expected tls, gnutls, nss, gotls or all (see ecapture --help)"))),
         }
     }
 
@@ -140,6 +150,7 @@ impl ModuleConfig {
             ModuleConfig::Tls(_) => "tls",
             ModuleConfig::Gnutls(_) => "gnutls",
             ModuleConfig::Nss(_) => "nss",
+            ModuleConfig::Gotls(_) => "gotls",
             ModuleConfig::All(_) => "all",
         }
     }
@@ -150,10 +161,12 @@ impl ModuleConfig {
             ModuleConfig::Tls(flags) => vec![Box::new(openssl::Openssl::new(flags.clone(), pid))],
             ModuleConfig::Gnutls(flags) => vec![Box::new(gnutls::Gnutls::new(flags.clone(), pid))],
             ModuleConfig::Nss(flags) => vec![Box::new(nss::Nss::new(flags.clone(), pid))],
+            ModuleConfig::Gotls(flags) => vec![Box::new(gotls::Gotls::new(flags.clone(), pid))],
             ModuleConfig::All(f) => vec![
                 Box::new(openssl::Openssl::new(f.tls.clone(), pid)),
                 Box::new(gnutls::Gnutls::new(f.gnutls.clone(), pid)),
                 Box::new(nss::Nss::new(f.nss.clone(), pid)),
+                Box::new(gotls::Gotls::new(f.gotls.clone(), pid)),
             ],
         }
     }
@@ -183,6 +196,8 @@ pub fn flag_owner(flag: &str) -> Option<&'static str> {
         Some("gnutls")
     } else if nss::FLAGS.contains(&name) {
         Some("nss")
+    } else if gotls::FLAGS.contains(&name) {
+        Some("gotls")
     } else {
         None
     }
@@ -206,6 +221,8 @@ mod tests {
             ("gnutls.compat", gnutls::OBJECT_COMPAT, gnutls::LAYOUTS.to_vec(), vec!["gnutls_cfg"]),
             ("nss", nss::OBJECT, vec![], vec![]),
             ("nss.compat", nss::OBJECT_COMPAT, vec![], vec![]),
+            ("gotls", gotls::OBJECT, gotls::LAYOUTS.to_vec(), vec!["gotls_cfg"]),
+            ("gotls.compat", gotls::OBJECT_COMPAT, gotls::LAYOUTS.to_vec(), vec!["gotls_cfg"]),
         ]
     }
 
@@ -241,7 +258,9 @@ mod tests {
     fn module_names_and_flag_owners() {
         let mut p = pico_args::Arguments::from_vec(vec![]);
         assert_eq!(ModuleConfig::parse("openssl", &mut p).unwrap().name(), "tls");
-        assert!(ModuleConfig::parse("gotls", &mut p).unwrap_err().to_string().contains("not yet supported"));
+        assert_eq!(ModuleConfig::parse("gotls", &mut p).unwrap().name(), "gotls");
+        assert!(ModuleConfig::parse("bash", &mut p).unwrap_err().to_string().contains("not yet supported"));
+        assert_eq!(flag_owner("--elfpath"), Some("gotls"));
         assert!(ModuleConfig::parse("quic", &mut p).unwrap_err().to_string().starts_with("unknown module 'quic'"));
         assert_eq!(flag_owner("--libssl"), Some("tls"));
         assert_eq!(flag_owner("--libssl=/x"), Some("tls"));

@@ -1057,6 +1057,58 @@ pub fn lines_of(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<St
     rx
 }
 
+/// The Go versions of the gotls fixture (tests/gotls/build.sh's VERSIONS,
+/// or $GOTLS_GO_VERSIONS as for it).
+pub fn go_versions() -> Vec<String> {
+    let list = std::env::var("GOTLS_GO_VERSIONS").unwrap_or_else(|_| "1.27.3 1.21.13".to_string());
+    list.split_whitespace().map(str::to_string).collect()
+}
+
+/// A program of the gotls fixture (target/gotls/VERSION/NAME, or under
+/// $GOTLS_OUT), as `built_fixture` finds it.
+pub fn gotls_fixture(test: &str, version: &str, name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("GOTLS_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/gotls"));
+    built_fixture(test, dir.join(version).join(name), "make gotls` (tests/gotls/build.sh")
+}
+
+/// A file a fixture build makes (`how`: "make X` (its script"); None (said
+/// loudly) when it was not built, a failure when tests are mandatory
+/// (ECAPTURE_E2E=1, as in CI).
+pub fn built_fixture(test: &str, p: PathBuf, how: &str) -> Option<PathBuf> {
+    if p.exists() {
+        return Some(p);
+    }
+    let why = format!("{} is missing: run `{how})", p.display());
+    if std::env::var_os("ECAPTURE_E2E").is_some_and(|v| v == "1") {
+        panic!("{test}: {why}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "*** SKIPPED {test}: {why} ***");
+    None
+}
+
+/// A test peer's server (`PEER server PORT CERT KEY`: bssl_peer, the Go
+/// peer) on 127.0.0.1:port with a fresh certificate, returned once it
+/// says "listening PORT".
+pub fn peer_server(peer: &Path, dir: &Path, port: u16) -> Proc {
+    let (cert, key) = make_cert(dir);
+    let mut child = Command::new(peer)
+        .arg("server")
+        .arg(port.to_string())
+        .arg(cert)
+        .arg(key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {} server: {e}", peer.display()));
+    let lines = lines_of(child.stdout.take().expect("server stdout"));
+    let line = lines.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("{} server never said it listens", peer.display()));
+    assert_eq!(line, format!("listening {port}"));
+    Proc(child)
+}
+
 /// Runs ecapture, which must exit on its own within a few seconds (a
 /// usage error that slipped through would start capturing, as root);
 /// returns its exit status, stdout and stderr.
