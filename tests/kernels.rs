@@ -91,7 +91,7 @@ fn run_vm(kernel: &str, tag: &str, extra_args: &str, hide_btf: bool) -> (PathBuf
         .arg(f.dir.join("cert.pem"))
         .arg("--file")
         .arg(f.dir.join("key.pem"))
-        .args(other_libs().iter().flat_map(|l| ["--file".to_string(), l.clone()]))
+        .args(other_libs().iter().chain(&go_peer()).flat_map(|l| ["--file".to_string(), l.clone()]))
         .args(["--env", &format!("SIZE={SIZE}"), "--env", &format!("EXTRA={extra_args}")])
         .arg("--run")
         .arg(root().join("tests/kernels/guest-capture.sh"))
@@ -116,6 +116,16 @@ fn other_libs() -> Vec<String> {
         .filter_map(|p| std::fs::canonicalize(&p).ok().map(|real| (real, p)))
         .map(|(real, p)| format!("{}:/km/{}", real.display(), p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()))
         .collect()
+}
+
+/// A Go program of the Go fixture (`make gotls`), given to the guest as
+/// /km/gopeer when it is built: the gotls object is loaded and attached to
+/// it there too.
+fn go_peer() -> Option<String> {
+    let dir = root().join("target/gotls");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path().join("peer-stripped")).filter(|p| p.is_file()).collect();
+    found.sort();
+    found.pop().map(|p| format!("{}:/km/gopeer", p.display()))
 }
 
 /// "tls_selftest: OK pid=P server_port=S client_port=C bytes=N (...)"
@@ -159,8 +169,17 @@ fn check(kernel: &str, tag: &str, extra_args: &str, hide_btf: bool) {
     assert!(events.iter().all(|e| e.pid == pid), "{tag}: events of another process");
     let ack = format!("ACK {SIZE}");
     assert!(events.iter().any(|e| e.dir == "WRITE" && e.src == s && e.payload == ack.as_bytes()), "{tag}: the answer");
+    let mut others = Vec::new();
     if other_libs().len() == 3 {
-        for (module, lib) in [("gnutls", "libgnutls.so.30"), ("nss", "libssl3.so")] {
+        others.extend([("gnutls", "libgnutls.so.30"), ("nss", "libssl3.so")]);
+    }
+    if go_peer().is_some() {
+        others.push(("gotls", "/km/gopeer"));
+    } else if std::env::var_os("ECAPTURE_E2E").is_some_and(|v| v == "1") {
+        panic!("{tag}: target/gotls has no Go program: run `make gotls`");
+    }
+    {
+        for (module, lib) in others {
             let err = std::fs::read_to_string(out.join(format!("{module}.stderr"))).unwrap_or_default();
             let status = std::fs::read_to_string(out.join(format!("{module}.status"))).unwrap_or_default();
             assert!(err.contains("probes attached") && err.contains(lib), "{tag}: the {module} module on this kernel:\n{err}\n{said}");

@@ -58,7 +58,8 @@ grep -E ' (INFO|WARN|ERROR) ' "$out/ecapture.stderr" | tail -n 4 | cut -c1-300
 
 # The other modules' objects load and attach on this kernel too (given
 # their libraries as files: /km/libgnutls.so.30, /km/libnspr4.so and
-# /km/libssl3.so, found through ECAPTURE_LIB_DIRS).
+# /km/libssl3.so, found through ECAPTURE_LIB_DIRS; the Go fixture's
+# program as /km/gopeer for gotls).
 attach_only() { # name, args...
   name=$1
   shift
@@ -79,4 +80,5 @@ attach_only() { # name, args...
 }
 [ -e /km/libgnutls.so.30 ] && attach_only gnutls gnutls --gnutls /km/libgnutls.so.30
 [ -e /km/libnspr4.so ] && attach_only nss nss --nspr /km/libnspr4.so
+[ -e /km/gopeer ] && attach_only gotls gotls --elfpath /km/gopeer
 exit 0
