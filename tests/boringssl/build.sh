@@ -79,13 +79,8 @@ if ! have_libs; then
   echo "$BORING_SYS" >"$out/VERSION"
 fi
 
-newer() { # target sources...: does target need rebuilding?
-  local t=$1
-  shift
-  [ -f "$t" ] || return 0
-  for s in "$@"; do [ "$s" -nt "$t" ] && return 0; done
-  return 1
-}
+# shellcheck source=tests/fixture.sh
+. "$root/tests/fixture.sh" # newer()
 
 libs=("$out/libssl.a" "$out/libcrypto.a")
 if newer "$out/bssl_peer" "$here/bssl_peer.c" "${libs[@]}"; then

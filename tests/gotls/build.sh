@@ -32,13 +32,8 @@ export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore
 export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-trimpath GO111MODULE=off CGO_ENABLED=0 GOOS=linux GOARCH=amd64
 export GOCACHE=$out/cache GOPATH=$out/gopath GOENV=off GOTELEMETRY=off
 
-newer() { # target sources...: does target need rebuilding?
-  local t=$1
-  shift
-  [ -f "$t" ] || return 0
-  for s in "$@"; do [ "$s" -nt "$t" ] && return 0; done
-  return 1
-}
+# shellcheck source=tests/fixture.sh
+. "$root/tests/fixture.sh" # newer()
 
 for ver in "${VERSIONS[@]}"; do
   tc=$out/go-$ver
