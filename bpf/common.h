@@ -54,13 +54,16 @@ struct abi_types {
 };
 struct abi_types abi_types SEC(".abi") __attribute__((used));
 
-/* What a module knows about a finished call beyond the common part. */
-struct call_info {
-	__u64 sk; /* the fd's struct sock, when call_fd found it */
-	__s32 fd;
-	__u32 tls_version;
-	__u8 flags; /* CHUNK_F_* */
+/* A socket's addresses, as chunk_rec carries them (family 0: unknown). */
+struct sock_tuple {
+	__u16 family;
+	__u16 lport; /* host byte order */
+	__u16 rport;
+	__u16 _pad;
+	__u8 laddr[16];
+	__u8 raddr[16];
 };
+
 
 /* fds remembered per call (a power of two). */
 #define CALL_FDS 4
@@ -85,6 +88,31 @@ struct conn_key {
 	__u32 tgid;
 	__u32 _pad;
 	__u64 conn;
+};
+
+/* What is remembered of a connection (conn_fds): its fd, and its socket's
+ * tuple with the open file it was read from, so that a call on the same
+ * socket checks the file and its inode number (two reads) instead of
+ * walking to the socket and reading the addresses again (five). The file
+ * alone would not do: a closed file's memory is soon another socket's. */
+struct conn_state {
+	__u64 file; /* the struct file of fd the tuple was read from; 0: none */
+	__u64 ino;  /* its inode's number */
+	__s32 fd;
+	__u32 tls_version; /* a module's cache: 0 until known */
+	__u8 role;         /* a module's cache: CHUNK_F_ROLE_KNOWN | CHUNK_F_SERVER */
+	__u8 _pad[7];
+	struct sock_tuple tuple;
+};
+
+static const struct conn_state zero_state;
+
+/* What a module knows about a finished call beyond the common part. */
+struct call_info {
+	struct sock_tuple tuple; /* the call's socket's (family 0: not read) */
+	__s32 fd;
+	__u32 tls_version;
+	__u8 flags; /* CHUNK_F_* */
 };
 
 struct scratch {
@@ -112,7 +140,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct conn_key);
-	__type(value, __s32);
+	__type(value, struct conn_state);
 } conn_fds SEC(".maps");
 
 /* max_entries is set by userspace to possible CPUs * SCRATCH_SLOTS. A plain
@@ -208,9 +236,8 @@ static __always_inline int call_take(struct call_ctx *c)
 
 /* ---- the fd and the tuple ------------------------------------------------- */
 
-/* The struct sock behind fd of the current task, or NULL when fd is not a
- * socket. */
-static __always_inline struct sock *sock_of_fd(__s32 fd)
+/* The open file behind fd of the current task, or NULL. */
+static __always_inline struct file *file_of_fd(__s32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -220,18 +247,31 @@ static __always_inline struct sock *sock_of_fd(__s32 fd)
 	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
 		return 0;
 	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
 		return 0;
-	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+	return f;
+}
+
+/* The struct sock of open file f, or NULL when f is not a socket. */
+static __always_inline struct sock *sock_of_file(struct file *f)
+{
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return 0;
 	struct socket *sock = (struct socket *)BPF_CORE_READ(f, private_data);
 	return BPF_CORE_READ(sock, sk);
 }
 
+/* The struct sock behind fd of the current task, or NULL when fd is not a
+ * socket. */
+static __always_inline struct sock *sock_of_fd(__s32 fd)
+{
+	return sock_of_file(file_of_fd(fd));
+}
+
 /* Local and remote address of socket sk. Each kernel read costs tens of
  * nanoseconds, so the pairs are read whole: skc_addrpair is (daddr,
  * rcv_saddr) and skc_portpair (dport, num), low half first. */
-static __always_inline void fill_tuple(struct chunk_rec *h, struct sock *sk)
+static __always_inline void read_tuple(struct sock_tuple *t, struct sock *sk)
 {
 	if (!sk)
 		return;
@@ -239,58 +279,123 @@ static __always_inline void fill_tuple(struct chunk_rec *h, struct sock *sk)
 	if (family == AF_INET) {
 		__u64 pair = BPF_CORE_READ(sk, __sk_common.skc_addrpair);
 		__u32 r = (__u32)pair, l = (__u32)(pair >> 32);
-		__builtin_memcpy(h->laddr, &l, sizeof(l));
-		__builtin_memcpy(h->raddr, &r, sizeof(r));
+		__builtin_memcpy(t->laddr, &l, sizeof(l));
+		__builtin_memcpy(t->raddr, &r, sizeof(r));
 	} else if (family == AF_INET6) {
 		struct in6_addr l = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
 		struct in6_addr r = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
-		__builtin_memcpy(h->laddr, &l, sizeof(l));
-		__builtin_memcpy(h->raddr, &r, sizeof(r));
+		__builtin_memcpy(t->laddr, &l, sizeof(l));
+		__builtin_memcpy(t->raddr, &r, sizeof(r));
 	} else {
 		return;
 	}
-	h->family = family;
+	t->family = family;
 	__u32 ports = BPF_CORE_READ(sk, __sk_common.skc_portpair);
-	h->lport = ports >> 16;
-	h->rport = bpf_ntohs((__u16)ports);
+	t->lport = ports >> 16;
+	t->rport = bpf_ntohs((__u16)ports);
 }
 
 /* Remembers that conn (in this process) uses fd. */
 static __always_inline void conn_fd_set(__u64 conn, __s32 fd)
 {
 	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = conn};
-	__s32 *known = bpf_map_lookup_elem(&conn_fds, &k);
-	if (known && *known == fd)
+	struct conn_state *known = bpf_map_lookup_elem(&conn_fds, &k);
+	if (known && known->fd == fd)
 		return; /* the usual case: no LRU update (locks, a recycled node) per call */
-	bpf_map_update_elem(&conn_fds, &k, &fd, BPF_ANY);
+	struct conn_state st = {.fd = fd};
+	bpf_map_update_elem(&conn_fds, &k, &st, BPF_ANY);
 }
 
-/* The fd of the call and its socket: the first fd the thread read or
- * wrote during the call that is a socket (remembered for conn), else the
- * fd remembered for conn (its socket is then looked up by call_emit); -1
- * when neither. */
-static __always_inline void call_fd(const struct call_ctx *c, struct call_info *info)
+/* The tuple of f (the open file of st's fd) into *out: st's when st read
+ * it from this very file (same address, same inode), else the socket's,
+ * then remembered in st. -1 when f is not a socket. */
+static __always_inline int known_tuple(struct file *f, struct conn_state *st, struct sock_tuple *out)
 {
+	__u64 ino = BPF_CORE_READ(f, f_inode, i_ino);
+	if (st->file == (__u64)f && st->ino == ino) {
+		*out = st->tuple;
+		return 0;
+	}
+	struct sock *sk = sock_of_file(f);
+	if (!sk)
+		return -1;
+	read_tuple(out, sk);
+	st->file = (__u64)f;
+	st->ino = ino;
+	st->tuple = *out;
+	return 0;
+}
+
+/* The fd of the call and its socket's tuple: the first fd the thread read
+ * or wrote during the call that is a socket (remembered for conn), else
+ * the fd remembered for conn; -1 when neither. Returns conn's state (for
+ * a module's own cache), or NULL. A function of its own: its stack is not
+ * the probe's. */
+static __noinline struct conn_state *call_fd(const struct call_ctx *c, struct call_info *info)
+{
+	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = c->conn};
+	struct conn_state *st = bpf_map_lookup_elem(&conn_fds, &k);
 	for (int i = 0; i < CALL_FDS; i++) {
 		if (i >= c->nfds)
 			break;
-		struct sock *sk = sock_of_fd(c->fds[i]);
-		if (sk) {
-			info->fd = c->fds[i];
-			info->sk = (__u64)sk;
-			info->flags |= CHUNK_F_FD_SYSCALL;
-			conn_fd_set(c->conn, info->fd);
-			return;
+		__s32 fd = c->fds[i];
+		struct file *f = file_of_fd(fd);
+		if (!f)
+			continue;
+		if (st && st->fd == fd) {
+			if (known_tuple(f, st, &info->tuple))
+				continue;
+		} else {
+			/* A socket new to conn: remembered with its tuple. */
+			struct sock *sk = sock_of_file(f);
+			if (!sk)
+				continue;
+			/* (Filled in place: a conn_state on this stack would not fit
+			 * beside the largest probe's.) */
+			bpf_map_update_elem(&conn_fds, &k, (void *)&zero_state, BPF_ANY);
+			st = bpf_map_lookup_elem(&conn_fds, &k);
+			read_tuple(&info->tuple, sk);
+			if (st) {
+				st->fd = fd;
+				st->file = (__u64)f;
+				st->ino = BPF_CORE_READ(f, f_inode, i_ino);
+				st->tuple = info->tuple;
+			}
 		}
+		info->fd = fd;
+		info->flags |= CHUNK_F_FD_SYSCALL;
+		return st;
 	}
-	struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .conn = c->conn};
-	__s32 *known = bpf_map_lookup_elem(&conn_fds, &k);
-	if (known) {
-		info->fd = *known;
+	if (st) {
+		info->fd = st->fd;
 		info->flags |= CHUNK_F_FD_CACHED;
-		return;
+		struct file *f = file_of_fd(st->fd);
+		if (f)
+			known_tuple(f, st, &info->tuple);
+		return st;
 	}
 	info->fd = -1;
+	return 0;
+}
+
+/* The TLS version and role a module read for the connection before (st's
+ * cache, filled by meta_remember): both are settled once data moves. 1
+ * when they were there. */
+static __always_inline int meta_known(const struct conn_state *st, struct call_info *info)
+{
+	if (!st || !st->tls_version)
+		return 0;
+	info->tls_version = st->tls_version;
+	info->flags |= st->role;
+	return 1;
+}
+
+static __always_inline void meta_remember(struct conn_state *st, const struct call_info *info)
+{
+	if (!st || !info->tls_version)
+		return;
+	st->tls_version = info->tls_version;
+	st->role = info->flags & (CHUNK_F_ROLE_KNOWN | CHUNK_F_SERVER);
 }
 
 /* A read or write of fd by this thread: noted if a call is in progress.
@@ -632,7 +737,7 @@ static __always_inline void emit_chunks(struct emit_ctx *ec)
 #endif
 
 /* Sends the n bytes call c moved (up to the capture cap) as chunk records. */
-static __always_inline void call_emit(const struct call_ctx *c, __u64 n, const struct call_info *info)
+static __always_inline void call_emit(const struct call_ctx *c, __u64 n, struct call_info *info)
 {
 	__u32 slot;
 	if (claim_slot(&slot)) {
@@ -668,7 +773,14 @@ static __always_inline void call_emit(const struct call_ctx *c, __u64 n, const s
 	h->dir = c->dir;
 	h->flags = flags;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
-	fill_tuple(h, info->sk ? (struct sock *)info->sk : sock_of_fd(info->fd));
+	struct sock_tuple *t = &info->tuple;
+	if (!t->family && info->fd >= 0) /* an fd the module found itself (OpenSSL's BIO) */
+		read_tuple(t, sock_of_fd(info->fd));
+	h->family = t->family;
+	h->lport = t->lport;
+	h->rport = t->rport;
+	__builtin_memcpy(h->laddr, t->laddr, sizeof(h->laddr));
+	__builtin_memcpy(h->raddr, t->raddr, sizeof(h->raddr));
 
 	struct emit_ctx ec = {
 		.src = c->buf,

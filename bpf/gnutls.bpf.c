@@ -106,8 +106,8 @@ int BPF_KRETPROBE(gnutls_rw_return)
 		return 0;
 
 	struct call_info info = {};
-	call_fd(&c, &info);
-	if (gnutls_cfg.valid) {
+	struct conn_state *st = call_fd(&c, &info);
+	if (!meta_known(st, &info) && gnutls_cfg.valid) {
 		__u64 ver = 0;
 		__u32 id = 0, entity = 0;
 		if (!bpf_probe_read_user(&ver, sizeof(ver), (void *)(c.conn + gnutls_cfg.pversion)) && ver &&
@@ -116,6 +116,7 @@ int BPF_KRETPROBE(gnutls_rw_return)
 		if (!bpf_probe_read_user(&entity, sizeof(entity), (void *)(c.conn + gnutls_cfg.entity)) &&
 		    (entity == GNUTLS_SERVER || entity == GNUTLS_CLIENT))
 			info.flags |= CHUNK_F_ROLE_KNOWN | (entity == GNUTLS_SERVER ? CHUNK_F_SERVER : 0);
+		meta_remember(st, &info);
 	}
 	call_emit(&c, (__u64)ret, &info);
 	return 0;

@@ -160,20 +160,26 @@ int gotls_ret(struct pt_regs *ctx)
 	c.dir = g.dir;
 	struct call_info info = {};
 	if (g.fd >= 0) {
-		info.fd = g.fd;
-		info.flags |= CHUNK_F_FD_LIB;
-	} else {
-		call_fd(&c, &info); /* no syscall fds: the one remembered for the tls.Conn */
+		/* internal/poll's fd, checked (and its tuple taken from the
+		 * connection's state) as a syscall's would be */
+		c.fds[0] = g.fd;
+		c.nfds = 1;
 	}
-	if (gotls_cfg.flags & GOTLS_F_ROLE) {
-		__u8 client = 0;
-		if (!bpf_probe_read_user(&client, 1, (void *)(c.conn + gotls_cfg.is_client)) && client <= 1)
-			info.flags |= CHUNK_F_ROLE_KNOWN | (client ? 0 : CHUNK_F_SERVER);
-	}
-	if (gotls_cfg.flags & GOTLS_F_VERS) {
-		__u16 vers = 0;
-		if (!bpf_probe_read_user(&vers, 2, (void *)(c.conn + gotls_cfg.vers)) && vers >= 0x0300 && vers <= 0x0304)
-			info.tls_version = vers;
+	struct conn_state *st = call_fd(&c, &info); /* else the one remembered for the tls.Conn */
+	if (g.fd >= 0 && info.fd == g.fd)
+		info.flags = (info.flags & ~CHUNK_F_FD_SYSCALL) | CHUNK_F_FD_LIB;
+	if (!meta_known(st, &info)) {
+		if (gotls_cfg.flags & GOTLS_F_ROLE) {
+			__u8 client = 0;
+			if (!bpf_probe_read_user(&client, 1, (void *)(c.conn + gotls_cfg.is_client)) && client <= 1)
+				info.flags |= CHUNK_F_ROLE_KNOWN | (client ? 0 : CHUNK_F_SERVER);
+		}
+		if (gotls_cfg.flags & GOTLS_F_VERS) {
+			__u16 vers = 0;
+			if (!bpf_probe_read_user(&vers, 2, (void *)(c.conn + gotls_cfg.vers)) && vers >= 0x0300 && vers <= 0x0304)
+				info.tls_version = vers;
+		}
+		meta_remember(st, &info);
 	}
 	call_emit(&c, (__u64)n, &info);
 	return 0;

@@ -58,32 +58,23 @@ int BPF_KPROBE(ssl_free_entry, void *ssl)
 	return 0;
 }
 
-/* A copy of the offsets of library idx; valid == 0 when there are none. The
- * mask keeps the index provably in bounds for verifiers (6.1) that lose the
+static const volatile struct lib_offsets no_lib;
+
+/* The offsets of library idx (in .rodata: a copy would take a large part
+ * of the return probe's stack); valid == 0 when there are none. The mask
+ * keeps the index provably in bounds for verifiers (6.1) that lose the
  * check's bound when the compiler reloads the index from the stack. */
-static __always_inline struct lib_offsets lib_off(__u32 idx)
+static __always_inline const volatile struct lib_offsets *lib_off(__u32 idx)
 {
-	struct lib_offsets o = {};
-	if (idx < MAX_LIBS) {
-		barrier_var(idx);
-		idx &= MAX_LIBS - 1;
-		o.ssl_version = openssl_cfg.libs[idx].ssl_version;
-		o.ssl_s3 = openssl_cfg.libs[idx].ssl_s3;
-		o.s3_version = openssl_cfg.libs[idx].s3_version;
-		o.ssl_rbio = openssl_cfg.libs[idx].ssl_rbio;
-		o.ssl_wbio = openssl_cfg.libs[idx].ssl_wbio;
-		o.bio_num = openssl_cfg.libs[idx].bio_num;
-		o.bio_method = openssl_cfg.libs[idx].bio_method;
-		o.ssl_server = openssl_cfg.libs[idx].ssl_server;
-		o.ssl_server_mask = openssl_cfg.libs[idx].ssl_server_mask;
-		o.flags = openssl_cfg.libs[idx].flags;
-		o.valid = openssl_cfg.libs[idx].valid;
-	}
-	return o;
+	if (idx >= MAX_LIBS)
+		return &no_lib;
+	barrier_var(idx);
+	idx &= MAX_LIBS - 1;
+	return &openssl_cfg.libs[idx];
 }
 
 /* The fd of the SSL's BIO when it is a socket or fd BIO, else -1. */
-static __always_inline __s32 fd_from_bio(__u64 ssl, const struct lib_offsets *o, __u8 dir)
+static __always_inline __s32 fd_from_bio(__u64 ssl, const volatile struct lib_offsets *o, __u8 dir)
 {
 	__u64 bio = 0, method = 0;
 	__s32 type = 0, fd = -1;
@@ -109,7 +100,7 @@ static __always_inline __s32 fd_from_bio(__u64 ssl, const struct lib_offsets *o,
 
 /* The first bytes (up to MEM_HEAD) of what the SSL's read or write BIO
  * holds unread, when it is an OpenSSL memory BIO; 0 otherwise. */
-static __always_inline __u32 mem_bio_head(__u64 ssl, const struct lib_offsets *o, __u8 dir, __u8 *head)
+static __always_inline __u32 mem_bio_head(__u64 ssl, const volatile struct lib_offsets *o, __u8 dir, __u8 *head)
 {
 	__u64 bio = 0, method = 0, ptr = 0, bm = 0, data = 0, length = 0;
 	__s32 type = 0;
@@ -149,9 +140,9 @@ static __always_inline void mem_learn_recv(__u64 ssl, __u32 lib_idx)
 {
 	if (filtered_out(bpf_get_current_pid_tgid()) || conn_fd_known(ssl))
 		return;
-	struct lib_offsets o = lib_off(lib_idx);
+	const volatile struct lib_offsets *o = lib_off(lib_idx);
 	__u8 head[MEM_HEAD] = {};
-	__u32 n = mem_bio_head(ssl, &o, DIR_READ, head);
+	__u32 n = mem_bio_head(ssl, o, DIR_READ, head);
 	if (n)
 		mem_match_recv(ssl, head, n);
 }
@@ -162,9 +153,9 @@ static __always_inline void mem_learn_send(__u64 ssl, __u32 lib_idx)
 {
 	if (filtered_out(bpf_get_current_pid_tgid()) || conn_fd_known(ssl))
 		return;
-	struct lib_offsets o = lib_off(lib_idx);
+	const volatile struct lib_offsets *o = lib_off(lib_idx);
 	__u8 head[MEM_HEAD] = {};
-	__u32 n = mem_bio_head(ssl, &o, DIR_WRITE, head);
+	__u32 n = mem_bio_head(ssl, o, DIR_WRITE, head);
 	if (n)
 		mem_expect_send(ssl, head, n);
 }
@@ -215,7 +206,7 @@ static __always_inline int is_tls_version(__u16 v)
  * the SSL into its SSL3_STATE (2025): there, the SSL's old place holds
  * max_send_fragment (512 to 16384, never a TLS version), so a value that is
  * not a version there means "look in s3" (LIB_F_VERSION_S3). */
-static __always_inline __u32 ssl_version(__u64 ssl, const struct lib_offsets *o)
+static __always_inline __u32 ssl_version(__u64 ssl, const volatile struct lib_offsets *o)
 {
 	__u16 v = 0;
 	__u64 s3 = 0;
@@ -274,9 +265,9 @@ static __noinline int emit_keys(__u64 ssl, __u32 lib_idx)
 	r->pid = id >> 32;
 	r->tid = (__u32)id;
 	r->lib_idx = lib_idx;
-	struct lib_offsets o = lib_off(lib_idx);
-	if (o.valid)
-		r->version = ssl_version(ssl, &o);
+	const volatile struct lib_offsets *o = lib_off(lib_idx);
+	if (o->valid)
+		r->version = ssl_version(ssl, o);
 	bpf_probe_read_user(r->client_random, sizeof(r->client_random), (void *)random_at);
 	bpf_probe_read_user(&mk_len, sizeof(mk_len), (void *)(sess + openssl_cfg.keys[idx].sess_master_key_len));
 	r->master_key_len = mk_len > SECRET_MAX ? SECRET_MAX : (__u32)mk_len;
@@ -325,23 +316,24 @@ int BPF_KRETPROBE(ssl_rw_return)
 	if (n == 0)
 		return 0;
 
-	struct lib_offsets o = lib_off(c.lib_idx);
+	const volatile struct lib_offsets *o = lib_off(c.lib_idx);
 	struct call_info info = {};
-	call_fd(&c, &info);
+	struct conn_state *st = call_fd(&c, &info);
 	if (info.fd < 0) {
-		info.fd = fd_from_bio(c.conn, &o, c.dir);
+		info.fd = fd_from_bio(c.conn, o, c.dir);
 		if (info.fd >= 0) {
 			info.flags |= CHUNK_F_FD_LIB;
 			conn_fd_set(c.conn, info.fd);
 		}
 	}
-	if (o.valid) {
-		info.tls_version = ssl_version(c.conn, &o);
-		if (o.ssl_server) {
+	if (!meta_known(st, &info) && o->valid) {
+		info.tls_version = ssl_version(c.conn, o);
+		if (o->ssl_server) {
 			__u8 role = 0;
-			if (!bpf_probe_read_user(&role, sizeof(role), (void *)(c.conn + o.ssl_server)))
-				info.flags |= CHUNK_F_ROLE_KNOWN | ((role & o.ssl_server_mask) ? CHUNK_F_SERVER : 0);
+			if (!bpf_probe_read_user(&role, sizeof(role), (void *)(c.conn + o->ssl_server)))
+				info.flags |= CHUNK_F_ROLE_KNOWN | ((role & o->ssl_server_mask) ? CHUNK_F_SERVER : 0);
 		}
+		meta_remember(st, &info);
 	}
 	emit_keys(c.conn, c.lib_idx);
 	call_emit(&c, n, &info);
