@@ -110,9 +110,15 @@ target/bench/tlsload-nss: $(TLSLOAD_SRC) bench/tls_nss.c
 	@mkdir -p $(@D)
 	$${CC:-cc} -O2 -Wall -o $@ bench/tlsload.c bench/tls_nss.c $$(pkg-config --cflags --libs nss nspr) -lpthread
 
+# The gotls rows' floor (bench/floor.bpf.c), with the libbpf headers the
+# cargo build unpacked.
+target/bench/floor.bpf.o: bench/floor.bpf.c | build
+	@mkdir -p $(@D)
+	$(CLANG) -g -O2 -target bpf -Ibpf -I$(firstword $(wildcard target/release/build/libbpf-sys-*/out/include)) -c $< -o $@
+
 # Interleaved, repeated runs against baselines (BENCH_RUNS=5); prints a table
 # and writes target/bench/results.json.
-bench: build bench-deps static $(TLSLOAD)
+bench: build bench-deps static gotls $(TLSLOAD) target/bench/floor.bpf.o
 	$(CARGO) bench --bench suite
 
 # Fuzzing (fuzz/, SECURITY: every byte parsed comes from a traced process):

@@ -12,7 +12,9 @@
 //! 4. RSS and fan-out with 1, 10 and 100 clients at ~10k events/s;
 //! 5. binary size and start-up time;
 //! 6. overhead per call of the `gnutls` and `nss` modules as in 1 (text to a
-//!    file), against a floor with the same probes on the same functions.
+//!    file), against a floor with the same probes on the same functions;
+//! 7. overhead per `(*tls.Conn).Write` of the `gotls` module on a Go load
+//!    (bench/tlsload.go), against counting uprobes at the same offsets.
 //!
 //! Every section measures the static binary, what users run (BENCH_ECAPTURE
 //! names another). Needs root, bpftrace, and the binaries `make bench` builds
@@ -51,6 +53,8 @@ struct Env {
     openssl: Stack,
     gnutls: Stack,
     nss: Stack,
+    /// Go's crypto/tls (bench/tlsload.go), when the Go fixture is built.
+    go: Option<Stack>,
     runs: usize,
     only: Option<Vec<u32>>,
 }
@@ -63,14 +67,30 @@ impl Env {
 
 /// A TLS library under load: its build of tlsload (bench/tls.h), the two
 /// arguments naming the server's credentials there, the call it writes
-/// with, and the library's read and write calls that ecapture probes (the
-/// floor probes the same).
+/// with, and where ecapture probes it (the floor probes the same).
 struct Stack {
     load: PathBuf,
     write: &'static str,
     creds: [OsString; 2],
-    lib: &'static str,
-    calls: &'static [&'static str],
+    probes: Probes,
+}
+
+/// Where the floor's bpftrace counts hits.
+enum Probes {
+    /// Entry and return of the library's read and write calls.
+    Calls { lib: &'static str, calls: &'static [&'static str] },
+    /// Uprobes at these file offsets of a program (Go: ecapture's own list
+    /// of functions and their RET instructions; no uretprobes), each running
+    /// bench/floor.bpf.c's counter: bpftrace's `count()`, which Debian's
+    /// bpftrace cannot place inside a function.
+    Offsets { path: PathBuf, offsets: Vec<u64> },
+}
+
+/// A running floor.
+enum Floor {
+    Bpftrace(Child),
+    /// The counter object and its uprobes (detached when dropped).
+    Counter(#[allow(dead_code)] ecapture::sys::libbpf::Object, #[allow(dead_code)] Vec<ecapture::sys::libbpf::Link>),
 }
 
 /// One tlsload run: what it printed.
@@ -290,17 +310,34 @@ impl Summary {
     }
 }
 
-/// bpftrace counting the entries and returns of the stack's probed calls
-/// (OpenSSL: SSL_{read,write}[_ex]): the floor.
-fn floor_start(stack: &Stack) -> Child {
-    let (l, fns) = (stack.lib, stack.calls);
-    let up: Vec<String> = fns.iter().map(|f| format!("uprobe:{l}:{f}")).collect();
-    let ur: Vec<String> = fns.iter().map(|f| format!("uretprobe:{l}:{f}")).collect();
-    let prog = format!(
-        "BEGIN {{ printf(\"ready\\n\"); }} {} {{ @calls = count(); }} {} {{ @rets = count(); }}",
-        up.join(", "),
-        ur.join(", ")
-    );
+/// The floor: bpftrace counting the entries and returns of the stack's
+/// probed calls (OpenSSL: SSL_{read,write}[_ex]), or the counter at the
+/// stack's offsets.
+fn floor_start(stack: &Stack) -> Floor {
+    match &stack.probes {
+        Probes::Calls { lib, calls } => Floor::Bpftrace(bpftrace_start(lib, calls)),
+        Probes::Offsets { path, offsets } => {
+            use ecapture::sys::libbpf::OpenObject;
+            let obj_path = root().join("target/bench/floor.bpf.o");
+            let bytes = std::fs::read(&obj_path).unwrap_or_else(|e| fail(&format!("{}: {e} (make bench builds it)", obj_path.display())));
+            let obj = OpenObject::open_mem("floor", Box::leak(bytes.into_boxed_slice()), None)
+                .and_then(|o| o.load())
+                .unwrap_or_else(|e| fail(&format!("floor: {e}")));
+            let shown = path.to_string_lossy();
+            let links = offsets
+                .iter()
+                .map(|&o| obj.attach_uprobe("floor_hit", &shown, o, "floor", false, 0).unwrap_or_else(|e| fail(&format!("floor: {e}"))))
+                .collect();
+            Floor::Counter(obj, links)
+        }
+    }
+}
+
+fn bpftrace_start(lib: &str, calls: &[&str]) -> Child {
+    let up: Vec<String> = calls.iter().map(|f| format!("uprobe:{lib}:{f}")).collect();
+    let ur: Vec<String> = calls.iter().map(|f| format!("uretprobe:{lib}:{f}")).collect();
+    let counted = format!("{} {{ @calls = count(); }} {} {{ @rets = count(); }}", up.join(", "), ur.join(", "));
+    let prog = format!("BEGIN {{ printf(\"ready\\n\"); }} {counted}");
     let mut child = Command::new("bpftrace")
         .args(["-e", &prog])
         .stdin(Stdio::null())
@@ -328,7 +365,14 @@ fn floor_start(stack: &Stack) -> Child {
     child
 }
 
-fn floor_stop(mut c: Child) {
+fn floor_stop(f: Floor) {
+    match f {
+        Floor::Bpftrace(c) => bpftrace_stop(c),
+        Floor::Counter(..) => {}
+    }
+}
+
+fn bpftrace_stop(mut c: Child) {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
     // bpftrace has been seen to miss a SIGINT and wait for ever.
@@ -519,7 +563,7 @@ fn main() {
     let db = nss_db(&dir.join("nssdb"));
     // The load runs as LOAD_UID: it must read its files (test keys).
     use std::os::unix::fs::PermissionsExt;
-    let loads = ["tlsload", "tlsload-gnutls", "tlsload-nss"].map(|b| dir.join(b));
+    let loads = ["tlsload", "tlsload-gnutls", "tlsload-nss", "tlsload-go"].map(|b| dir.join(b));
     let db_files = ["cert9.db", "key4.db", "pkcs11.txt"].map(|f| db.join(f));
     for p in [&dir, &cert, &key, &db].into_iter().chain(&loads).chain(&db_files) {
         let mode = if p.is_dir() { 0o755 } else { 0o644 | (std::fs::metadata(p).map_or(0, |m| m.permissions().mode()) & 0o111) };
@@ -536,25 +580,26 @@ fn main() {
             load: dir.join("tlsload"),
             write: "SSL_write",
             creds: [cert.clone().into(), key.clone().into()],
-            lib: "/usr/lib/x86_64-linux-gnu/libssl.so.3",
-            calls: &["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"],
+            probes: Probes::Calls {
+                lib: "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+                calls: &["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"],
+            },
         },
         // gnutls_record_send calls send2, which the module probes when the
         // library has it (3.6.3+): the floor probes the same.
         gnutls: Stack {
             load: dir.join("tlsload-gnutls"),
             write: "gnutls_record_send",
-            creds: [cert.into(), key.into()],
-            lib: "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
-            calls: &["gnutls_record_send2", "gnutls_record_recv"],
+            creds: [cert.clone().into(), key.clone().into()],
+            probes: Probes::Calls { lib: "/usr/lib/x86_64-linux-gnu/libgnutls.so.30", calls: &["gnutls_record_send2", "gnutls_record_recv"] },
         },
         nss: Stack {
             load: dir.join("tlsload-nss"),
             write: "PR_Write",
             creds: [format!("sql:{}", db.display()).into(), "server".into()],
-            lib: "/usr/lib/x86_64-linux-gnu/libnspr4.so",
-            calls: &["PR_Write", "PR_Read", "PR_Send", "PR_Recv"],
+            probes: Probes::Calls { lib: "/usr/lib/x86_64-linux-gnu/libnspr4.so", calls: &["PR_Write", "PR_Read", "PR_Send", "PR_Recv"] },
         },
+        go: go_stack(&dir.join("tlsload-go"), &cert, &key),
         runs: std::env::var("BENCH_RUNS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -563,7 +608,8 @@ fn main() {
             .ok()
             .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect()),
     };
-    for p in [&env.ecapture, &env.glibc].into_iter().chain(&loads) {
+    // (tlsload-go is section 7's, which says so itself.)
+    for p in [&env.ecapture, &env.glibc].into_iter().chain(&loads[..3]) {
         if !p.exists() {
             fail(&format!("{} is missing: run `make bench`", p.display()));
         }
@@ -597,13 +643,14 @@ fn main() {
     );
     json.push(format!("\"machine\":{{\"date\":\"{date}\",\"kernel\":\"{uname}\",\"cpu\":\"{cpu}\",\"cpus\":{ncpu}}}"));
 
-    let sections: [(u32, Section); 6] = [
+    let sections: [(u32, Section); 7] = [
         (1, overhead),
         (2, completeness),
         (3, latency),
         (4, fan_out),
         (5, size_and_startup),
         (6, other_stacks),
+        (7, go_overhead),
     ];
     for (n, section) in sections {
         if env.wants(n) {
@@ -785,6 +832,46 @@ fn other_stacks(env: &Env) -> String {
         json.push(format!("\"{module}\":{}", overhead_table(env, &heading, stack, &rows, &[&text_file])));
     }
     format!("\"other_stacks\":{{{}}}", json.join(","))
+}
+
+/// The Go load and the probes `ecapture gotls --elfpath` puts on it:
+/// ecapture's own list.
+fn go_stack(load: &Path, cert: &Path, key: &Path) -> Option<Stack> {
+    use ecapture::modules::gotls;
+    if !load.exists() {
+        return None;
+    }
+    let program = gotls::inspect(load).unwrap_or_else(|e| fail(&format!("{}: {e}", load.display())));
+    let offsets = gotls::uprobes(&program).iter().map(|u| u.offset).collect();
+    Some(Stack {
+        load: load.to_path_buf(),
+        write: "(*tls.Conn).Write",
+        creds: [cert.into(), key.into()],
+        probes: Probes::Offsets { path: load.to_path_buf(), offsets },
+    })
+}
+
+/// Section 7: `ecapture gotls` as section 1 measures `tls`, on Go's
+/// crypto/tls (bench/tlsload.go, built by the Go fixture), against a floor
+/// of counting uprobes at the same offsets (entries and every RET; Go gets
+/// no uretprobes).
+fn go_overhead(env: &Env) -> String {
+    let Some(stack) = &env.go else {
+        fail("target/bench/tlsload-go is missing: run `make bench` (it builds the Go fixture)");
+    };
+    let text_file = root().join("target/bench/overhead-events.txt");
+    let text = text_file.to_string_lossy().into_owned();
+    let load = stack.load.to_string_lossy().into_owned();
+    let rows = [
+        Row { name: NO_CAPTURE, beside: Beside::Nothing },
+        Row { name: "counting uprobes at ecapture's offsets (floor)", beside: Beside::Floor },
+        Row {
+            name: "ecapture static, text to a file",
+            beside: Beside::Ecapture { bin: &env.ecapture, args: vec!["gotls", "--elfpath", &load, "--eventaddr", &text], client: false },
+        },
+    ];
+    let table = overhead_table(env, "7. overhead (Go crypto/tls, `ecapture gotls`)", stack, &rows, &[&text_file]);
+    format!("\"gotls\":{table}")
 }
 
 /// What a captured load made, and what ecapture captured of it.

@@ -207,7 +207,8 @@ fn config_bytes(v: &GoVersion) -> Vec<u8> {
     b
 }
 
-fn uprobes(p: &Program) -> Vec<Uprobe> {
+/// Every probe of program p (`make bench`'s floor probes the same).
+pub fn uprobes(p: &Program) -> Vec<Uprobe> {
     let probe = |prog: &'static str, func: &str, offset: u64| Uprobe { prog, func: func.to_string(), offset, ret: false, cookie: 0 };
     let mut out = vec![probe("gotls_write_entry", WRITE, p.write), probe("gotls_read_entry", READ, p.read)];
     out.extend(p.write_rets.iter().map(|&o| probe("gotls_ret", &format!("{WRITE} (RET)"), o)));

@@ -9,6 +9,8 @@
 #   VER/peer-pie              .symtab, only .gopclntab), PIE, and PIE stripped
 #   VER/peer-pie-stripped
 #   VER/nontls                tests/gotls/nontls.go: Go without crypto/tls
+#   VER/tlsload               bench/tlsload.go, the load of `make bench`'s gotls
+#                             rows (the newest Go's is copied to target/bench/tlsload-go)
 #
 # Cached: a toolchain is installed once; a program is rebuilt only when its
 # source is newer. The Go build cache lives in target/gotls/cache, so a cold
@@ -61,5 +63,11 @@ for ver in "${VERSIONS[@]}"; do
   build peer-pie "$here/peer.go" -buildmode=pie
   build peer-pie-stripped "$here/peer.go" -buildmode=pie -ldflags="-s -w"
   build nontls "$here/nontls.go" -ldflags="-s -w"
+  build tlsload "$root/bench/tlsload.go"
   echo "gotls: $dir ($("$go" version | cut -d' ' -f3)) ready"
 done
+bench=$root/target/bench
+mkdir -p "$bench"
+if newer "$bench/tlsload-go" "$out/${VERSIONS[0]}/tlsload"; then
+  cp "$out/${VERSIONS[0]}/tlsload" "$bench/tlsload-go"
+fi
