@@ -471,3 +471,43 @@ fn memory_bio_event_loop_gets_each_connections_own_tuple() {
     assert_eq!(total, conns * rounds * 4, "every message, both ends, both ways");
     assert!(known * 10 >= total * 9, "the tuple is learnt for nearly every message: {known} of {total}");
 }
+
+/// The socket ecapture remembers for a connection (its tuple, checked by
+/// the open file and its inode number: bpf/common.h) is never another
+/// connection's: one SSL object used for three connections in turn
+/// (SSL_clear between), each new socket on the closed one's fd number and
+/// often on its kernel file object, shows each connection's own tuple.
+#[test]
+fn reused_ssl_object_on_a_reused_fd_shows_each_connections_tuple() {
+    if !e2e_enabled("reuse_ssl") {
+        return;
+    }
+    let dir = TempDir::new("reuse");
+    let prog = dir.path().join("reuse_ssl");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reuse_ssl.c");
+    let cc = Command::new("cc").args(["-O2", "-Wall", "-o"]).arg(&prog).arg(&src).args(["-lssl", "-lcrypto"]).output().expect("run cc");
+    assert!(cc.status.success(), "building reuse_ssl: {}", String::from_utf8_lossy(&cc.stderr));
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    // -www: s_server's stdin is closed, and in its echo mode that ends each
+    // connection at once. (Its reads go through an SSL BIO: not captured.)
+    let _servers: Vec<Proc> = ports.iter().map(|p| s_server(dir.path(), &format!("127.0.0.1:{p}"), true)).collect();
+    let ec = Ecapture::start(&["tls"]);
+    let out = Command::new(&prog).args(ports.iter().map(|p| p.to_string())).stdin(Stdio::null()).output().expect("run reuse_ssl");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "reuse_ssl: {said} {}", String::from_utf8_lossy(&out.stderr));
+    let fds: Vec<&str> = said.trim().split(' ').skip(1).collect();
+    assert!(fds.len() == 3 && fds.iter().all(|f| *f == fds[0]), "one fd number for all three sockets: {said:?}");
+    let last = format!("hello via port {}", ports[2]);
+    ec.wait_event("the last write", |e| e.dir == "WRITE" && String::from_utf8_lossy(&e.payload).contains(&last));
+    let (st, _, events, err) = ec.stop();
+    assert!(st.success(), "{err:?}");
+    let mut seen = Vec::new();
+    for e in events.iter().filter(|e| e.dir == "WRITE") {
+        let text = String::from_utf8_lossy(&e.payload).into_owned();
+        let Some(port) = text.trim().strip_prefix("hello via port ").and_then(|p| p.parse::<u16>().ok()) else { continue };
+        assert!(ports.contains(&port), "{text:?}");
+        assert_eq!(e.dst, format!("127.0.0.1:{port}"), "the write on the connection to port {port}: {e:?}");
+        seen.push(port);
+    }
+    assert_eq!(seen, ports, "each connection's write, in order: {:?}", events.iter().filter(|e| e.dir == "WRITE").collect::<Vec<_>>());
+}

@@ -270,6 +270,13 @@ impl Assembler {
     /// One captured call; returns the messages it completes.
     pub fn push(&mut self, call: Call, now_ns: u64, out: &mut Vec<Message>) {
         let key = (call.meta.pid, call.conn);
+        // The library's object moved to another socket (OpenSSL's SSL_clear
+        // then SSL_set_fd): what it holds was the old connection's.
+        if let (Some(conn), Some(now)) = (self.conns.get(&key), call.meta.endpoints) {
+            if conn.meta.endpoints.is_some_and(|before| before != now) {
+                self.close_key(key, out);
+            }
+        }
         if !self.conns.contains_key(&key) && self.conns.len() >= self.cfg.max_conns {
             if let Some(&(_, oldest)) = self.lru.iter().next() {
                 self.close_key(oldest, out);
@@ -1033,6 +1040,25 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].meta.role, Some(Role::Server));
         assert_eq!(out[0].meta.endpoints, sample_call(b"").meta.endpoints);
+    }
+
+    #[test]
+    fn an_object_reused_for_another_socket_is_another_connection() {
+        let mut a = Assembler::new(Config::default());
+        let mut out = Vec::new();
+        let first = call(1, Direction::Write, b"hello one\n");
+        let mut second = call(1, Direction::Write, b"hello two\n");
+        let (local, remote) = first.meta.endpoints.expect("sample endpoints");
+        second.meta.endpoints = Some((std::net::SocketAddr::new(local.ip(), local.port() + 1), std::net::SocketAddr::new(remote.ip(), remote.port() + 1)));
+        let mut unknown = call(1, Direction::Write, b"hello three\n");
+        unknown.meta.endpoints = None;
+        a.push(first.clone(), 0, &mut out);
+        a.push(second.clone(), MS, &mut out);
+        a.push(unknown, 2 * MS, &mut out);
+        a.flush(&mut out);
+        assert_eq!(kinds(&out), vec![(UNKNOWN, "hello one\n".into()), (UNKNOWN, "hello two\nhello three\n".into())]);
+        assert_eq!(out[0].meta.endpoints, first.meta.endpoints);
+        assert_eq!(out[1].meta.endpoints, second.meta.endpoints, "an unknown tuple keeps the one known");
     }
 
     #[test]
