@@ -98,7 +98,7 @@ fn pcapng_curl_tls12_tls13_decrypted_from_the_file_alone() {
     let (st, _, events, stderr) = ec.stop();
     assert!(st.success(), "{stderr:?}");
     assert!(events.is_empty(), "-m pcapng prints no events");
-    let summary = stderr.iter().find(|l| l.contains("pcapng ")).cloned().unwrap_or_default();
+    let summary = stderr.iter().find(|l| l.contains("; pcapng ")).cloned().unwrap_or_default();
     assert!(summary.contains("0 packets dropped by the kernel"), "{stderr:?}");
     assert!(!summary.contains("before their keys"), "{summary}");
 
