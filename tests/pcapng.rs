@@ -431,3 +431,35 @@ fn frame(src: &str, dst: &str, proto: u8, sport: u16, dport: u16, frag_off: u16)
     f.extend([0u8; 16]);
     f
 }
+
+/// `gnutls -m pcapng`: wget (GnuTLS) gives packets without keys: a warning
+/// says so, tshark shows the TLS but no HTTP; the packets still name wget.
+#[test]
+fn pcapng_gnutls_wget_packets_without_keys() {
+    if !ready("pcapng_gnutls") || !tool("wget") {
+        return;
+    }
+    let dir = TempDir::new("pcapng-wget");
+    let (_server, port) = py_server(dir.path(), "127.0.0.1");
+    let file = dir.path().join("wget.pcapng");
+    let filter = format!("tcp port {port}");
+    let mut args = pcap_args(file.to_str().unwrap(), "lo", &filter);
+    args[0] = "gnutls";
+    let ec = Ecapture::start(&args);
+    ec.wait_stderr("reads no TLS secrets yet");
+    let st = Command::new("wget")
+        .args(["-q", "--no-check-certificate", "-O", "/dev/null"])
+        .arg(format!("https://127.0.0.1:{port}/wget"))
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_ends(&file, port, 1);
+    let (st, _, _, stderr) = ec.stop();
+    assert!(st.success(), "{stderr:?}");
+    capinfos_ok(&file, "Ethernet");
+    assert!(!tshark(&file, port, "tls.app_data", &["frame.number"]).is_empty(), "TLS application data in the file");
+    assert!(http(&file, port).is_empty(), "no keys: no HTTP decrypted");
+    let comments = tshark(&file, port, "frame.comment", &["frame.comment"]);
+    assert!(comments.lines().any(|c| c.contains("comm=wget")), "{comments}");
+}

@@ -116,7 +116,7 @@ impl Outputs {
             let capture = pcapng::PcapCapture::start(pc)?;
             let to = if pc.path.as_os_str() == "-" { "standard output".to_string() } else { pc.path.display().to_string() };
             let filter = if pc.filter.is_empty() { String::new() } else { format!(" matching '{}'", pc.filter) };
-            log::info!("packets of {}{filter} go to {to} (pcapng, with their TLS secrets); no plaintext events are printed", pc.ifname);
+            log::info!("packets of {}{filter} go to {to} (pcapng, with the TLS secrets read); no plaintext events are printed", pc.ifname);
             out.pcap = Some(capture);
             return Ok(out);
         }
