@@ -26,6 +26,7 @@ use std::time::Duration;
 use super::Output;
 use crate::error::{Error, Result};
 use crate::event::{Message, Secret, SecretLabel};
+use crate::fasthash::FastMap;
 use crate::modules::PcapConfig;
 use crate::packet::{canonical, filter, tcp_segment, tls_start, TlsStart};
 use crate::sink::open::OutputFile;
@@ -124,21 +125,28 @@ pub mod block {
         wrap(out, 1, &b);
     }
 
-    /// Enhanced Packet Block of interface 0, with an optional comment.
+    /// Enhanced Packet Block of interface 0, with an optional comment,
+    /// written straight into `out` (once per packet: no copy on the way).
     pub fn packet(out: &mut Vec<u8>, ts_ns: u64, orig_len: u32, data: &[u8], comment: Option<&str>) {
-        let mut b = Vec::with_capacity(32 + data.len() + comment.map_or(0, |c| c.len() + 8));
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
-        b.extend_from_slice(&(ts_ns as u32).to_le_bytes());
-        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(data);
-        pad4(&mut b);
+        let comment = comment.map(|c| &c.as_bytes()[..c.len().min(1000)]);
+        let padded = |n: usize| (n + 3) & !3;
+        let opts = comment.map_or(0, |c| 4 + padded(c.len()) + 4);
+        let len = (12 + 20 + padded(data.len()) + opts) as u32;
+        out.reserve(len as usize);
+        out.extend_from_slice(&6u32.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
+        out.extend_from_slice(&(ts_ns as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        pad4(out);
         if let Some(c) = comment {
-            option(&mut b, 1, &c.as_bytes()[..c.len().min(1000)]);
-            option(&mut b, 0, &[]);
+            option(out, 1, c);
+            option(out, 0, &[]);
         }
-        wrap(out, 6, &b);
+        out.extend_from_slice(&len.to_le_bytes());
     }
 
     /// Decryption Secrets Block: TLS key log lines ('TLSK').
@@ -213,7 +221,7 @@ fn complete(bits: u8) -> bool {
 pub struct Pcap {
     out: Box<dyn Write + Send>,
     buf: Vec<u8>,
-    conns: HashMap<Key, Conn>,
+    conns: FastMap<Key, Conn>,
     /// Connections holding packets.
     holding: Vec<Key>,
     held_total: usize,
@@ -222,7 +230,7 @@ pub struct Pcap {
     keyed_order: VecDeque<[u8; 32]>,
     /// Key log lines written, to not write one twice.
     lines_written: std::collections::HashSet<([u8; 32], u8)>,
-    owners: HashMap<Key, Owner>,
+    owners: FastMap<Key, Owner>,
     last_sweep: u64,
     stats: Arc<PcapStats>,
     reported_error: bool,
@@ -237,14 +245,14 @@ impl Pcap {
         Pcap {
             out,
             buf,
-            conns: HashMap::new(),
+            conns: FastMap::default(),
             holding: Vec::new(),
             held_total: 0,
             by_random: HashMap::new(),
             keyed: HashMap::new(),
             keyed_order: VecDeque::new(),
             lines_written: Default::default(),
-            owners: HashMap::new(),
+            owners: FastMap::default(),
             last_sweep: 0,
             stats,
             reported_error: false,
@@ -257,8 +265,9 @@ impl Pcap {
         Some(format!("pid={} tid={} comm={}", o.pid, o.tid, o.comm))
     }
 
-    fn emit(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) {
-        let comment = tcp_segment(data).and_then(|s| self.comment(s.src, s.dst));
+    /// Writes a packet; `ends`: its TCP source and destination, for the comment.
+    fn emit(&mut self, ts_ns: u64, orig_len: u32, data: &[u8], ends: Option<(SocketAddr, SocketAddr)>) {
+        let comment = if self.owners.is_empty() { None } else { ends.and_then(|(s, d)| self.comment(s, d)) };
         block::packet(&mut self.buf, ts_ns, orig_len, data, comment.as_deref());
         self.stats.packets.fetch_add(1, Relaxed);
         self.stats.bytes.fetch_add(data.len() as u64, Relaxed);
@@ -270,13 +279,14 @@ impl Pcap {
     /// A frame from the interface, at `now` (monotonic ns).
     pub fn packet(&mut self, ts_ns: u64, orig_len: u32, data: &[u8], now: u64) {
         let Some(seg) = tcp_segment(data) else {
-            return self.emit(ts_ns, orig_len, data);
+            return self.emit(ts_ns, orig_len, data, None);
         };
+        let ends = Some((seg.src, seg.dst));
         let key = conn_key(seg.src, seg.dst);
         if !self.conns.contains_key(&key) {
             if self.conns.len() >= MAX_CONNS {
                 self.stats.untracked.fetch_add(1, Relaxed);
-                return self.emit(ts_ns, orig_len, data);
+                return self.emit(ts_ns, orig_len, data, ends);
             }
             self.conns.insert(key, Conn::default());
         }
@@ -298,7 +308,7 @@ impl Pcap {
         }
         if c.held.is_empty() && !start_holding {
             // Keys may have come since holding ended: nothing to wait for.
-            return self.emit(ts_ns, orig_len, data);
+            return self.emit(ts_ns, orig_len, data, ends);
         }
         if c.held.is_empty() {
             c.since = now;
@@ -332,7 +342,8 @@ impl Pcap {
             log::debug!("{} packets of {} <-> {} written before their TLS keys", held.len(), key.0, key.1);
         }
         for h in held {
-            self.emit(h.ts_ns, h.orig_len, &h.data);
+            let ends = tcp_segment(&h.data).map(|s| (s.src, s.dst));
+            self.emit(h.ts_ns, h.orig_len, &h.data, ends);
         }
     }
 
@@ -607,4 +618,105 @@ fn packet_loop(mut ring: PacketRing, shared: &Mutex<Pcap>, stop: &AtomicBool, st
     read(&mut ring);
     read_stats(&ring, true);
     lock(shared).finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::filter::tests::frame;
+
+    /// Output that the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The block types of a pcapng stream, checking each block's lengths.
+    fn blocks(b: &[u8]) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < b.len() {
+            let t = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+            let len = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+            assert_eq!(len % 4, 0);
+            assert_eq!(u32::from_le_bytes(b[at + len - 4..at + len].try_into().unwrap()) as usize, len);
+            out.push(t);
+            at += len;
+        }
+        out
+    }
+
+    /// A TCP frame from 10.0.0.1:40000 to 10.0.0.2:443 (or back) with `payload`.
+    fn tcp(back: bool, payload: &[u8]) -> Vec<u8> {
+        let (s, d, sp, dp) = if back { ("10.0.0.2", "10.0.0.1", 443, 40000) } else { ("10.0.0.1", "10.0.0.2", 40000, 443) };
+        let mut f = frame(s, d, 6, sp, dp, 0);
+        f[14 + 20 + 12] = 5 << 4;
+        f.extend_from_slice(payload);
+        let total = (f.len() - 14) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f
+    }
+
+    fn hello() -> Vec<u8> {
+        let mut h = vec![22, 3, 1, 0, 100, 1, 0, 0, 96, 3, 3];
+        h.extend([7u8; 32]);
+        h
+    }
+
+    const SHB: u32 = 0x0a0d_0d0a;
+
+    #[test]
+    fn packets_wait_for_their_keys_which_come_first() {
+        let out = Shared::default();
+        let stats = Arc::new(PcapStats::default());
+        let mut p = Pcap::new(Box::new(out.clone()), 65535, "lo", Arc::clone(&stats));
+        p.packet(1, 0, &tcp(false, &hello()), 1);
+        p.packet(2, 0, &tcp(true, &[22, 3, 3, 0, 1, 2, 20, 3, 3, 0, 1, 1]), 2); // ServerHello + CCS: held
+        p.packet(3, 0, &tcp(false, &[23, 3, 3, 0, 1, 9]), 3); // held behind it
+        p.packet(4, 0, &frame("10.0.0.5", "10.0.0.6", 17, 1, 2, 0), 4); // other traffic goes on
+        p.write_out();
+        assert_eq!(blocks(&out.0.lock().unwrap()), vec![SHB, 1, 6, 6]);
+        p.secret(&Secret { pid: 1, conn: 2, label: SecretLabel::ClientRandom, client_random: [7; 32], secret: vec![1; 48] });
+        p.tick(5);
+        p.write_out();
+        assert_eq!(blocks(&out.0.lock().unwrap()), vec![SHB, 1, 6, 6, 10, 6, 6]);
+        // Keyed: later packets pass.
+        p.packet(6, 0, &tcp(false, &[23, 3, 3, 0, 1, 9]), 6);
+        p.write_out();
+        assert_eq!(blocks(&out.0.lock().unwrap()).len(), 8);
+        assert_eq!(stats.before_keys.load(Relaxed), 0);
+        assert_eq!(stats.packets.load(Relaxed), 5);
+    }
+
+    #[test]
+    fn packets_without_keys_wait_a_bounded_time() {
+        let out = Shared::default();
+        let stats = Arc::new(PcapStats::default());
+        let mut p = Pcap::new(Box::new(out.clone()), 65535, "lo", Arc::clone(&stats));
+        p.packet(1, 0, &tcp(false, &hello()), 1);
+        p.packet(2, 0, &tcp(false, &[23, 3, 3, 0, 1, 9]), 1);
+        p.tick(HOLD_NS);
+        assert!(p.held_bytes() > 0);
+        p.tick(HOLD_NS + 2);
+        assert_eq!(p.held_bytes(), 0);
+        assert_eq!(stats.before_keys.load(Relaxed), 1);
+        // Too much held: written at once.
+        let mut p = Pcap::new(Box::new(Vec::new()), 65535, "lo", Arc::clone(&stats));
+        p.packet(1, 0, &tcp(false, &hello()), 1);
+        let big = tcp(false, &[vec![23, 3, 3, 0x40, 0], vec![0; 60_000]].concat());
+        for _ in 0..(HOLD_CONN_BYTES / big.len() + 2) {
+            p.packet(2, 0, &big, 2);
+            assert!(p.held_bytes() <= HOLD_CONN_BYTES);
+        }
+        p.finish();
+        assert_eq!(p.held_bytes(), 0);
+    }
 }
