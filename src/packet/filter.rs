@@ -771,6 +771,45 @@ pub mod tests {
         assert_eq!(run(&compile("", 20, false).unwrap().0, &a, false), 20);
     }
 
+    /// Random expressions from the language's words: each compiles to a
+    /// valid program or is an error, never a panic; programs run over
+    /// random cuts of real frames.
+    #[test]
+    fn random_expressions_compile_or_fail_cleanly() {
+        let words = [
+            "tcp", "udp", "ip", "ip6", "host", "net", "port", "portrange", "src", "dst", "and", "or", "not", "&&", "||", "!", "(", ")",
+            "10.0.0.1", "fd00::1", "10.0.0.0/8", "fd00::/16", "443", "1-1000", "x", "",
+        ];
+        let frames = [frame("10.0.0.1", "10.0.0.2", 6, 40000, 443, 0), frame("fd00::1", "fd00::2", 17, 53, 53, 0)];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ok = 0;
+        for _ in 0..20_000 {
+            let n = 1 + next() % 9;
+            let expr: Vec<&str> = (0..n).map(|_| words[(next() % words.len() as u64) as usize]).collect();
+            let expr = expr.join(" ");
+            let Ok(p) = compile(&expr, 1000, next() % 2 == 0) else { continue };
+            ok += 1;
+            let len = p.0.len();
+            for (i, ins) in p.0.iter().enumerate() {
+                if ins.code & 0x07 == 0x05 {
+                    let far = if ins.code == JMP_JA { ins.k as usize } else { ins.jt.max(ins.jf) as usize };
+                    assert!(i + 1 + far < len, "{expr}: jump out at {i}");
+                }
+            }
+            for f in &frames {
+                let cut = (next() as usize) % (f.len() + 1);
+                let _ = run(&p.0, &f[..cut], false);
+            }
+        }
+        assert!(ok > 300, "only {ok} expressions compiled");
+    }
+
     #[test]
     fn ddd_parsed() {
         let p = parse_ddd("2\n6 0 0 262144\n6 0 0 0\n").unwrap();
