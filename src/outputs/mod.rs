@@ -118,6 +118,15 @@ impl Outputs {
             let filter = if pc.filter.is_empty() { String::new() } else { format!(" matching '{}'", pc.filter) };
             log::info!("packets of {}{filter} go to {to} (pcapng, with the TLS secrets read); no plaintext events are printed", pc.ifname);
             out.pcap = Some(capture);
+            if cfg.ecaptureq.is_some() || (cfg.eventaddr.is_some() && cfg.eventaddr != cfg.logaddr) {
+                log::warn!("--ecaptureq and --eventaddr are not used with -m pcapng: no events are sent (the file has the packets)");
+            }
+            if let Some(target) = &cfg.logaddr {
+                let (sink, sender) = Sink::start(target, Rotation::default(), cfg.max_memory / 4)?;
+                let id = logging::subscribe(Arc::new(LogToSink(sender)));
+                log::info!("logs also go to {target}");
+                out.log_sink = Some((sink, id));
+            }
             return Ok(out);
         }
         if keys.keys_only {
