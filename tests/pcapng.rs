@@ -463,3 +463,35 @@ fn pcapng_gnutls_wget_packets_without_keys() {
     let comments = tshark(&file, port, "frame.comment", &["frame.comment"]);
     assert!(comments.lines().any(|c| c.contains("comm=wget")), "{comments}");
 }
+
+/// `all -m pcapng` over IPv6 on lo (`ip6 and tcp port P`): OpenSSL's keys
+/// through `all`, curl's request decrypted from the file.
+#[test]
+fn pcapng_all_module_ipv6() {
+    if !ready("pcapng_all_ipv6") || !tool("curl") {
+        return;
+    }
+    let dir = TempDir::new("pcapng-all6");
+    let (_server, port) = py_server(dir.path(), "::1");
+    let file = dir.path().join("all6.pcapng");
+    let filter = format!("ip6 and tcp port {port}");
+    let mut args = pcap_args(file.to_str().unwrap(), "lo", &filter);
+    args[0] = "all";
+    let ec = Ecapture::start(&args);
+    for v in ["--tlsv1.3", "--tlsv1.2"] {
+        let mut extra = vec![v];
+        if v == "--tlsv1.2" {
+            extra.extend(["--tls-max", "1.2"]);
+        }
+        let (_, st) = curl(&format!("https://[::1]:{port}/six"), &extra);
+        assert!(st.success(), "curl {v}");
+    }
+    wait_ends(&file, port, 2);
+    let (st, _, _, stderr) = ec.stop();
+    assert!(st.success(), "{stderr:?}");
+    capinfos_ok(&file, "Ethernet");
+    let h = http(&file, port);
+    assert_eq!(h.iter().filter(|l| l.starts_with("/six\t")).count(), 2, "{h:?}");
+    assert_eq!(h.iter().filter(|l| l.ends_with("\t200")).count(), 2, "{h:?}");
+    assert!(tshark(&file, port, "ip", &["frame.number"]).is_empty(), "IPv6 only");
+}
