@@ -129,7 +129,7 @@ bench: build bench-deps static gotls $(TLSLOAD) target/bench/floor.bpf.o
 # goes on with the next target and fails at the end). `cargo test --test
 # fuzz_corpus` replays the corpora without cargo-fuzz.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= record reassembly assembler hpack http1 http2 render elf gobin
+FUZZ_TARGETS ?= record reassembly assembler hpack http1 http2 render elf gobin filter packets
 FUZZ_MAX_LEN ?= 65536
 # The elf target writes each input to a file: smaller inputs, more runs.
 FUZZ_MAX_LEN_elf ?= 16384
