@@ -188,9 +188,11 @@ GOTLS FLAGS (after `gotls`):
         --elfpath PATH       the Go executable to hook (every process running it)
                              [default: every running Go program that links
                              crypto/tls, found by its build information]
+    -m, --model MODE         text (default), or keylog (alias key), as for tls:
+    -k, --keylogfile PATH    the secrets Go's crypto/tls hands its key log writer
 
 ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, --elfpath, -m, -k as above (keys:
-    OpenSSL's)
+    OpenSSL's, BoringSSL's and Go's; GnuTLS and NSS give none, with a warning)
 
 OUTPUT:
     Events go to stdout: a header line
@@ -206,6 +208,7 @@ EXAMPLES:
     sudo ecapture gotls --elfpath /usr/local/bin/myservice   # a Go program
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
     sudo ecapture tls -m keylog -k keys.log    # TLS secrets for Wireshark/tshark
+    sudo ecapture gotls -m keylog -k keys.log  # Go programs' TLS secrets
     sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
     sudo ecapture tls --eventaddr /var/log/tls.jsonl --eventformat json --eventroratesize 100
     sudo ecapture tls -l tcp://collector:9000          # logs and events to a TCP collector

@@ -157,14 +157,15 @@ abi_struct!(
     /// `struct secret_rec`: one labelled key log secret (modules whose
     /// library hands secrets out whole; decode::calls turns it into a
     /// `Secret`).
-    secret_rec(128) {
+    secret_rec(136) {
         h: [u8; 16] = 0,
-        pid: u32 = 16,
-        label: u32 = 20,
-        secret_len: u32 = 24,
-        _pad: u32 = 28,
-        client_random: [u8; 32] = 32,
-        secret: [u8; 64] = 64,
+        conn: u64 = 16,
+        pid: u32 = 24,
+        label: u32 = 28,
+        secret_len: u32 = 32,
+        _pad: u32 = 36,
+        client_random: [u8; 32] = 40,
+        secret: [u8; 64] = 72,
     }
 );
 
