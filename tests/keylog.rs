@@ -400,6 +400,37 @@ fn keylog_go_client_and_server_tshark_decrypts_and_lines_match_gos() {
     }
 }
 
+/// `all -m keylog`: Go's keys come too (from the program named with
+/// --elfpath), and each module that cannot give keys says so with a warning
+/// instead of silently giving none.
+#[test]
+fn keylog_all_gets_go_keys_and_warns_for_gnutls_and_nss() {
+    if !ready("keylog_all") {
+        return;
+    }
+    let v = go_versions().remove(0);
+    let Some(peer) = gotls_fixture("keylog_all", &v, "peer") else { return };
+    let dir = TempDir::new("keylog-all");
+    let port = free_port();
+    let _server = peer_server(&peer, dir.path(), port);
+    let keys = dir.path().join("keys.log");
+    let ec = Ecapture::start(&["all", "--elfpath", peer.to_str().unwrap(), "-m", "keylog", "-k", keys.to_str().unwrap()]);
+    ec.wait_stderr("probes attached");
+    let theirs_file = dir.path().join("go.log");
+    go_client(&peer, port, "h1", 100, &theirs_file, false);
+    let theirs = key_lines(&theirs_file);
+    assert_eq!(theirs.len(), 4, "one TLS 1.3 handshake: {theirs:?}");
+    let ours = wait_lines(&keys, &theirs);
+    let (st, _, _, stderr) = ec.stop();
+    assert!(st.success(), "{stderr:?}");
+    assert_eq!(ours_for(&ours, &theirs), theirs);
+    for (module, lib) in [("gnutls", "libgnutls"), ("nss", "libnspr4")] {
+        let hooked = stderr.iter().any(|l| l.contains("hooking ") && l.contains(lib));
+        let warned = stderr.iter().any(|l| l.contains("WARN") && l.contains(&format!("module {module}: no TLS keys to {}", keys.display())));
+        assert_eq!(warned, hooked, "{module}: a warning when (and only when) it is hooked: {stderr:?}");
+    }
+}
+
 /// BoringSSL linked into a program (`--libssl PROGRAM`): its secrets are
 /// read at bssl::ssl_log_secret as it makes them (it frees the handshake
 /// secrets afterwards); TLS 1.3 with the program's own key log callback set,
