@@ -348,8 +348,9 @@ fn go_client(peer: &Path, port: u16, proto: &str, size: usize, theirs: &Path, tl
 }
 
 /// `gotls -m keylog`: Go's crypto/tls, client and server both hooked (one
-/// executable), for each Go of the fixture: HTTP/1.1 and HTTP/2 over TLS 1.3
-/// and HTTP/1.1 over TLS 1.2. Our lines are those Go's own KeyLogWriter
+/// executable), for each Go of the fixture, with symbols and PIE stripped
+/// (writeKeyLog from .gopclntab): HTTP/1.1 and HTTP/2 over TLS 1.3 and
+/// HTTP/1.1 over TLS 1.2. Our lines are those Go's own KeyLogWriter
 /// wrote for the same handshakes, and tshark decrypts every request and
 /// response with ours.
 #[test]
@@ -358,8 +359,9 @@ fn keylog_go_client_and_server_tshark_decrypts_and_lines_match_gos() {
         return;
     }
     const SIZE: usize = 3000;
-    for v in go_versions() {
-        let Some(peer) = gotls_fixture("keylog_go", &v, "peer") else { return };
+    for (v, variant) in go_versions().into_iter().flat_map(|v| [(v.clone(), "peer"), (v, "peer-pie-stripped")]) {
+        let v = format!("{v} {variant}");
+        let Some(peer) = gotls_fixture("keylog_go", v.split(' ').next().unwrap_or_default(), variant) else { return };
         let dir = TempDir::new("keylog-go");
         let port = free_port();
         let _server = peer_server(&peer, dir.path(), port);
