@@ -188,8 +188,9 @@ GOTLS FLAGS (after `gotls`):
         --elfpath PATH       the Go executable to hook (every process running it)
                              [default: every running Go program that links
                              crypto/tls, found by its build information]
-    -m, --model MODE         text (default), or keylog (alias key), as for tls:
-    -k, --keylogfile PATH    the secrets Go's crypto/tls hands its key log writer
+    -m, --model MODE         text (default), or keylog (alias key), as for tls
+    -k, --keylogfile PATH    the key log, as for tls: the secrets Go's crypto/tls
+                             hands its key log writer
 
 ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, --elfpath, -m, -k as above (keys:
     OpenSSL's, BoringSSL's and Go's; GnuTLS and NSS give none, with a warning)
