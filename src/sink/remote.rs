@@ -15,11 +15,13 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::SinkStats;
+use crate::transport::Stream;
 
 /// Records held while the collector is unreachable.
 const PENDING_MAX_BYTES: usize = 16 << 20;
@@ -27,6 +29,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long shutdown waits for a collector to answer a Close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How to reach a collector.
 pub trait Remote: Send + 'static {
@@ -38,6 +42,8 @@ pub trait Remote: Send + 'static {
     fn flush(&self, c: &mut Self::Conn) -> io::Result<()>;
     /// False when the collector has closed the connection.
     fn alive(&self, c: &mut Self::Conn) -> bool;
+    /// Ends the connection cleanly at shutdown (a WebSocket Close frame).
+    fn close(&self, _c: &mut Self::Conn) {}
 }
 
 fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
@@ -119,18 +125,21 @@ impl Remote for TcpTarget {
 }
 
 pub struct WsTarget {
+    /// ws://… or wss://…
     pub url: String,
+    /// The TLS client configuration, for wss://.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Remote for WsTarget {
-    type Conn = tungstenite::WebSocket<TcpStream>;
+    type Conn = tungstenite::WebSocket<Stream>;
 
     fn name(&self) -> String {
         self.url.clone()
     }
 
     fn connect(&self) -> io::Result<Self::Conn> {
-        let rest = self.url.trim_start_matches("ws://");
+        let rest = self.url.trim_start_matches("wss://").trim_start_matches("ws://");
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, p) = v6.split_once("]:").ok_or_else(|| io::Error::other("bad ws:// address"))?;
@@ -140,10 +149,21 @@ impl Remote for WsTarget {
             (h.to_string(), p)
         };
         let port: u16 = port.parse().map_err(|_| io::Error::other("bad port"))?;
-        let stream = connect_tcp(&host, port)?;
-        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+        let tcp = connect_tcp(&host, port)?;
+        tcp.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+        let mut stream = match &self.tls {
+            Some(config) => {
+                let mut s = Stream::client(config, &host, tcp)?;
+                // The TLS handshake on its own, so that a certificate that
+                // fails verification is reported as such.
+                s.handshake().map_err(|e| io::Error::other(format!("TLS handshake: {e}")))?;
+                s
+            }
+            None => Stream::Plain(tcp),
+        };
+        stream.flush()?;
         let (ws, _) = tungstenite::client(self.url.as_str(), stream).map_err(|e| io::Error::other(e.to_string()))?;
-        ws.get_ref().set_read_timeout(None)?;
+        ws.get_ref().tcp().set_read_timeout(None)?;
         Ok(ws)
     }
 
@@ -161,15 +181,16 @@ impl Remote for WsTarget {
     }
 
     fn alive(&self, c: &mut Self::Conn) -> bool {
-        if !peer_open(c.get_ref()) {
+        if !peer_open(c.get_ref().tcp()) {
             return false;
         }
-        // Something to read (a ping, a close): let tungstenite handle it.
+        // Something to read (a ping, a close, TLS records): let tungstenite
+        // (and TLS) handle it.
         let mut b = [0u8; 1];
-        if c.get_ref().set_nonblocking(true).is_err() {
+        if c.get_ref().tcp().set_nonblocking(true).is_err() {
             return false;
         }
-        let waiting = matches!(c.get_ref().peek(&mut b), Ok(n) if n > 0);
+        let waiting = matches!(c.get_ref().tcp().peek(&mut b), Ok(n) if n > 0);
         let mut ok = true;
         if waiting {
             loop {
@@ -183,7 +204,24 @@ impl Remote for WsTarget {
                 }
             }
         }
-        ok && c.get_ref().set_nonblocking(false).is_ok()
+        ok && c.get_ref().tcp().set_nonblocking(false).is_ok()
+    }
+
+    /// A Close frame, its answer awaited briefly, then TLS close_notify.
+    fn close(&self, c: &mut Self::Conn) {
+        let _ = c.get_ref().tcp().set_read_timeout(Some(CLOSE_TIMEOUT));
+        if c.close(None).is_ok() {
+            let deadline = Instant::now() + CLOSE_TIMEOUT;
+            // Until the collector's Close arrives (read returns an error
+            // once the closing handshake is done) or the time is up.
+            while Instant::now() < deadline {
+                match c.read() {
+                    Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        c.get_mut().close_notify();
     }
 }
 
@@ -304,6 +342,9 @@ pub fn run<R: Remote>(remote: R, rx: Receiver<Vec<u8>>, stats: &SinkStats) {
             // Every sender is gone: one last attempt to send, then stop.
             Err(RecvTimeoutError::Disconnected) => closing = true,
         }
+    }
+    if let Some(mut c) = conn.take() {
+        remote.close(&mut c);
     }
     if !pending.q.is_empty() {
         stats.dropped.fetch_add(pending.q.len() as u64, Relaxed);
