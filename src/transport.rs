@@ -12,15 +12,19 @@
 //! only with `--insecure-skip-tls-verify`, said loudly at start.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, ServerConfig, ServerConnection, SignatureScheme, StreamOwned};
+
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::WebSocket;
 
 use crate::error::{Error, Result};
 
@@ -183,6 +187,59 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
         .with_single_cert(chain, key)
         .map_err(|e| Error::usage(format!("--ecaptureq-cert/--ecaptureq-key: {e}")))?;
     Ok(Arc::new(config))
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TCP connection to `host:port` (each address in turn), with a connect
+/// timeout and a write timeout.
+pub fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to no address"));
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// A WebSocket client connection to a `ws://` or `wss://` URL (`tls` for
+/// wss), blocking. The TLS handshake runs on its own first, so a
+/// certificate that fails verification is reported as such.
+pub fn connect_ws(url: &str, tls: Option<&Arc<ClientConfig>>, config: Option<WebSocketConfig>) -> io::Result<WebSocket<Stream>> {
+    let bad = || io::Error::other(format!("bad WebSocket URL {url}"));
+    let (rest, secure) = match (url.strip_prefix("wss://"), url.strip_prefix("ws://")) {
+        (Some(r), _) => (r, true),
+        (None, Some(r)) => (r, false),
+        _ => return Err(bad()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split_once("]:").ok_or_else(bad)?
+    } else {
+        authority.rsplit_once(':').ok_or_else(bad)?
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let tcp = connect_tcp(host, port)?;
+    tcp.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+    let stream = match (secure, tls) {
+        (true, Some(config)) => {
+            let mut s = Stream::client(config, host, tcp)?;
+            s.handshake().map_err(|e| io::Error::new(e.kind(), format!("TLS handshake: {e}")))?;
+            s
+        }
+        (true, None) => return Err(io::Error::other(format!("{url}: wss:// without a TLS configuration"))),
+        (false, _) => Stream::Plain(tcp),
+    };
+    let (ws, _) = tungstenite::client::client_with_config(url, stream, config).map_err(|e| io::Error::other(e.to_string()))?;
+    ws.get_ref().tcp().set_read_timeout(None)?;
+    Ok(ws)
 }
 
 /// A TCP connection, in the clear or inside TLS (client or server side).

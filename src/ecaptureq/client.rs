@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::StatusCode;
-use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Bytes, Message, WebSocket};
 
 use super::addr::Policy;
@@ -246,7 +247,8 @@ impl Conn {
             if closed || stopping.is_some() {
                 let since = *stopping.get_or_insert(now);
                 if (closed && !self.pending) || now.duration_since(since) >= SHUTDOWN_FLUSH {
-                    let _ = self.ws.close(None);
+                    let bye = CloseFrame { code: CloseCode::Normal, reason: "ecapture stopping".into() };
+                    let _ = self.ws.close(Some(bye));
                     let _ = self.ws.flush();
                     self.ws.get_mut().close_notify();
                     return Ok("server stopped".into());

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +21,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::SinkStats;
-use crate::transport::Stream;
+use crate::transport::{self, Stream};
 
 /// Records held while the collector is unreachable.
 const PENDING_MAX_BYTES: usize = 16 << 20;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long shutdown waits for a collector to answer a Close frame.
@@ -44,21 +42,6 @@ pub trait Remote: Send + 'static {
     fn alive(&self, c: &mut Self::Conn) -> bool;
     /// Ends the connection cleanly at shutdown (a WebSocket Close frame).
     fn close(&self, _c: &mut Self::Conn) {}
-}
-
-fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to no address"));
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(s) => {
-                s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
 
 /// Whether the peer has closed: a non-blocking peek that finds the end of
@@ -89,7 +72,7 @@ impl Remote for TcpTarget {
     }
 
     fn connect(&self) -> io::Result<Self::Conn> {
-        Ok(io::BufWriter::with_capacity(64 << 10, connect_tcp(&self.host, self.port)?))
+        Ok(io::BufWriter::with_capacity(64 << 10, transport::connect_tcp(&self.host, self.port)?))
     }
 
     fn send(&self, c: &mut Self::Conn, record: &[u8]) -> io::Result<()> {
@@ -139,32 +122,7 @@ impl Remote for WsTarget {
     }
 
     fn connect(&self) -> io::Result<Self::Conn> {
-        let rest = self.url.trim_start_matches("wss://").trim_start_matches("ws://");
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, p) = v6.split_once("]:").ok_or_else(|| io::Error::other("bad ws:// address"))?;
-            (h.to_string(), p)
-        } else {
-            let (h, p) = authority.rsplit_once(':').ok_or_else(|| io::Error::other("bad ws:// address"))?;
-            (h.to_string(), p)
-        };
-        let port: u16 = port.parse().map_err(|_| io::Error::other("bad port"))?;
-        let tcp = connect_tcp(&host, port)?;
-        tcp.set_read_timeout(Some(CONNECT_TIMEOUT))?;
-        let mut stream = match &self.tls {
-            Some(config) => {
-                let mut s = Stream::client(config, &host, tcp)?;
-                // The TLS handshake on its own, so that a certificate that
-                // fails verification is reported as such.
-                s.handshake().map_err(|e| io::Error::other(format!("TLS handshake: {e}")))?;
-                s
-            }
-            None => Stream::Plain(tcp),
-        };
-        stream.flush()?;
-        let (ws, _) = tungstenite::client(self.url.as_str(), stream).map_err(|e| io::Error::other(e.to_string()))?;
-        ws.get_ref().tcp().set_read_timeout(None)?;
-        Ok(ws)
+        transport::connect_ws(&self.url, self.tls.as_ref(), None)
     }
 
     fn send(&self, c: &mut Self::Conn, record: &[u8]) -> io::Result<()> {
@@ -210,7 +168,8 @@ impl Remote for WsTarget {
     /// A Close frame, its answer awaited briefly, then TLS close_notify.
     fn close(&self, c: &mut Self::Conn) {
         let _ = c.get_ref().tcp().set_read_timeout(Some(CLOSE_TIMEOUT));
-        if c.close(None).is_ok() {
+        let bye = tungstenite::protocol::CloseFrame { code: tungstenite::protocol::frame::coding::CloseCode::Normal, reason: "ecapture stopping".into() };
+        if c.close(Some(bye)).is_ok() {
             let deadline = Instant::now() + CLOSE_TIMEOUT;
             // Until the collector's Close arrives (read returns an error
             // once the closing handshake is done) or the time is up.
