@@ -81,7 +81,8 @@ fn wait_line(lines: &Lines, what: &str, pred: impl Fn(&str) -> bool) -> String {
 
 /// The Python wss collector on `port` with `cert`/`key`, once listening.
 struct Collector {
-    proc: Proc,
+    /// Killed (and reaped) when the collector is dropped.
+    _proc: Proc,
     lines: Lines,
 }
 
@@ -106,7 +107,7 @@ impl Collector {
                 cv.notify_all();
             }
         });
-        let c = Collector { proc: Proc(child), lines };
+        let c = Collector { _proc: Proc(child), lines };
         wait_line(&c.lines, "the collector listening", |l| l == "READY");
         c
     }
