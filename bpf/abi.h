@@ -164,6 +164,7 @@ struct common_cfg {
 	__u32 source;       /* this object's number, stamped on its records */
 	__u32 wakeup_bytes; /* wake the reader once this much is waiting */
 	__u32 max_chunks;   /* chunks per call at most: capture_cap / CHUNK_DATA_SIZE, rounded up */
+	__u32 self_pid;     /* ecapture's own process: never captured */
 };
 
 /* OpenSSL / BoringSSL (bpf/openssl.bpf.c): the variable `openssl_cfg`. */
@@ -257,7 +258,7 @@ ABI_ASSERT("chunk_rec.conn at 24", __builtin_offsetof(struct chunk_rec, conn) ==
 ABI_ASSERT("chunk_rec.family at 72", __builtin_offsetof(struct chunk_rec, family) == 72);
 ABI_ASSERT("chunk_rec.comm at 112", __builtin_offsetof(struct chunk_rec, comm) == 112);
 ABI_ASSERT("close_rec is 32 bytes", sizeof(struct close_rec) == 32);
-ABI_ASSERT("common_cfg is 24 bytes", sizeof(struct common_cfg) == 24);
+ABI_ASSERT("common_cfg is 28 bytes", sizeof(struct common_cfg) == 28);
 ABI_ASSERT("lib_offsets is 44 bytes", sizeof(struct lib_offsets) == 44);
 ABI_ASSERT("key_offsets is 56 bytes", sizeof(struct key_offsets) == 56);
 ABI_ASSERT("openssl_cfg is 1608 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 44 + MAX_LIBS * 56 + 4);

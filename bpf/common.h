@@ -168,6 +168,9 @@ static __always_inline void count(__u32 stat)
 
 static __always_inline int filtered_out(__u64 pid_tgid)
 {
+	/* ecapture itself (its sinks' TLS, whatever library it links) */
+	if ((__u32)(pid_tgid >> 32) == common_cfg.self_pid)
+		return 1;
 	if (common_cfg.target_pid && (__u32)(pid_tgid >> 32) != common_cfg.target_pid)
 		return 1;
 	if (common_cfg.target_uid && (__u32)bpf_get_current_uid_gid() != common_cfg.target_uid)
