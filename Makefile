@@ -73,7 +73,7 @@ test: build test-deps static boringssl gotls
 
 test-static:
 	ECAPTURE_BIN=$(CURDIR)/$(STATIC_BIN) ECAPTUREQ_CLIENT_BIN=$(CURDIR)/target/$(MUSL_TARGET)/release/ecaptureq_client \
-		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog --test pcapng --test gotls -- --test-threads=$${TEST_THREADS:-4}
+		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog --test pcapng --test gotls --test wss -- --test-threads=$${TEST_THREADS:-4}
 
 # The BoringSSL fixture of tests/boringssl.rs: BoringSSL built from the
 # sources of the boring-sys crate and a client/server linked with it, in

@@ -36,3 +36,4 @@ pub mod sink;
 pub mod stats;
 pub mod sys;
 pub mod time;
+pub mod transport;

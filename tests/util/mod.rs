@@ -884,9 +884,13 @@ impl EcqClient {
             let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
             match got {
                 Ok(tungstenite::Message::Binary(data)) => g.entries.push(decode_entry(&data)),
+                // The server's Close frame: its code is the reason.
+                Ok(tungstenite::Message::Close(f)) => {
+                    g.closed.get_or_insert(format!("Close frame {}", f.map_or(0, |f| u16::from(f.code))));
+                }
                 Ok(_) => {}
                 Err(e) => {
-                    g.closed = Some(e.to_string());
+                    g.closed.get_or_insert(e.to_string());
                     cv.notify_all();
                     return;
                 }
