@@ -495,3 +495,47 @@ fn pcapng_all_module_ipv6() {
     assert_eq!(h.iter().filter(|l| l.ends_with("\t200")).count(), 2, "{h:?}");
     assert!(tshark(&file, port, "ip", &["frame.number"]).is_empty(), "IPv6 only");
 }
+
+/// `gotls -m pcapng`: a Go client and server (tests/gotls/peer.go, client
+/// and server both hooked), HTTP/1.1 and HTTP/2 over TLS 1.3 and HTTP/1.1
+/// over TLS 1.2: decrypted from the file alone with the secrets Go hands its
+/// key log writer.
+#[test]
+fn pcapng_gotls_go_client_and_server() {
+    if !ready("pcapng_gotls") {
+        return;
+    }
+    let v = go_versions().remove(0);
+    let Some(peer) = gotls_fixture("pcapng_gotls", &v, "peer") else { return };
+    let dir = TempDir::new("pcapng-go");
+    let port = free_port();
+    let _server = peer_server(&peer, dir.path(), port);
+    let file = dir.path().join("go.pcapng");
+    let filter = format!("tcp port {port}");
+    let mut args = pcap_args(file.to_str().unwrap(), "lo", &filter);
+    args[0] = "gotls";
+    args.extend(["--elfpath", peer.to_str().unwrap()]);
+    let ec = Ecapture::start(&args);
+    ec.wait_stderr("TLS keys read at crypto/tls.(*Config).writeKeyLog");
+    for (proto, tls12) in [("h1", false), ("h2", false), ("h1", true)] {
+        let mut cmd = Command::new(&peer);
+        cmd.args(["client", &port.to_string(), proto, "3000"]);
+        if tls12 {
+            cmd.env("PEER_TLS12", "1");
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn the Go client");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success() && out.stdout.starts_with(b"ok HTTP/"), "the Go client ({proto})");
+    }
+    wait_ends(&file, port, 3);
+    let (st, _, _, stderr) = ec.stop();
+    assert!(st.success(), "{stderr:?}");
+    capinfos_ok(&file, "Ethernet");
+    let h = http(&file, port);
+    let h2 = tshark(&file, port, "http2.header", &["http2.headers.path", "http2.headers.status"]);
+    let oks = h.iter().filter(|l| l.ends_with("\t200")).count();
+    assert!(h.iter().filter(|l| l.starts_with("/echo\t")).count() == 2 && oks == 4, "HTTP/1.1 decrypted: {h:?}");
+    assert!(h2.matches("/echo").count() == 1 && h2.matches("200").count() >= 2, "HTTP/2 decrypted: {h2}");
+}
