@@ -14,19 +14,6 @@ use std::time::{Duration, Instant};
 
 use util::*;
 
-/// curl as user `uid` (so `--uid` picks it out); returns its pid.
-fn curl_as(uid: u32, url: &str) -> u32 {
-    let mut c = Command::new("setpriv")
-        .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "curl", "-sk", "-o", "/dev/null", "--max-time", "10"])
-        .arg(url)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("run curl");
-    let pid = c.id();
-    assert!(c.wait().unwrap().success(), "curl {url} failed");
-    pid
-}
-
 /// Waits until `f` returns Some, polling a file the sink writes (there is
 /// no signal for "the sink thread wrote it").
 fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {

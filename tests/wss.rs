@@ -198,19 +198,6 @@ fn untrusted_collector_is_refused_and_retried_until_it_is_trusted() {
     drop(collector);
 }
 
-/// curl as user `uid` (so `--uid` picks it out); returns its pid.
-fn curl_as(uid: u32, url: &str) -> u32 {
-    let mut c = Command::new("setpriv")
-        .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "curl", "-sk", "-o", "/dev/null", "--max-time", "10"])
-        .arg(url)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("run curl");
-    let pid = c.id();
-    assert!(c.wait().unwrap().success(), "curl {url} failed");
-    pid
-}
-
 #[test]
 fn wrong_host_name_is_refused_and_only_the_named_flag_skips_checks() {
     if !e2e_enabled("wss_name") || !tool("curl") {

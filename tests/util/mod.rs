@@ -273,6 +273,19 @@ pub fn curl(url: &str, extra: &[&str]) -> (u32, ExitStatus) {
     (pid, st)
 }
 
+/// curl as user `uid` (so `--uid` picks it out); returns its pid.
+pub fn curl_as(uid: u32, url: &str) -> u32 {
+    let mut c = Command::new("setpriv")
+        .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "curl", "-sk", "-o", "/dev/null", "--max-time", "10"])
+        .arg(url)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run curl");
+    let pid = c.id();
+    assert!(c.wait().unwrap().success(), "curl {url} failed");
+    pid
+}
+
 /// One event of ecapture's text output.
 #[derive(Debug, Clone)]
 pub struct Event {
