@@ -1138,9 +1138,10 @@ fn capture_run(which: &str, bin: &Path, file: &Path, port: u16, rate: u64, count
     let _ = std::fs::remove_file(file);
     let filter = format!("udp port {port}");
     let mut cmd = if which == "tcpdump" {
-        // The same ring as ecapture's (16 MiB), in immediate mode as a live reader would.
+        // `tcpdump -w` as users run it (libpcap's TPACKET_V3 ring, buffered
+        // writes, no immediate mode), with the same ring size as ecapture's (16 MiB).
         let mut c = Command::new("tcpdump");
-        c.args(["-i", "lo", "-n", "-B", "16384", "--immediate-mode", "-w"]).arg(file).arg(&filter);
+        c.args(["-i", "lo", "-n", "-B", "16384", "-w"]).arg(file).arg(&filter);
         c
     } else {
         let mut c = Command::new(bin);
@@ -1169,14 +1170,15 @@ fn capture_run(which: &str, bin: &Path, file: &Path, port: u16, rate: u64, count
     }
     let cpu0 = cpu_of(child.id());
     let sent = udp_blast(port, rate, count);
-    // Until the capturer is idle again (its file stops growing).
-    let mut last = u64::MAX;
-    loop {
+    // Until the capturer is idle again: its file has not grown for 1.5 s.
+    // (libpcap hands tcpdump a ring block when it fills or after its 1 s
+    // timeout, so a shorter quiet spell can stop tcpdump with packets still
+    // in the ring, counted against it as lost.)
+    let (mut last, mut quiet) = (u64::MAX, 0);
+    while quiet < 15 {
         std::thread::sleep(Duration::from_millis(100));
         let now = std::fs::metadata(file).map_or(0, |m| m.len());
-        if now == last {
-            break;
-        }
+        quiet = if now == last { quiet + 1 } else { 0 };
         last = now;
     }
     let cpu = cpu_of(child.id()) - cpu0;
