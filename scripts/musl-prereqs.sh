@@ -1,28 +1,40 @@
 #!/usr/bin/env bash
 # What building ecapture for x86_64-unknown-linux-musl needs beyond Debian's
-# musl-tools, in one directory (idempotent):
+# musl-tools (or, with ARCH aarch64, for aarch64-unknown-linux-musl beyond
+# zig: scripts/zig-cc), in one directory (idempotent):
 #  - include/{linux,asm,asm-generic}: the kernel UAPI headers, which musl-gcc
-#    does not see on Debian (libbpf includes <linux/bpf.h> ...);
+#    does not see on Debian (libbpf includes <linux/bpf.h> ...); x86_64 only:
+#    zig carries aarch64's own;
 #  - argp and obstack for elfutils' configure (musl has neither), built with
-#    musl-gcc from Debian's gnulib. Only configure's link tests and elfutils'
+#    musl-gcc (zig-cc) from Debian's gnulib. Only configure's link tests and elfutils'
 #    helper library (libeu, not part of libelf) use them: none of their code
 #    ends up in the ecapture binary.
 set -euo pipefail
-dir=${1:?usage: musl-prereqs.sh DIR}
+dir=${1:?usage: musl-prereqs.sh DIR [x86_64|aarch64]}
+arch=${2:-x86_64}
 [ -f "$dir/.done" ] && exit 0
-cc=x86_64-linux-musl-gcc
-command -v $cc >/dev/null || { echo "musl-prereqs: $cc not found (apt-get install musl-tools)" >&2; exit 1; }
+case $arch in
+  x86_64)
+    cc=x86_64-linux-musl-gcc
+    command -v $cc >/dev/null || { echo "musl-prereqs: $cc not found (apt-get install musl-tools)" >&2; exit 1; } ;;
+  aarch64)
+    cc=$(cd "$(dirname "$0")" && pwd)/zig-cc
+    "$cc" --version >/dev/null || exit 1 ;;
+  *) echo "musl-prereqs: unknown architecture $arch" >&2; exit 1 ;;
+esac
 command -v gnulib-tool >/dev/null || { echo "musl-prereqs: gnulib-tool not found (apt-get install gnulib)" >&2; exit 1; }
 
 rm -rf "$dir"
 mkdir -p "$dir/include" "$dir/lib" "$dir/src"
-ln -s /usr/include/linux "$dir/include/linux"
-ln -s /usr/include/asm-generic "$dir/include/asm-generic"
-ln -s "/usr/include/$(gcc -dumpmachine)/asm" "$dir/include/asm"
+if [ "$arch" = x86_64 ]; then
+  ln -s /usr/include/linux "$dir/include/linux"
+  ln -s /usr/include/asm-generic "$dir/include/asm-generic"
+  ln -s "/usr/include/$(gcc -dumpmachine)/asm" "$dir/include/asm"
+fi
 
 echo "musl-prereqs: building argp and obstack from gnulib with $cc"
 gnulib-tool --create-testdir --without-tests --dir="$dir/src/gnulib" argp obstack >"$dir/src/gnulib.log" 2>&1
-(cd "$dir/src/gnulib" && ./configure --quiet CC=$cc --host=x86_64-linux-musl >>"$dir/src/gnulib.log" 2>&1 \
+(cd "$dir/src/gnulib" && ./configure --quiet CC="$cc" --host=$arch-linux-musl >>"$dir/src/gnulib.log" 2>&1 \
   && make -j"$(nproc)" >>"$dir/src/gnulib.log" 2>&1) || { echo "musl-prereqs: gnulib build failed, see $dir/src/gnulib.log" >&2; exit 1; }
 cp "$dir/src/gnulib/gllib/libgnu.a" "$dir/lib/libargp.a"
 cp "$dir/src/gnulib/gllib/libgnu.a" "$dir/lib/libobstack.a"
