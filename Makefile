@@ -109,21 +109,21 @@ test-static:
 		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog --test gotls -- --test-threads=$${TEST_THREADS:-4}
 
 # The aarch64 build, tested on this (x86_64) machine: its library's unit tests
-# run under qemu-aarch64-static (cargo's runner), with the static build's
-# profile so that the dependencies built for it are reused; the CLI tests
-# (built for this machine) run the aarch64 binary through ECAPTURE_RUNNER; the
-# arm64 BPF objects, which cannot be loaded here, are checked structurally
-# (tests/bpf_objects.rs). Nothing here loads BPF into an arm64 kernel.
+# run under qemu-aarch64-static (cargo's runner), built with the static
+# build's profile so that the dependencies built for it are reused; among
+# them, the arm64 BPF objects embedded in it are checked structurally (they
+# cannot be loaded here). The CLI tests, built for this machine, run the
+# aarch64 binary through ECAPTURE_RUNNER. Nothing here loads BPF into an
+# arm64 kernel.
 AARCH64_BIN := target/aarch64-unknown-linux-musl/release/ecapture
 test-aarch64: test-deps
 	$(MAKE) --no-print-directory static ARCH=aarch64
 	$(MAKE) --no-print-directory ARCH=aarch64 test-aarch64-run
 
 test-aarch64-run:
-	$(MUSL_ENV) ECAPTURE_E2E= $(CARGO) test $(STATIC_CARGO_FLAGS) --lib -- --test-threads=$${TEST_THREADS:-4}
+	$(MUSL_ENV) $(CARGO) test $(STATIC_CARGO_FLAGS) --lib -- --test-threads=$${TEST_THREADS:-4}
 	ECAPTURE_BIN=$(CURDIR)/$(AARCH64_BIN) ECAPTURE_RUNNER=qemu-aarch64-static \
-		ECAPTURE_BPF_OBJECTS=$$(ls -d $(CURDIR)/target/aarch64-unknown-linux-musl/release/build/ecapture-*/out | head -1) \
-		$(CARGO) test --release --test cli --test bpf_objects -- --test-threads=$${TEST_THREADS:-4}
+		$(CARGO) test --release --test cli -- --test-threads=$${TEST_THREADS:-4}
 
 # The BoringSSL fixture of tests/boringssl.rs: BoringSSL built from the
 # sources of the boring-sys crate and a client/server linked with it, in

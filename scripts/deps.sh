@@ -35,7 +35,7 @@ if [ "$what" = static-aarch64 ]; then
     echo "deps: installing zig $zig_version (PyPI ziglang) into $zig_dir"
     py=python3; $py -m pip --version >/dev/null 2>&1 || py=/usr/bin/python3
     rm -rf "$zig_dir/ziglang" && mkdir -p "$zig_dir"
-    $py -m pip install --quiet --disable-pip-version-check --no-deps --target "$zig_dir" "ziglang==$zig_version"
+    $py -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$zig_dir" "ziglang==$zig_version"
   fi
 fi
 if [ "$what" = bench ]; then
