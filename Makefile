@@ -34,7 +34,7 @@ STRIP   ?= $(or $(shell command -v llvm-strip 2>/dev/null),$(firstword $(wildcar
 # BPF objects follow the target of the cargo build that asks for them
 # (build.rs passes BPF_ARCH); ARCH picks the static build's target.
 ARCH    ?= x86_64
-override ARCH := $(patsubst x86,x86_64,$(patsubst arm64,aarch64,$(ARCH)))
+override ARCH := $(patsubst amd64,x86_64,$(patsubst x86,x86_64,$(patsubst arm64,aarch64,$(ARCH))))
 ifeq ($(filter $(ARCH),x86_64 aarch64),)
 $(error ARCH=$(ARCH): expected x86_64 or aarch64)
 endif
