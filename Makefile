@@ -106,7 +106,7 @@ test: build test-deps static boringssl gotls
 
 test-static:
 	ECAPTURE_BIN=$(CURDIR)/$(STATIC_BIN) ECAPTUREQ_CLIENT_BIN=$(CURDIR)/target/$(MUSL_TARGET)/release/ecaptureq_client \
-		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog --test gotls -- --test-threads=$${TEST_THREADS:-4}
+		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog --test gotls --test wss -- --test-threads=$${TEST_THREADS:-4}
 
 # The aarch64 build, tested on this (x86_64) machine: its library's unit tests
 # run under qemu-aarch64-static (cargo's runner), built with the static

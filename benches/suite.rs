@@ -841,7 +841,9 @@ fn go_stack(load: &Path, cert: &Path, key: &Path) -> Option<Stack> {
     if !load.exists() {
         return None;
     }
-    let program = gotls::inspect(load).unwrap_or_else(|e| fail(&format!("{}: {e}", load.display())));
+    let mut program = gotls::inspect(load).unwrap_or_else(|e| fail(&format!("{}: {e}", load.display())));
+    // ecapture gotls without -k: no key log probe.
+    program.keylog = None;
     let offsets = gotls::uprobes(&program).iter().map(|u| u.offset).collect();
     Some(Stack {
         load: load.to_path_buf(),

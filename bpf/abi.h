@@ -132,9 +132,10 @@ struct tls_keys_rec {
 #define SECRET_CLIENT_EARLY 7
 
 /* One key log line's secret, for libraries that hand secrets out whole
- * (Go's crypto/tls key log writer). */
+ * (Go's crypto/tls key log writer, BoringSSL's ssl_log_secret). */
 struct secret_rec {
 	struct rec_hdr h;
+	__u64 conn; /* the connection (as chunk_rec.conn), 0: unknown */
 	__u32 pid;
 	__u32 label;      /* SECRET_* */
 	__u32 secret_len; /* <= SECRET_MAX */
@@ -163,6 +164,7 @@ struct common_cfg {
 	__u32 source;       /* this object's number, stamped on its records */
 	__u32 wakeup_bytes; /* wake the reader once this much is waiting */
 	__u32 max_chunks;   /* chunks per call at most: capture_cap / CHUNK_DATA_SIZE, rounded up */
+	__u32 self_pid;     /* ecapture's own process: never captured */
 };
 
 /* OpenSSL / BoringSSL (bpf/openssl.bpf.c): the variable `openssl_cfg`. */
@@ -198,6 +200,7 @@ struct lib_offsets {
 
 /* key_offsets.flags */
 #define KEY_F_S3_PTR 0x1 /* client_random is in the SSL3_STATE behind ssl_s3 (1.1.1), else in the SSL */
+#define KEY_F_LOG_SECRET 0x2 /* BoringSSL: secrets read at ssl_log_secret (only ssl_s3, client_random used) */
 
 /* Where a library keeps the secrets (tests/keylog/offsets.sh computes them
  * from each release's source). */
@@ -255,12 +258,12 @@ ABI_ASSERT("chunk_rec.conn at 24", __builtin_offsetof(struct chunk_rec, conn) ==
 ABI_ASSERT("chunk_rec.family at 72", __builtin_offsetof(struct chunk_rec, family) == 72);
 ABI_ASSERT("chunk_rec.comm at 112", __builtin_offsetof(struct chunk_rec, comm) == 112);
 ABI_ASSERT("close_rec is 32 bytes", sizeof(struct close_rec) == 32);
-ABI_ASSERT("common_cfg is 24 bytes", sizeof(struct common_cfg) == 24);
+ABI_ASSERT("common_cfg is 28 bytes", sizeof(struct common_cfg) == 28);
 ABI_ASSERT("lib_offsets is 44 bytes", sizeof(struct lib_offsets) == 44);
 ABI_ASSERT("key_offsets is 56 bytes", sizeof(struct key_offsets) == 56);
 ABI_ASSERT("openssl_cfg is 1608 bytes", sizeof(struct openssl_cfg) == 4 + MAX_LIBS * 44 + MAX_LIBS * 56 + 4);
 ABI_ASSERT("tls_keys_rec is 448 bytes", sizeof(struct tls_keys_rec) == 448);
-ABI_ASSERT("secret_rec is 128 bytes", sizeof(struct secret_rec) == 128);
+ABI_ASSERT("secret_rec is 136 bytes", sizeof(struct secret_rec) == 136);
 ABI_ASSERT("gnutls_cfg is 16 bytes", sizeof(struct gnutls_cfg) == 16);
 ABI_ASSERT("gotls_cfg is 16 bytes", sizeof(struct gotls_cfg) == 16);
 ABI_ASSERT("a chunk record fits a ring record", sizeof(struct chunk_rec) + CHUNK_DATA_SIZE < 65536);

@@ -26,10 +26,17 @@
 /* The syscall's number, as sys_exit sees it. */
 #define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
 
-/* Go ABIInternal on amd64: arguments and results in RAX, RBX, RCX, ...;
- * the current goroutine (g) in R14. */
+/* Go ABIInternal on amd64: integer arguments and results in RAX, RBX, RCX,
+ * RDI, RSI, R8, R9, R10, R11; the current goroutine (g) in R14. */
 #define GO_PARM1(ctx) ((ctx)->ax)
 #define GO_PARM2(ctx) ((ctx)->bx)
+#define GO_PARM3(ctx) ((ctx)->cx)
+#define GO_PARM4(ctx) ((ctx)->di)
+#define GO_PARM5(ctx) ((ctx)->si)
+#define GO_PARM6(ctx) ((ctx)->r8)
+#define GO_PARM7(ctx) ((ctx)->r9)
+#define GO_PARM8(ctx) ((ctx)->r10)
+#define GO_PARM9(ctx) ((ctx)->r11)
 #define GO_RET1(ctx) ((ctx)->ax)
 #define GO_G(ctx) ((ctx)->r14)
 
@@ -53,6 +60,13 @@
 #define GO_REG(ctx, n) (((const struct user_pt_regs *)(ctx))->regs[n])
 #define GO_PARM1(ctx) GO_REG(ctx, 0)
 #define GO_PARM2(ctx) GO_REG(ctx, 1)
+#define GO_PARM3(ctx) GO_REG(ctx, 2)
+#define GO_PARM4(ctx) GO_REG(ctx, 3)
+#define GO_PARM5(ctx) GO_REG(ctx, 4)
+#define GO_PARM6(ctx) GO_REG(ctx, 5)
+#define GO_PARM7(ctx) GO_REG(ctx, 6)
+#define GO_PARM8(ctx) GO_REG(ctx, 7)
+#define GO_PARM9(ctx) GO_REG(ctx, 8)
 #define GO_RET1(ctx) GO_REG(ctx, 0)
 #define GO_G(ctx) GO_REG(ctx, 28)
 

@@ -169,6 +169,9 @@ static __always_inline void count(__u32 stat)
 
 static __always_inline int filtered_out(__u64 pid_tgid)
 {
+	/* ecapture itself (its sinks' TLS, whatever library it links) */
+	if ((__u32)(pid_tgid >> 32) == common_cfg.self_pid)
+		return 1;
 	if (common_cfg.target_pid && (__u32)(pid_tgid >> 32) != common_cfg.target_pid)
 		return 1;
 	if (common_cfg.target_uid && (__u32)bpf_get_current_uid_gid() != common_cfg.target_uid)
@@ -646,6 +649,55 @@ static __always_inline void emit_close(__u64 conn)
 	r.conn = conn;
 	r.pid = id >> 32;
 	r.tid = (__u32)id;
+	output(&r, sizeof(r));
+}
+
+/* The SECRET_* of a key log label, told by its length and first byte
+ * (the libraries pass only the NSS key log labels); 0: another. */
+static __always_inline __u32 secret_label(__u64 len, char first)
+{
+	switch (len) {
+	case 13: /* CLIENT_RANDOM */
+		return first == 'C' ? SECRET_CLIENT_RANDOM : 0;
+	case 31: /* CLIENT_ / SERVER_HANDSHAKE_TRAFFIC_SECRET */
+		return first == 'C' ? SECRET_CLIENT_HANDSHAKE : first == 'S' ? SECRET_SERVER_HANDSHAKE : 0;
+	case 23: /* CLIENT_ / SERVER_TRAFFIC_SECRET_0 */
+		return first == 'C' ? SECRET_CLIENT_TRAFFIC_0 : first == 'S' ? SECRET_SERVER_TRAFFIC_0 : 0;
+	case 15: /* EXPORTER_SECRET */
+		return first == 'E' ? SECRET_EXPORTER : 0;
+	case 27: /* CLIENT_EARLY_TRAFFIC_SECRET */
+		return first == 'C' ? SECRET_CLIENT_EARLY : 0;
+	}
+	return 0;
+}
+
+/* One key log secret handed out whole by the library (Go's writeKeyLog,
+ * BoringSSL's ssl_log_secret): label (SECRET_*), the 32-byte client random
+ * and len bytes of secret at user addresses. Nothing is sent when either
+ * is unreadable or len is out of bounds (no partial secret ever). */
+static __always_inline void emit_secret(__u64 conn, __u32 label, const void *client_random, const void *secret, __u64 len)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!label || len < 16 || len > SECRET_MAX)
+		return;
+	struct secret_rec r = {};
+	if (bpf_probe_read_user(r.client_random, CLIENT_RANDOM_LEN, client_random)) {
+		count(STAT_READ_USER_FAIL);
+		return;
+	}
+	__u32 n = len;
+	asm volatile("%0 &= 0x7f" : "+r"(n)); /* the verifier sees n's bound */
+	if (n > SECRET_MAX || bpf_probe_read_user(r.secret, n, secret)) {
+		count(STAT_READ_USER_FAIL);
+		return;
+	}
+	r.h.ts_ns = bpf_ktime_get_ns();
+	r.h.kind = REC_SECRET;
+	r.h.source = common_cfg.source;
+	r.conn = conn;
+	r.pid = id >> 32;
+	r.label = label;
+	r.secret_len = n;
 	output(&r, sizeof(r));
 }
 

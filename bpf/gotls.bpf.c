@@ -26,6 +26,12 @@
  * fd, whatever thread the goroutine runs on by then, and it is remembered
  * for the tls.Conn. The handshake is followed the same way, so that a
  * first Read served from what the handshake already read has it too.
+ *
+ * Secrets (-m keylog, -k): crypto/tls.(*Config).writeKeyLog at entry. Go
+ * calls it for every secret of every handshake and only then looks whether
+ * the program set a KeyLogWriter, so it fires whether or not one is set.
+ * The handshake runs on the goroutine that called handshakeContext (or the
+ * Read or Write that started it): its go_calls entry names the tls.Conn.
  */
 #include "common.h"
 
@@ -191,5 +197,26 @@ SEC("uprobe")
 int gotls_close_entry(struct pt_regs *ctx)
 {
 	emit_close(GO_PARM1(ctx));
+	return 0;
+}
+
+/* func (c *Config) writeKeyLog(label string, clientRandom, secret []byte) error:
+ * rax c; rbx, rcx label; rdi, rsi, r8 clientRandom; r9, r10, r11 secret
+ * (arguments 1 to 9: GO_PARM1..9, x0..x8 on arm64). */
+SEC("uprobe")
+int gotls_keylog_entry(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (filtered_out(id) || GO_PARM5(ctx) != CLIENT_RANDOM_LEN)
+		return 0;
+	char first = 0;
+	if (bpf_probe_read_user(&first, 1, (void *)GO_PARM2(ctx)))
+		return 0;
+	__u32 label = secret_label(GO_PARM3(ctx), first);
+	if (!label)
+		return 0;
+	struct go_key k;
+	struct go_call *c = go_call_of(ctx, &k);
+	emit_secret(c ? c->conn : 0, label, (void *)GO_PARM4(ctx), (void *)GO_PARM7(ctx), GO_PARM8(ctx));
 	return 0;
 }

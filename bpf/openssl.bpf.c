@@ -14,7 +14,9 @@
  * Key log (openssl_cfg.keylog): once a connection's handshake is done (the
  * return of SSL_do_handshake, else of its first successful read or write),
  * its secrets are read where OpenSSL keeps them (openssl_cfg.keys) and sent
- * once per handshake (REC_TLS_KEYS).
+ * once per handshake (REC_TLS_KEYS). BoringSSL frees its handshake secrets
+ * once the handshake is over: its secrets are read as it makes them, at the
+ * entry of bssl::ssl_log_secret (KEY_F_LOG_SECRET; REC_SECRET records).
  */
 #include "common.h"
 
@@ -235,7 +237,7 @@ static __noinline int emit_keys(__u64 ssl, __u32 lib_idx)
 		return 0;
 	barrier_var(idx);
 	idx &= MAX_LIBS - 1;
-	if (!openssl_cfg.keys[idx].valid)
+	if (!openssl_cfg.keys[idx].valid || (openssl_cfg.keys[idx].flags & KEY_F_LOG_SECRET))
 		return 0;
 	__u64 random_at = ssl + openssl_cfg.keys[idx].client_random;
 	if (openssl_cfg.keys[idx].flags & KEY_F_S3_PTR) {
@@ -384,5 +386,34 @@ int BPF_KRETPROBE(ssl_handshake_return)
 	mem_learn_send(ssl, handshake_lib(ctx));
 	if ((int)PT_REGS_RC(ctx) == 1)
 		emit_keys(ssl, handshake_lib(ctx));
+	return 0;
+}
+
+/* BoringSSL's bssl::ssl_log_secret(const SSL *ssl, const char *label,
+ * Span<const uint8_t> secret) — older: (ssl, label, const uint8_t *secret,
+ * size_t len), the same registers. BoringSSL calls it for every secret it
+ * derives, at the moment it does, and only then looks whether the program
+ * set a key log callback: it fires for every handshake. The client random
+ * is ssl->s3->client_random (attach cookie: the library). */
+SEC("uprobe")
+int BPF_KPROBE(ssl_log_secret_entry, void *ssl, const char *label, const void *secret, __u64 len)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 idx = handshake_lib(ctx);
+	if (!openssl_cfg.keylog || filtered_out(id) || !ssl || idx >= MAX_LIBS)
+		return 0;
+	barrier_var(idx);
+	idx &= MAX_LIBS - 1;
+	if (!openssl_cfg.keys[idx].valid || !(openssl_cfg.keys[idx].flags & KEY_F_LOG_SECRET))
+		return 0;
+	char l[32] = {};
+	long n = bpf_probe_read_user_str(l, sizeof(l), label);
+	if (n <= 1)
+		return 0;
+	__u32 kind = secret_label(n - 1, l[0]);
+	__u64 s3 = 0;
+	if (!kind || bpf_probe_read_user(&s3, sizeof(s3), (void *)((__u64)ssl + openssl_cfg.keys[idx].ssl_s3)) || !s3)
+		return 0;
+	emit_secret((__u64)ssl, kind, (void *)(s3 + openssl_cfg.keys[idx].client_random), secret, len);
 	return 0;
 }

@@ -74,6 +74,8 @@ if [ "$what" = test ]; then
   # Python modules for the eCaptureQ consumer tests (Debian's python3 sees them).
   /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || missing+=(python3-protobuf)
   /usr/bin/python3 -c 'import websocket' 2>/dev/null || missing+=(python3-websocket)
+  # The wss:// collector of tests/wss.rs.
+  /usr/bin/python3 -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
 fi
 command -v cargo >/dev/null 2>&1 || { echo "deps: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::ecaptureq::addr::EcqAddr;
+use crate::transport::ClientTrust;
 use crate::error::{Error, Result};
 use crate::flags::{opt, parse_size, parse_uint, text};
 use crate::modules::{self, ModuleConfig};
@@ -81,6 +82,11 @@ pub struct Global {
     pub btf_file: Option<PathBuf>,
     /// `--max-memory`: what ecapture may hold of the traffic, in bytes.
     pub max_memory: usize,
+    /// `--cacert`, `--insecure-skip-tls-verify`: how wss:// collectors are trusted.
+    pub tls_trust: ClientTrust,
+    /// `--ecaptureq-cert`, `--ecaptureq-key`: the eCaptureQ server's
+    /// certificate chain and key (PEM), for `--ecaptureq wss://…`.
+    pub ecq_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for Global {
@@ -103,6 +109,8 @@ impl Default for Global {
             ecq_payload_text: false,
             btf_file: None,
             max_memory: DEFAULT_MAX_MEMORY,
+            tls_trust: ClientTrust::default(),
+            ecq_cert: None,
         }
     }
 }
@@ -141,15 +149,24 @@ GLOBAL FLAGS:
     -b, --btf N              0 auto, 1 CO-RE (2, non-CO-RE, is not supported)
         --btf-file PATH      the kernel's BTF from this file (e.g. from BTFHub),
                              for kernels without /sys/kernel/btf/vmlinux
-    -l, --logaddr ADDR       runtime logs also to a file, tcp://HOST:PORT or
-                             ws://HOST:PORT/PATH (stderr keeps them)
-        --eventaddr ADDR     events to a file, tcp:// or ws:// instead of stdout
-                             [default: the --logaddr target]
+    -l, --logaddr ADDR       runtime logs also to a file, tcp://HOST:PORT,
+                             ws://HOST:PORT/PATH or wss://HOST:PORT/PATH
+                             (stderr keeps them)
+        --eventaddr ADDR     events to a file, tcp://, ws:// or wss:// instead
+                             of stdout [default: the --logaddr target]
+        --cacert PATH        CA certificates (PEM) trusted for wss:// collectors,
+                             besides the host's (SSL_CERT_FILE, /etc/ssl/certs)
+        --insecure-skip-tls-verify
+                             do not verify wss:// collectors' certificates or
+                             names (anyone on the path can read the plaintext)
         --eventformat FMT    text (default) or json: one JSON object per line
         --ecaptureq URL      serve logs and events as protobuf over WebSocket,
                              e.g. ws://127.0.0.1:28257/ (add ?token=SECRET to
-                             require it from clients); takes priority over
-                             --logaddr/--eventaddr
+                             require it from clients); wss://… serves TLS
+                             with --ecaptureq-cert/--ecaptureq-key; takes
+                             priority over --logaddr/--eventaddr
+        --ecaptureq-cert PATH, --ecaptureq-key PATH
+                             the wss:// server's certificate chain and key (PEM)
         --ecaptureq-payload  raw (default): events carry the plaintext as is;
                  raw|text    text: its rendering (HTTP/2 decoded, bodies unzipped)
         --eventroratesize MB rotate the --eventaddr file at this size (MiB)
@@ -188,9 +205,12 @@ GOTLS FLAGS (after `gotls`):
         --elfpath PATH       the Go executable to hook (every process running it)
                              [default: every running Go program that links
                              crypto/tls, found by its build information]
+    -m, --model MODE         text (default), or keylog (alias key), as for tls
+    -k, --keylogfile PATH    the key log, as for tls: the secrets Go's crypto/tls
+                             hands its key log writer
 
 ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, --elfpath, -m, -k as above (keys:
-    OpenSSL's)
+    OpenSSL's, BoringSSL's and Go's; GnuTLS and NSS give none, with a warning)
 
 OUTPUT:
     Events go to stdout: a header line
@@ -206,6 +226,7 @@ EXAMPLES:
     sudo ecapture gotls --elfpath /usr/local/bin/myservice   # a Go program
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
     sudo ecapture tls -m keylog -k keys.log    # TLS secrets for Wireshark/tshark
+    sudo ecapture gotls -m keylog -k keys.log  # Go programs' TLS secrets
     sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
     sudo ecapture tls --eventaddr /var/log/tls.jsonl --eventformat json --eventroratesize 100
     sudo ecapture tls -l tcp://collector:9000          # logs and events to a TCP collector
@@ -294,6 +315,19 @@ fn parse_global(p: &mut pico_args::Arguments) -> Result<Global> {
     if let Some(url) = opt(p, "--ecaptureq", None, text)? {
         c.ecaptureq = Some(EcqAddr::parse(&url)?);
     }
+    let path = |s: &str| if s.is_empty() { Err("expected a path".to_string()) } else { Ok(PathBuf::from(s)) };
+    let cert = opt(p, "--ecaptureq-cert", None, path)?;
+    let key = opt(p, "--ecaptureq-key", None, path)?;
+    match (&c.ecaptureq, cert, key) {
+        (Some(a), Some(cert), Some(key)) if a.tls => c.ecq_cert = Some((cert, key)),
+        (Some(a), _, _) if a.tls => {
+            return Err(Error::usage("--ecaptureq wss://… needs --ecaptureq-cert PATH and --ecaptureq-key PATH (PEM)"))
+        }
+        (_, None, None) => {}
+        _ => return Err(Error::usage("--ecaptureq-cert and --ecaptureq-key are for --ecaptureq wss://… only")),
+    }
+    c.tls_trust.cacert = opt(p, "--cacert", None, path)?;
+    c.tls_trust.insecure = p.contains("--insecure-skip-tls-verify");
     if let Some(v) = opt(p, "--ecaptureq-payload", None, text)? {
         c.ecq_payload_text = match v.as_str() {
             "raw" => false,

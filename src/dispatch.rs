@@ -6,7 +6,7 @@
 //! It ends when the reader has gone (the channel disconnects), after
 //! emitting what is still pending.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,18 +122,22 @@ impl Stages {
     /// One record, at dispatcher time `now` (taken once per batch).
     fn take(&mut self, rec: Record, now: u64) {
         match self.decoders.get_mut(rec.source as usize) {
-            Some(d) => d.push(rec, now, &mut self.items),
+            Some(d) => {
+                d.push(rec, now, &mut self.items);
+                let why = d.keys_missing_why();
+                self.assemble(now, why);
+            }
             None => {
                 Stats::add(&self.stats.malformed, 1);
                 log::debug!("record from unknown object {}", rec.source);
             }
         }
-        self.assemble(now);
     }
 
-    /// Items into the assembler, in order (a connection's end after the
-    /// calls before it), which hands out messages.
-    fn assemble(&mut self, now: u64) {
+    /// Items of one decoder into the assembler, in order (a connection's end
+    /// after the calls before it), which hands out messages; `why`: the
+    /// decoder's reason for connections without keys.
+    fn assemble(&mut self, now: u64, why: &'static str) {
         if self.items.is_empty() {
             return;
         }
@@ -145,7 +149,7 @@ impl Stages {
                         Stats::add(&self.stats.truncated, 1);
                     }
                     if let Some(k) = &mut self.keys {
-                        k.seen(call.meta.pid, call.conn);
+                        k.seen(call.meta.pid, call.conn, why);
                     }
                     self.asm.push(call, now, &mut self.msgs);
                 }
@@ -189,21 +193,23 @@ impl Stages {
     /// What has waited long enough comes out.
     fn tick(&mut self, caught_up: bool) {
         let now = self.now(caught_up);
-        for d in &mut self.decoders {
-            d.tick(now, &mut self.items);
+        for i in 0..self.decoders.len() {
+            self.decoders[i].tick(now, &mut self.items);
+            let why = self.decoders[i].keys_missing_why();
+            self.assemble(now, why);
         }
-        self.assemble(now);
         self.asm.tick(now, &mut self.msgs);
         self.publish();
     }
 
     /// The end: everything pending comes out, complete or not.
     fn finish(&mut self) {
-        for d in &mut self.decoders {
-            d.finish(&mut self.items);
-        }
         let now = self.now(true);
-        self.assemble(now);
+        for i in 0..self.decoders.len() {
+            self.decoders[i].finish(&mut self.items);
+            let why = self.decoders[i].keys_missing_why();
+            self.assemble(now, why);
+        }
         self.asm.flush(&mut self.msgs);
         if let Some(k) = self.keys.take() {
             self.key_events.extend(k.open_without_keys().map(|(pid, conn, why)| KeyEvent::Missing { pid, conn, why }));
@@ -239,24 +245,29 @@ enum KeyEvent {
 /// watched (and not reported).
 const KEY_WATCH_MAX: usize = 65536;
 
-/// Why a connection with plaintext has no keys when nothing more precise is known.
-const NO_KEYS_SEEN: &str =
-    "no secrets read (library without a known key layout, a handshake before ecapture started, or a handshake not done through SSL_do_handshake/SSL_read/SSL_write)";
-
 /// Per connection with plaintext: whether its keys came, or why not.
 #[derive(Default)]
 struct KeyWatch {
     conns: HashMap<(u32, u64), Option<&'static str>>,
+    /// Connections that ended with their keys, the latest KEY_WATCH_MAX: a
+    /// call handed out after its connection's end (one that returned on
+    /// another thread or goroutine after the close) does not make it a new
+    /// connection without keys.
+    ended: HashSet<(u32, u64)>,
+    ended_order: VecDeque<(u32, u64)>,
 }
 
 impl KeyWatch {
-    fn seen(&mut self, pid: u32, conn: u64) {
-        if self.conns.len() < KEY_WATCH_MAX {
-            self.conns.entry((pid, conn)).or_insert(Some(NO_KEYS_SEEN));
+    fn seen(&mut self, pid: u32, conn: u64, why: &'static str) {
+        if self.conns.len() < KEY_WATCH_MAX && !self.ended.contains(&(pid, conn)) {
+            self.conns.entry((pid, conn)).or_insert(Some(why));
         }
     }
 
     fn keyed(&mut self, pid: u32, conn: u64) {
+        // A new handshake where an ended connection was (the library reused
+        // the object): a connection of its own.
+        self.ended.remove(&(pid, conn));
         if self.conns.len() < KEY_WATCH_MAX || self.conns.contains_key(&(pid, conn)) {
             self.conns.insert((pid, conn), None);
         }
@@ -273,7 +284,16 @@ impl KeyWatch {
 
     /// The connection ended: why it had no keys, if it had none.
     fn closed(&mut self, pid: u32, conn: u64) -> Option<&'static str> {
-        self.conns.remove(&(pid, conn)).flatten()
+        let was = self.conns.remove(&(pid, conn));
+        if was == Some(None) && self.ended.insert((pid, conn)) {
+            self.ended_order.push_back((pid, conn));
+            if self.ended_order.len() > KEY_WATCH_MAX {
+                if let Some(old) = self.ended_order.pop_front() {
+                    self.ended.remove(&old);
+                }
+            }
+        }
+        was.flatten()
     }
 
     /// At the end: the connections still open without keys.
@@ -502,5 +522,40 @@ mod tests {
         drop(tx);
         run.join().unwrap();
         assert_eq!(flight.held(), 0);
+    }
+}
+
+#[cfg(test)]
+mod key_watch_tests {
+    use super::*;
+
+    #[test]
+    fn a_call_after_a_keyed_connections_end_is_not_a_connection_without_keys() {
+        let mut k = KeyWatch::default();
+        k.keyed(1, 0xc000);
+        k.seen(1, 0xc000, "why");
+        assert_eq!(k.closed(1, 0xc000), None);
+        // Go: a Read returning on another goroutine after Close.
+        k.seen(1, 0xc000, "why");
+        // A connection without keys is still reported.
+        k.seen(1, 0xd000, "why not");
+        assert_eq!(k.closed(1, 0xd000), Some("why not"));
+        k.seen(1, 0xe000, "open");
+        assert_eq!(k.open_without_keys().collect::<Vec<_>>(), vec![(1, 0xe000, "open")]);
+    }
+
+    #[test]
+    fn an_object_reused_after_its_end_is_a_new_connection() {
+        let mut k = KeyWatch::default();
+        k.keyed(1, 0xc000);
+        k.closed(1, 0xc000);
+        k.keyed(1, 0xc000);
+        k.seen(1, 0xc000, "why");
+        assert_eq!(k.closed(1, 0xc000), None);
+        let mut k = KeyWatch::default();
+        k.seen(1, 0xc000, "first");
+        assert_eq!(k.closed(1, 0xc000), Some("first"), "ended without keys: not remembered");
+        k.seen(1, 0xc000, "second");
+        assert_eq!(k.closed(1, 0xc000), Some("second"));
     }
 }

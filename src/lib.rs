@@ -34,3 +34,4 @@ pub mod sink;
 pub mod stats;
 pub mod sys;
 pub mod time;
+pub mod transport;

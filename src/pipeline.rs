@@ -102,7 +102,12 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     let mut plans = Vec::new();
     for m in &modules {
         match m.plan(&features) {
-            Ok(specs) => plans.extend(specs.into_iter().map(|spec| (m, spec))),
+            Ok(specs) => {
+                if let (Some(why), Some(file)) = (m.no_keys(), &cfg.module.keys().file) {
+                    log::warn!("module {}: no TLS keys to {} from it: {why}", m.name(), file.display());
+                }
+                plans.extend(specs.into_iter().map(|spec| (m, spec)))
+            }
             // `all`: a module whose library this host lacks is left out.
             Err(e) if cfg.module.modules_optional() && e.exit_code() == 1 => {
                 log::info!("module {} skipped: {e}", m.name());

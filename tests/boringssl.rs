@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use ecapture::modules::openssl::{boringssl_offsets, BoringBio};
+use ecapture::modules::openssl::{boringssl_offsets, keylog, BoringBio};
 use util::*;
 
 const BODY: usize = 1 << 20;
@@ -74,6 +74,12 @@ fn layouts_match_boringssl_source() {
         // with these.
         assert_eq!(get("bio_method_type"), 0, "{what}: BIO_METHOD.type");
         assert_eq!((get("bio_type_socket"), get("bio_type_fd")), (0x505, 0x504), "{what}: BIO types");
+        // The key log: ssl_log_secret's SSL pointer is the program's SSL *
+        // (the connection), and the client random is ssl->s3->client_random.
+        assert_eq!(get("ssl_base"), 0, "{what}: SSLImpl starts with its ssl_st");
+        assert_eq!(get("keylog_ssl_s3"), keylog::BORINGSSL_SSL_S3 as u64, "{what}: SSL.s3");
+        assert_eq!(get("s3_client_random"), keylog::BORINGSSL_S3_CLIENT_RANDOM as u64, "{what}: SSL3_STATE.client_random");
+        assert_eq!(get("s3_client_random_size"), 32, "{what}: client_random");
     }
     // Where the version moved to s3, the SSL's old place holds
     // max_send_fragment, never a TLS version: what the BPF side relies on

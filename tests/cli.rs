@@ -27,7 +27,8 @@ fn usage_errors_are_one_line_exit_2() {
         (&["tls", "-m", "pcap"], "ecapture: --model pcap is not yet supported by this version of ecapture"),
         (
             &["gnutls", "-m", "keylog"],
-            "ecapture: --model keylog and --keylogfile are not yet supported by the gnutls module (its TLS secrets are not read; see README)",
+            "ecapture: --model keylog and --keylogfile are not supported by the gnutls module: GnuTLS hands its secrets only to internal, \
+             unexported functions and keeps them in private structs whose layout is not known here (see README)",
         ),
         (
             &["tls", "--ecaptureq", "ws://127.0.0.1:99999/"],

@@ -73,8 +73,9 @@ fn two_clients_get_the_same_events_with_every_field() {
     let (status, _, stdout_events, _) = ec.stop();
     assert!(status.success());
     assert!(stdout_events.is_empty(), "with --ecaptureq, events go to its clients only");
-    // The summary reaches the clients before they are closed.
-    a.wait_closed();
+    // The summary reaches the clients before they are closed, with a Close
+    // frame (1000), not a dropped connection.
+    assert_eq!(a.wait_closed(), "Close frame 1000");
     assert!(a.entries().iter().any(|e| matches!(e, Entry::Log(l) if l.contains("bytes captured; lost"))));
 }
 

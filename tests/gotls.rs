@@ -228,6 +228,8 @@ fn stripped_binaries_resolve_to_the_same_code() {
             assert_eq!(a.poll, b.poll);
             assert!(a.handshake.as_ref().is_some_and(|(_, rets)| !rets.is_empty()), "{v}: the handshake and its RETs");
             assert_eq!(a.handshake, b.handshake);
+            assert!(a.keylog.is_some(), "{v}: crypto/tls.(*Config).writeKeyLog (the key log)");
+            assert_eq!(a.keylog, b.keylog, "{v} {stripped}: writeKeyLog from .gopclntab");
         }
     }
 }

@@ -184,6 +184,10 @@ fn check(kernel: &str, tag: &str, extra_args: &str, hide_btf: bool) {
             let status = std::fs::read_to_string(out.join(format!("{module}.status"))).unwrap_or_default();
             assert!(err.contains("probes attached") && err.contains(lib), "{tag}: the {module} module on this kernel:\n{err}\n{said}");
             assert_eq!(status.trim(), "0", "{tag}: {module}'s exit status after SIGINT\n{err}");
+            if module == "gotls" {
+                // Run with -k: the key log probe is attached too.
+                assert!(err.contains("TLS keys read at crypto/tls.(*Config).writeKeyLog"), "{tag}: gotls's key log probe:\n{err}");
+            }
         }
     }
 }

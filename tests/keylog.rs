@@ -28,7 +28,7 @@ impl Recording {
     fn start(dir: &Path, port: u16) -> Recording {
         let file = dir.join("capture.pcap");
         let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-w"])
+            .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-B", "65536", "-w"])
             .arg(&file)
             .arg(format!("tcp port {port}"))
             .stdin(Stdio::null())
@@ -328,6 +328,169 @@ fn keylog_static_openssl_program() {
     let (st, _, _, stderr) = ec.stop();
     assert!(st.success(), "{stderr:?}");
     assert_eq!(ours_for(&ours, &theirs), theirs, "our lines are OpenSSL's, line for line");
+}
+
+/// The Go client of the gotls fixture (tests/gotls/peer.go) against its
+/// server: `proto` h1 or h2, `size` bytes posted and fetched; its own key
+/// log (KeyLogWriter) appended to `theirs`; TLS 1.2 with `tls12`.
+fn go_client(peer: &Path, port: u16, proto: &str, size: usize, theirs: &Path, tls12: bool) {
+    let mut cmd = Command::new(peer);
+    cmd.args(["client", &port.to_string(), proto, &size.to_string()]).env("SSLKEYLOGFILE", theirs);
+    if tls12 {
+        cmd.env("PEER_TLS12", "1");
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn the Go client");
+    use std::io::Write;
+    child.stdin.take().expect("client stdin").write_all(b"go\n").expect("start the Go client");
+    let out = child.wait_with_output().expect("wait for the Go client");
+    assert!(out.status.success(), "the Go client failed ({proto})");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok HTTP/"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// `gotls -m keylog`: Go's crypto/tls, client and server both hooked (one
+/// executable), for each Go of the fixture, with symbols and PIE stripped
+/// (writeKeyLog from .gopclntab): HTTP/1.1 and HTTP/2 over TLS 1.3 and
+/// HTTP/1.1 over TLS 1.2. Our lines are those Go's own KeyLogWriter
+/// wrote for the same handshakes, and tshark decrypts every request and
+/// response with ours.
+#[test]
+fn keylog_go_client_and_server_tshark_decrypts_and_lines_match_gos() {
+    if !ready("keylog_go") {
+        return;
+    }
+    const SIZE: usize = 3000;
+    for (v, variant) in go_versions().into_iter().flat_map(|v| [(v.clone(), "peer"), (v, "peer-pie-stripped")]) {
+        let v = format!("{v} {variant}");
+        let Some(peer) = gotls_fixture("keylog_go", v.split(' ').next().unwrap_or_default(), variant) else { return };
+        let dir = TempDir::new("keylog-go");
+        let port = free_port();
+        let _server = peer_server(&peer, dir.path(), port);
+        let rec = Recording::start(dir.path(), port);
+        let keys = dir.path().join("keys.log");
+        let ec = Ecapture::start(&["gotls", "--elfpath", peer.to_str().unwrap(), "-m", "keylog", "-k", keys.to_str().unwrap()]);
+        ec.wait_stderr("TLS keys read at crypto/tls.(*Config).writeKeyLog");
+        let theirs_file = dir.path().join("go.log");
+        go_client(&peer, port, "h1", SIZE, &theirs_file, false);
+        go_client(&peer, port, "h2", SIZE, &theirs_file, false);
+        go_client(&peer, port, "h1", SIZE, &theirs_file, true);
+        let theirs = key_lines(&theirs_file);
+        let randoms: BTreeSet<&str> = theirs.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+        assert_eq!(randoms.len(), 3, "go{v}: three handshakes: {theirs:?}");
+        assert_eq!(theirs.iter().filter(|l| l.starts_with("CLIENT_RANDOM ")).count(), 1, "go{v}: one TLS 1.2: {theirs:?}");
+        assert_eq!(theirs.iter().filter(|l| l.starts_with("SERVER_TRAFFIC_SECRET_0 ")).count(), 2, "go{v}: {theirs:?}");
+        let ours = wait_lines(&keys, &theirs);
+        let (st, _, events, stderr) = ec.stop();
+        assert!(st.success(), "go{v}: {stderr:?}");
+        assert!(events.is_empty(), "-m keylog prints no events");
+        assert_eq!(ours_for(&ours, &theirs), theirs, "go{v}: our lines are Go's, line for line");
+        assert_eq!(ours.len(), theirs.len(), "go{v}: no other lines: {ours:?}");
+        let summary = stderr.iter().find(|l| l.contains("secrets of")).cloned().unwrap_or_default();
+        assert!(summary.contains("secrets of 3 handshakes"), "go{v}: {stderr:?}");
+        assert!(summary.contains("every connection seen got its keys"), "go{v}: {summary}");
+
+        let pcap = rec.finish(3);
+        let http = tshark_http(&pcap, port, Some(&keys));
+        let uris = |u: &str| http.iter().filter(|l| l.starts_with(&format!("{u}\t"))).count();
+        let data = format!("/data?n={SIZE}");
+        let oks = http.iter().filter(|l| l.ends_with("\t200")).count();
+        let h2 = tshark(&pcap, port, Some(&keys), Some("http2.header"), &["http2.headers.path", "http2.headers.status"]);
+        if (uris("/echo"), uris(&data), oks) != (2, 2, 4) || h2.matches("/echo").count() != 1 || h2.matches(&data).count() != 1 || h2.matches("200").count() < 2 {
+            let all = every_packet(&pcap, port, &keys);
+            panic!("go{v}: not every request and response decrypted: {http:?}\nHTTP/2: {h2}\nall packets:\n{all}");
+        }
+        assert!(tshark_http(&pcap, port, None).is_empty(), "without the key log tshark sees no HTTP");
+    }
+}
+
+/// `all -m keylog`: Go's keys come too (from the program named with
+/// --elfpath), and each module that cannot give keys says so with a warning
+/// instead of silently giving none.
+#[test]
+fn keylog_all_gets_go_keys_and_warns_for_gnutls_and_nss() {
+    if !ready("keylog_all") {
+        return;
+    }
+    let v = go_versions().remove(0);
+    let Some(peer) = gotls_fixture("keylog_all", &v, "peer") else { return };
+    let dir = TempDir::new("keylog-all");
+    let port = free_port();
+    let _server = peer_server(&peer, dir.path(), port);
+    let keys = dir.path().join("keys.log");
+    let ec = Ecapture::start(&["all", "--elfpath", peer.to_str().unwrap(), "-m", "keylog", "-k", keys.to_str().unwrap()]);
+    ec.wait_stderr("probes attached");
+    let theirs_file = dir.path().join("go.log");
+    go_client(&peer, port, "h1", 100, &theirs_file, false);
+    let theirs = key_lines(&theirs_file);
+    assert_eq!(theirs.len(), 4, "one TLS 1.3 handshake: {theirs:?}");
+    let ours = wait_lines(&keys, &theirs);
+    let (st, _, _, stderr) = ec.stop();
+    assert!(st.success(), "{stderr:?}");
+    assert_eq!(ours_for(&ours, &theirs), theirs);
+    for (module, lib) in [("gnutls", "libgnutls"), ("nss", "libnspr4")] {
+        let hooked = stderr.iter().any(|l| l.contains("hooking ") && l.contains(lib));
+        let warned = stderr.iter().any(|l| l.contains("WARN") && l.contains(&format!("module {module}: no TLS keys to {}", keys.display())));
+        assert_eq!(warned, hooked, "{module}: a warning when (and only when) it is hooked: {stderr:?}");
+    }
+}
+
+/// BoringSSL linked into a program (`--libssl PROGRAM`): its secrets are
+/// read at bssl::ssl_log_secret as it makes them (it frees the handshake
+/// secrets afterwards); TLS 1.3 with the program's own key log callback set,
+/// then TLS 1.3 and TLS 1.2 without one. Our lines are BoringSSL's own for
+/// the first, and tshark decrypts all three with ours.
+#[test]
+fn keylog_boringssl_program() {
+    if !ready("keylog_boringssl") {
+        return;
+    }
+    let dir_path = std::env::var_os("BORINGSSL_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/boringssl"));
+    let Some(peer) = built_fixture("keylog_boringssl", dir_path.join("bssl_peer"), "make boringssl` (tests/boringssl/build.sh") else {
+        return;
+    };
+    let dir = TempDir::new("keylog-bssl");
+    let port = free_port();
+    let rec = Recording::start(dir.path(), port);
+    let keys = dir.path().join("keys.log");
+    let ec = Ecapture::start(&["tls", "--libssl", peer.to_str().unwrap(), "-m", "keylog", "-k", keys.to_str().unwrap()]);
+    ec.wait_stderr("TLS keys read at bssl::ssl_log_secret");
+    let theirs_file = dir.path().join("bssl.log");
+    for (extra, own_log) in [(&[][..], true), (&[][..], false), (&["tls12"][..], false)] {
+        let server = peer_server(&peer, dir.path(), port);
+        let mut cmd = Command::new(&peer);
+        cmd.arg("client").arg(port.to_string()).args(extra);
+        if own_log {
+            cmd.env("SSLKEYLOGFILE", &theirs_file);
+        }
+        let out = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output().expect("run bssl_peer client");
+        assert!(out.status.success(), "bssl_peer client {extra:?}");
+        let mut server = server;
+        let _ = server.0.wait();
+    }
+    let theirs = key_lines(&theirs_file);
+    assert_eq!(theirs.len(), 5, "BoringSSL's own TLS 1.3 lines: {theirs:?}");
+    let ours = wait_lines(&keys, &theirs);
+    let want_lines = 5 + 5 + 1;
+    let deadline = Instant::now() + PATIENCE;
+    while key_lines(&keys).len() < want_lines && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (st, _, _, stderr) = ec.stop();
+    assert!(st.success(), "{stderr:?}");
+    assert_eq!(ours_for(&ours, &theirs), theirs, "our lines are BoringSSL's, line for line");
+    let ours = key_lines(&keys);
+    assert_eq!(ours.len(), want_lines, "two TLS 1.3 handshakes and one TLS 1.2: {ours:?}");
+    assert_eq!(ours.iter().filter(|l| l.starts_with("CLIENT_RANDOM ")).count(), 1, "{ours:?}");
+    let summary = stderr.iter().find(|l| l.contains("secrets of")).cloned().unwrap_or_default();
+    assert!(summary.contains("every connection seen got its keys"), "{summary}");
+    let pcap = rec.finish(3);
+    let http = tshark_http(&pcap, port, Some(&keys));
+    let (puts, oks) = (http.iter().filter(|l| l.starts_with("/bssl\t")).count(), http.iter().filter(|l| l.ends_with("\t200")).count());
+    if (puts, oks) != (3, 3) {
+        let all = every_packet(&pcap, port, &keys);
+        panic!("three PUTs and answers decrypted, not {puts} and {oks}: {http:?}\nall packets:\n{all}");
+    }
 }
 
 /// The pid nginx wrote in `dir`.

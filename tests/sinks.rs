@@ -14,19 +14,6 @@ use std::time::{Duration, Instant};
 
 use util::*;
 
-/// curl as user `uid` (so `--uid` picks it out); returns its pid.
-fn curl_as(uid: u32, url: &str) -> u32 {
-    let mut c = Command::new("setpriv")
-        .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "curl", "-sk", "-o", "/dev/null", "--max-time", "10"])
-        .arg(url)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("run curl");
-    let pid = c.id();
-    assert!(c.wait().unwrap().success(), "curl {url} failed");
-    pid
-}
-
 /// Waits until `f` returns Some, polling a file the sink writes (there is
 /// no signal for "the sink thread wrote it").
 fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -228,15 +215,18 @@ fn websocket_collector_gets_one_text_frame_per_json_event() {
     let wport = listener.local_addr().unwrap().port();
     let frames = Arc::new(Mutex::new(Vec::<String>::new()));
     let f = Arc::clone(&frames);
+    // Returns the code of the Close frame ecapture ends with (None: none).
     let collector = std::thread::spawn(move || {
         let (s, _) = listener.accept().unwrap();
         let mut ws = tungstenite::accept(s).unwrap();
+        let mut close = None;
         loop {
             match ws.read() {
                 Ok(tungstenite::Message::Text(t)) => f.lock().unwrap().push(t.to_string()),
                 Ok(tungstenite::Message::Binary(_)) => panic!("records are text frames"),
+                Ok(tungstenite::Message::Close(c)) => close = Some(c.map_or(0, |c| u16::from(c.code))),
                 Ok(_) => {}
-                Err(_) => return,
+                Err(_) => return close,
             }
         }
     });
@@ -245,7 +235,7 @@ fn websocket_collector_gets_one_text_frame_per_json_event() {
     eventually("two frames", || (frames.lock().unwrap().len() >= 2).then_some(()));
     let (status, _, _, _) = ec.stop();
     assert!(status.success());
-    collector.join().unwrap();
+    assert_eq!(collector.join().unwrap(), Some(1000), "ecapture ends the WebSocket with a Close frame");
     let frames = frames.lock().unwrap().clone();
     // A standard JSON parser reads every frame; check the fields with it.
     let check = r#"

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ecapture::ecaptureq::proto::{self, Payload};
@@ -17,11 +18,14 @@ const USAGE: &str = "\
 ecaptureq_client — print what `ecapture --ecaptureq` streams
 
 USAGE:
-    ecaptureq_client [-server URL] [-verbose]
+    ecaptureq_client [-server URL] [-cacert PATH] [-verbose]
 
 FLAGS:
     -server URL    the eCaptureQ server [default: ws://127.0.0.1:28257/]
-                   (add ?token=SECRET when the server requires one)
+                   (add ?token=SECRET when the server requires one);
+                   wss://… checks the server's certificate against the
+                   host's CA store and -cacert
+    -cacert PATH   CA certificates (PEM) trusted besides the host's
     -verbose       also print heartbeats
     -h, -help      print this help
 ";
@@ -79,10 +83,10 @@ fn print_entry(out: &mut dyn Write, data: &[u8], verbose: bool) -> std::io::Resu
 }
 
 /// Reads messages until the connection ends; returns why.
-fn session(url: &str, verbose: bool) -> String {
+fn session(url: &str, tls: Option<&Arc<rustls::ClientConfig>>, verbose: bool) -> String {
     // tungstenite zeroes its read buffer on every read: 16 KiB, not 128.
     let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 << 10);
-    let (mut ws, _) = match tungstenite::client::connect_with_config(url, Some(config), 3) {
+    let mut ws = match ecapture::transport::connect_ws(url, tls, Some(config)) {
         Ok(c) => c,
         Err(e) => return format!("cannot connect: {e}"),
     };
@@ -127,19 +131,37 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let cacert = match args.opt_value_from_str::<_, String>("-cacert") {
+        Ok(c) => c.map(std::path::PathBuf::from),
+        Err(e) => {
+            eprintln!("ecaptureq_client: -cacert: {e}");
+            std::process::exit(2);
+        }
+    };
     let rest = args.finish();
     if let Some(a) = rest.first() {
         eprintln!("ecaptureq_client: unexpected argument '{}' (see -help)", a.to_string_lossy());
         std::process::exit(2);
     }
-    if !server.starts_with("ws://") {
-        eprintln!("ecaptureq_client: -server must be a ws:// URL, got '{server}'");
+    if !server.starts_with("ws://") && !server.starts_with("wss://") {
+        eprintln!("ecaptureq_client: -server must be a ws:// or wss:// URL, got '{server}'");
         std::process::exit(2);
     }
+    let tls = if server.starts_with("wss://") {
+        match (ecapture::transport::ClientTrust { cacert, insecure: false }).config() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("ecaptureq_client: {e}");
+                std::process::exit(2);
+            }
+        }
+    } else {
+        None
+    };
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = std::time::Instant::now();
-        let why = session(&server, verbose);
+        let why = session(&server, tls.as_ref(), verbose);
         if started.elapsed() > Duration::from_secs(10) {
             backoff = Duration::from_secs(1);
         }

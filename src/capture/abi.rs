@@ -157,26 +157,28 @@ abi_struct!(
     /// `struct secret_rec`: one labelled key log secret (modules whose
     /// library hands secrets out whole; decode::calls turns it into a
     /// `Secret`).
-    secret_rec(128) {
+    secret_rec(136) {
         h: [u8; 16] = 0,
-        pid: u32 = 16,
-        label: u32 = 20,
-        secret_len: u32 = 24,
-        _pad: u32 = 28,
-        client_random: [u8; 32] = 32,
-        secret: [u8; 64] = 64,
+        conn: u64 = 16,
+        pid: u32 = 24,
+        label: u32 = 28,
+        secret_len: u32 = 32,
+        _pad: u32 = 36,
+        client_random: [u8; 32] = 40,
+        secret: [u8; 64] = 72,
     }
 );
 
 abi_struct!(
     /// `struct common_cfg`: every object's `common_cfg` global.
-    common_cfg(24) {
+    common_cfg(28) {
         target_pid: u32 = 0,
         target_uid: u32 = 4,
         capture_cap: u32 = 8,
         source: u32 = 12,
         wakeup_bytes: u32 = 16,
         max_chunks: u32 = 20,
+        self_pid: u32 = 24,
     }
 );
 
@@ -204,6 +206,7 @@ impl CommonConfig {
         common_cfg::wakeup_bytes.put(&mut b, self.wakeup_bytes);
         let chunk = c::CHUNK_DATA_SIZE as u32;
         common_cfg::max_chunks.put(&mut b, self.capture_cap.min(c::MAX_CAPTURE_CAP as u32).div_ceil(chunk));
+        common_cfg::self_pid.put(&mut b, std::process::id());
         b
     }
 }
@@ -235,8 +238,9 @@ mod tests {
     #[test]
     fn common_config_bytes() {
         let b = CommonConfig { target_pid: 7, target_uid: 8, capture_cap: 65537, wakeup_bytes: 10 }.to_bytes(3);
-        assert_eq!(b.len(), 24);
+        assert_eq!(b.len(), 28);
         let u = |i: usize| u32::from_ne_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
         assert_eq!((u(0), u(1), u(2), u(3), u(4), u(5)), (7, 8, 65537, 3, 10, 3), "65537 bytes: 3 chunks");
+        assert_eq!(u(6), std::process::id(), "ecapture's own pid, never captured");
     }
 }

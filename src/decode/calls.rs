@@ -25,12 +25,27 @@ pub struct CallDecoder {
     limits: Limits,
     unknown: u64,
     calls: Vec<RawCall>,
+    /// `Decoder::keys_missing_why`.
+    keys_missing_why: &'static str,
 }
 
 impl CallDecoder {
     pub fn new(clock: WallClock, limits: Limits) -> CallDecoder {
         let budget = limits.budget.max(limits.capture_cap as usize);
-        CallDecoder { reasm: Reassembler::new(MAX_PARTIALS, budget), clock, limits, unknown: 0, calls: Vec::new() }
+        CallDecoder {
+            reasm: Reassembler::new(MAX_PARTIALS, budget),
+            clock,
+            limits,
+            unknown: 0,
+            calls: Vec::new(),
+            keys_missing_why: super::NO_SECRETS,
+        }
+    }
+
+    /// The decoder, saying `why` its connections have no keys when none came.
+    pub fn keys_missing_why(mut self, why: &'static str) -> CallDecoder {
+        self.keys_missing_why = why;
+        self
     }
 
     fn hand_out(&mut self, out: &mut Vec<Item>) {
@@ -88,6 +103,10 @@ impl Decoder for CallDecoder {
             shed: r.shed,
         }
     }
+
+    fn keys_missing_why(&self) -> &'static str {
+        self.keys_missing_why
+    }
 }
 
 /// A `struct secret_rec` as a `Secret`; None when it is short or its label
@@ -113,7 +132,7 @@ pub fn secret_of(rec: &[u8]) -> Option<Secret> {
     let secret = secret_rec::secret.get(rec);
     Some(Secret {
         pid: secret_rec::pid.get(rec),
-        conn: 0,
+        conn: secret_rec::conn.get(rec),
         label,
         client_random: secret_rec::client_random.get(rec),
         secret: secret[..len].to_vec(),
@@ -153,6 +172,7 @@ mod tests {
         let mut rec = vec![0u8; secret_rec::SIZE];
         crate::capture::abi::rec_hdr::kind.put(&mut rec, c::REC_SECRET as u32);
         secret_rec::pid.put(&mut rec, 42);
+        secret_rec::conn.put(&mut rec, 0xc000_1234);
         secret_rec::label.put(&mut rec, c::SECRET_SERVER_TRAFFIC_0 as u32);
         secret_rec::secret_len.put(&mut rec, 48);
         secret_rec::client_random.put(&mut rec, [7; 32]);
@@ -160,7 +180,7 @@ mod tests {
         let mut d = CallDecoder::new(WallClock::with_offset(0), Limits::default());
         let mut out = Vec::new();
         d.push(Record::parse(&rec).unwrap(), 0, &mut out);
-        let want = Secret { pid: 42, conn: 0, label: SecretLabel::ServerTraffic0, client_random: [7; 32], secret: vec![9; 48] };
+        let want = Secret { pid: 42, conn: 0xc000_1234, label: SecretLabel::ServerTraffic0, client_random: [7; 32], secret: vec![9; 48] };
         assert_eq!(out, vec![Item::Secret(want)]);
         for (field, bad) in [(secret_rec::secret_len, 65u32), (secret_rec::secret_len, 0), (secret_rec::label, 99)] {
             let mut r = rec.clone();

@@ -60,4 +60,12 @@ pub trait Decoder: Send {
     /// At the end: everything pending goes to `out`.
     fn finish(&mut self, out: &mut Vec<Item>);
     fn stats(&self) -> DecodeStats;
+    /// Why a connection of this object's has no keys when none of its
+    /// secrets came (said in the key log's summary).
+    fn keys_missing_why(&self) -> &'static str {
+        NO_SECRETS
+    }
 }
+
+/// `Decoder::keys_missing_why` when the module says nothing more precise.
+pub const NO_SECRETS: &str = "no secrets read (a handshake before ecapture started, or a library whose secrets are not read)";

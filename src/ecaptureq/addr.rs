@@ -17,6 +17,8 @@ pub struct EcqAddr {
     pub port: u16,
     /// Required from every client when set.
     pub token: Option<String>,
+    /// `wss://`: served over TLS (`--ecaptureq-cert`, `--ecaptureq-key`).
+    pub tls: bool,
 }
 
 fn bad(url: &str, why: &str) -> Error {
@@ -58,12 +60,12 @@ pub fn query_value(query: &str, key: &str) -> Option<String> {
 
 impl EcqAddr {
     pub fn parse(url: &str) -> Result<EcqAddr> {
-        let rest = if let Some(r) = url.strip_prefix("ws://") {
-            r
-        } else if url.starts_with("wss://") {
-            return Err(bad(url, "wss:// is not supported: eCaptureQ serves ws:// (bind it to loopback, or put a TLS proxy in front)"));
+        let (rest, tls) = if let Some(r) = url.strip_prefix("ws://") {
+            (r, false)
+        } else if let Some(r) = url.strip_prefix("wss://") {
+            (r, true)
         } else {
-            return Err(bad(url, "expected ws://HOST:PORT/"));
+            return Err(bad(url, "expected ws://HOST:PORT/ or wss://HOST:PORT/"));
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
@@ -100,7 +102,7 @@ impl EcqAddr {
             Some(t) if t.is_empty() => return Err(bad(url, "empty token")),
             t => t,
         };
-        Ok(EcqAddr { host: host.to_string(), port, token })
+        Ok(EcqAddr { host: host.to_string(), port, token, tls })
     }
 
     /// The socket addresses to bind (a host name may resolve to several).
@@ -122,7 +124,8 @@ impl EcqAddr {
     pub fn display(&self, port: u16) -> String {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         let token = if self.token.is_some() { "?token=…" } else { "" };
-        format!("ws://{host}:{port}/{token}")
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{host}:{port}/{token}")
     }
 }
 
@@ -227,7 +230,9 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(p("ws://127.0.0.1:28257/"), EcqAddr { host: "127.0.0.1".into(), port: 28257, token: None });
+        assert_eq!(p("ws://127.0.0.1:28257/"), EcqAddr { host: "127.0.0.1".into(), port: 28257, token: None, tls: false });
+        assert!(p("wss://127.0.0.1:28257/").tls);
+        assert_eq!(p("wss://[::1]:2/?token=abc").display(2), "wss://[::1]:2/?token=…");
         assert_eq!(p("ws://127.0.0.1:9000").port, 9000, "no trailing slash");
         assert_eq!(p("ws://0.0.0.0:1/any/path").host, "0.0.0.0");
         assert_eq!(p("ws://[::1]:28257/").host, "::1");
@@ -243,7 +248,7 @@ mod tests {
     fn bad_addresses() {
         for (url, why) in [
             ("http://127.0.0.1:1/", "expected ws://"),
-            ("wss://127.0.0.1:1/", "wss:// is not supported"),
+            ("wss://:1/", "no host"),
             ("ws://:28257/", "no host"),
             ("ws:///", "no host"),
             ("ws://127.0.0.1:99999/", "0 to 65535"),

@@ -10,7 +10,7 @@
 //! `STALL_TIMEOUT` is disconnected; one that vanishes without a FIN is cut
 //! by the kernel (TCP_USER_TIMEOUT).
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,13 +18,15 @@ use std::time::{Duration, Instant};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::StatusCode;
-use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Bytes, Message, WebSocket};
 
 use super::addr::Policy;
 use super::hub::{Hub, Msg};
 use super::proto;
 use crate::sys::os::{self, EventFd, PollFd};
+use crate::transport::Stream;
 
 /// A client must complete its handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,7 +60,7 @@ fn ws_config() -> WebSocketConfig {
 }
 
 /// Serves one accepted connection until it ends; logs how it ended.
-pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+pub fn serve(stream: Stream, peer: SocketAddr, shared: &Shared) {
     let mut ws = match handshake(stream, shared) {
         Ok(ws) => ws,
         Err(why) => {
@@ -71,6 +73,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         Ok(None) => {
             let _ = ws.close(None);
             let _ = ws.flush();
+            ws.get_mut().close_notify();
             return;
         }
         Err(e) => {
@@ -88,11 +91,12 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
 
 /// The server side of the WebSocket handshake, with the access policy,
 /// bounded in time and interrupted by shutdown.
-fn handshake(stream: TcpStream, shared: &Shared) -> Result<WebSocket<TcpStream>, String> {
-    stream.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let _ = os::set_tcp_user_timeout(stream.as_raw_fd(), STALL_TIMEOUT.as_millis() as u32);
-    let fd = stream.as_raw_fd();
+fn handshake(stream: Stream, shared: &Shared) -> Result<WebSocket<Stream>, String> {
+    let tcp = stream.tcp();
+    tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let _ = os::set_tcp_user_timeout(tcp.as_raw_fd(), STALL_TIMEOUT.as_millis() as u32);
+    let fd = tcp.as_raw_fd();
     let mut refusal: Option<String> = None;
     // tungstenite's callback signature: its error type is its own.
     #[allow(clippy::result_large_err)]
@@ -121,7 +125,9 @@ fn handshake(stream: TcpStream, shared: &Shared) -> Result<WebSocket<TcpStream>,
                 }
                 // Short waits: a handshake stalled on writing its answer is
                 // retried soon even without POLLIN.
-                let mut fds = [PollFd::new(fd, true, false), PollFd::new(shared.stop.fd(), true, false)];
+                // (TLS with handshake bytes still to send: wait for room too.)
+                let out = mid.get_ref().get_ref().wants_write();
+                let mut fds = [PollFd::new(fd, true, out), PollFd::new(shared.stop.fd(), true, false)];
                 os::poll(&mut fds, left.min(Duration::from_millis(100)).as_millis() as i32).map_err(|e| e.to_string())?;
                 if fds[1].readable {
                     return Err("server stopping".into());
@@ -133,7 +139,7 @@ fn handshake(stream: TcpStream, shared: &Shared) -> Result<WebSocket<TcpStream>,
 }
 
 struct Conn {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<Stream>,
     /// Bytes handed to the WebSocket layer since its last complete flush.
     inflight: usize,
     /// The last flush left bytes unsent.
@@ -241,8 +247,10 @@ impl Conn {
             if closed || stopping.is_some() {
                 let since = *stopping.get_or_insert(now);
                 if (closed && !self.pending) || now.duration_since(since) >= SHUTDOWN_FLUSH {
-                    let _ = self.ws.close(None);
+                    let bye = CloseFrame { code: CloseCode::Normal, reason: "ecapture stopping".into() };
+                    let _ = self.ws.close(Some(bye));
                     let _ = self.ws.flush();
+                    self.ws.get_mut().close_notify();
                     return Ok("server stopped".into());
                 }
             }
@@ -263,9 +271,9 @@ impl Conn {
             if stopping.is_some() {
                 timeout = timeout.min(Duration::from_millis(10));
             }
-            let sock = self.ws.get_ref().as_raw_fd();
+            let sock = self.ws.get_ref().tcp().as_raw_fd();
             let mut fds = [
-                PollFd::new(sock, true, self.pending),
+                PollFd::new(sock, true, self.pending || self.ws.get_ref().wants_write()),
                 PollFd::new(queue.wake_fd(), sleep_queue, false),
                 PollFd::new(shared.stop.fd(), stopping.is_none(), false),
             ];

@@ -14,6 +14,8 @@ use super::client::{self, Shared};
 use super::hub::Hub;
 use crate::error::{Context, Error, Result};
 use crate::sys::os::{self, EventFd, PollFd};
+use crate::transport::Stream;
+use rustls::ServerConfig;
 
 /// Connections served at once; more are turned away.
 const MAX_CLIENTS: usize = 1024;
@@ -26,7 +28,8 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr` (a clear error when that fails) and starts accepting.
-    pub fn start(addr: &EcqAddr, hub: Arc<Hub>, heartbeat: Duration) -> Result<Server> {
+    /// `tls`: the server's TLS configuration, for `wss://`.
+    pub fn start(addr: &EcqAddr, hub: Arc<Hub>, heartbeat: Duration, tls: Option<Arc<ServerConfig>>) -> Result<Server> {
         let mut last_err = None;
         let mut bound = None;
         for sa in addr.socket_addrs()? {
@@ -60,7 +63,7 @@ impl Server {
         let s = Arc::clone(&shared);
         let acceptor = std::thread::Builder::new()
             .name("ecq-acceptor".into())
-            .spawn(move || accept_loop(listener, &s))
+            .spawn(move || accept_loop(listener, &s, tls))
             .context(|| "cannot start the eCaptureQ acceptor thread".into())?;
         log::info!("eCaptureQ server listening on {}", addr.display(local.port()));
         Ok(Server { shared, acceptor: Some(acceptor), local })
@@ -93,7 +96,7 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
+fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, tls: Option<Arc<ServerConfig>>) {
     let mut clients: Vec<JoinHandle<()>> = Vec::new();
     let mut next = 0u64;
     loop {
@@ -121,6 +124,16 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
                 log::warn!("eCaptureQ: {MAX_CLIENTS} clients already; turning {peer} away");
                 continue;
             }
+            let stream = match &tls {
+                None => Stream::Plain(stream),
+                Some(config) => match Stream::server(config, stream) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::warn!("eCaptureQ: cannot start TLS for {peer}: {e}");
+                        continue;
+                    }
+                },
+            };
             next += 1;
             let s = Arc::clone(shared);
             match std::thread::Builder::new().name(format!("ecq-client-{next}")).spawn(move || client::serve(stream, peer, &s)) {

@@ -246,16 +246,31 @@ impl Elf {
     /// table: file offset, address and size.
     pub fn functions(&self, wanted: &[&str]) -> Result<HashMap<String, Function>> {
         let want: HashSet<&[u8]> = wanted.iter().map(|w| w.as_bytes()).collect();
+        self.functions_matching(&|name| want.contains(name), want.len())
+    }
+
+    /// The functions whose names start with `prefix` (C++ mangled names of
+    /// one function with different signatures), in both symbol tables; not
+    /// the compiler's parts and clones of them (`.cold`, `.part.0`,
+    /// `.isra.0`, `.constprop.0`: not the function's entry, or not its
+    /// calling convention).
+    pub fn functions_starting_with(&self, prefix: &str) -> Result<HashMap<String, Function>> {
+        self.functions_matching(&|name| name.starts_with(prefix.as_bytes()) && !name.contains(&b'.'), usize::MAX)
+    }
+
+    /// The functions whose names `want` accepts; the static table is not
+    /// read once `enough` were found in the dynamic one.
+    fn functions_matching(&self, want: &dyn Fn(&[u8]) -> bool, enough: usize) -> Result<HashMap<String, Function>> {
         let mut found = HashMap::new();
         let mut budget = MAX_SYMBOLS;
         // The dynamic symbols first: a shared library exports what we hook
         // there, and the full table (much larger) is read only if not.
         for kind in [SHT_DYNSYM, SHT_SYMTAB] {
-            if found.len() == want.len() {
+            if found.len() >= enough {
                 break;
             }
             for s in self.sections.iter().filter(|s| s.kind == kind && s.entsize == 24) {
-                self.scan_symbols(s, &want, &mut found, &mut budget)?;
+                self.scan_symbols(s, want, &mut found, &mut budget)?;
             }
         }
         Ok(found)
@@ -263,7 +278,7 @@ impl Elf {
 
     /// Looks for the `want`ed functions in symbol table `s`, a block at a
     /// time, taking its symbols from `budget`.
-    fn scan_symbols(&self, s: &Section, want: &HashSet<&[u8]>, found: &mut HashMap<String, Function>, budget: &mut u64) -> Result<()> {
+    fn scan_symbols(&self, s: &Section, want: &dyn Fn(&[u8]) -> bool, found: &mut HashMap<String, Function>, budget: &mut u64) -> Result<()> {
         if s.offset.checked_add(s.size).is_none_or(|end| end > self.len) {
             return Err(Error::runtime(format!("{}: a symbol table lies beyond the end of the file", self.path)));
         }
@@ -285,7 +300,7 @@ impl Elf {
                     continue;
                 }
                 let name = cstr_at(&strs, u32le(sym, 0) as usize);
-                if !want.contains(name) {
+                if !want(name) {
                     continue;
                 }
                 // File offset = address - section address + section offset.

@@ -104,6 +104,14 @@ pub struct Flags {
 /// Every flag of this module, for the "give it after the module" hint.
 pub const FLAGS: &[&str] = &["--gnutls"];
 
+/// Why this module gives no keys (`-m keylog`, `-k`): GnuTLS hands its
+/// secrets only to an internal, unexported function (`_gnutls_call_keylog_func`
+/// and the default callback behind it; distributions' libgnutls has no
+/// `.symtab` to find them by), and keeps them in `gnutls_session_int`, whose
+/// layout is not generated from GnuTLS's sources here.
+pub const NO_KEYS: &str =
+    "GnuTLS hands its secrets only to internal, unexported functions and keeps them in private structs whose layout is not known here";
+
 impl Flags {
     pub fn parse(p: &mut pico_args::Arguments) -> Result<Flags> {
         let gnutls = opt(p, "--gnutls", None, |s| Ok(PathBuf::from(s)))?;
@@ -182,7 +190,11 @@ impl Module for Gnutls {
     }
 
     fn decoder(&self, clock: WallClock, limits: Limits) -> Box<dyn Decoder> {
-        Box::new(CallDecoder::new(clock, limits))
+        Box::new(CallDecoder::new(clock, limits).keys_missing_why(NO_KEYS))
+    }
+
+    fn no_keys(&self) -> Option<&'static str> {
+        Some(NO_KEYS)
     }
 }
 

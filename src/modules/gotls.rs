@@ -12,6 +12,11 @@
 //! functions come from `.symtab`, or from the function table the runtime
 //! keeps (`.gopclntab`, `pclntab`) when the binary is stripped. Go 1.17+
 //! only: the probes read the register ABI.
+//!
+//! Secrets (`-m keylog`, `-k`): `crypto/tls.(*Config).writeKeyLog` at
+//! entry, which Go calls for every secret whether or not the program set a
+//! `KeyLogWriter`; its arguments are the NSS key log line's three parts.
+//! Records: `struct secret_rec` (decode::calls).
 
 mod buildinfo;
 mod pclntab;
@@ -25,7 +30,7 @@ use std::path::{Path, PathBuf};
 pub use buildinfo::GoVersion;
 
 use super::elf::Elf;
-use super::Module;
+use super::{KeyOutput, Module};
 use crate::capture::abi::{abi_struct, c, Layout};
 use crate::capture::features::{Build, Features};
 use crate::capture::loader::{ObjectSpec, Target, Uprobe};
@@ -59,6 +64,11 @@ pub const CLOSE: &str = "crypto/tls.(*Conn).Close";
 pub const HANDSHAKE: &str = "crypto/tls.(*Conn).handshakeContext";
 pub const POLL_READ: &str = "internal/poll.(*FD).Read";
 pub const POLL_WRITE: &str = "internal/poll.(*FD).Write";
+/// Where every secret passes (`-m keylog`, `-k`).
+pub const KEYLOG: &str = "crypto/tls.(*Config).writeKeyLog";
+/// Why a Go connection with plaintext has no keys.
+const NO_KEYS_SEEN: &str =
+    "no secrets read (a handshake before ecapture started, or a program whose crypto/tls.(*Config).writeKeyLog was not found)";
 
 /// The most of `.gopclntab` read (a large Go program's is tens of MiB).
 const MAX_PCLNTAB: u64 = 256 << 20;
@@ -71,18 +81,21 @@ const MAX_CANDIDATES: usize = 512;
 pub struct Flags {
     /// `--elfpath`: the Go executable to hook.
     pub elfpath: Option<PathBuf>,
+    /// `-m` and `-k`: whether secrets are read, and where they go.
+    pub keys: KeyOutput,
 }
 
 /// Every flag of this module, for the "give it after the module" hint.
-pub const FLAGS: &[&str] = &["--elfpath"];
+pub const FLAGS: &[&str] = &["--elfpath", "-m", "--model", "-k", "--keylogfile"];
 
 impl Flags {
     pub fn parse(p: &mut pico_args::Arguments) -> Result<Flags> {
+        let keys = KeyOutput::parse(p)?;
         let elfpath = opt(p, "--elfpath", None, |s| Ok(PathBuf::from(s)))?;
         if elfpath.as_ref().is_some_and(|l| l.as_os_str().is_empty()) {
             return Err(Error::usage("invalid value '' for --elfpath: expected a path"));
         }
-        Ok(Flags { elfpath })
+        Ok(Flags { elfpath, keys })
     }
 }
 
@@ -118,6 +131,8 @@ pub struct Program {
     pub poll: Vec<u64>,
     /// handshakeContext's entry and RETs, where found.
     pub handshake: Option<(u64, Vec<u64>)>,
+    /// writeKeyLog's entry, where found (probed with -m keylog / -k only).
+    pub keylog: Option<u64>,
     /// File offsets of every RET of Write and of Read.
     pub write_rets: Vec<u64>,
     pub read_rets: Vec<u64>,
@@ -133,10 +148,18 @@ impl Module for Gotls {
             check_elfpath(p)?;
         }
         architecture_supported()?;
-        let programs = match &self.flags.elfpath {
+        let mut programs = match &self.flags.elfpath {
             Some(p) => vec![explicit(p)?],
             None => discover(self.pid)?,
         };
+        let keylog = self.flags.keys.file.is_some();
+        for p in &mut programs {
+            match (keylog, p.keylog) {
+                (false, _) => p.keylog = None,
+                (true, Some(_)) => log::info!("{}: TLS keys read at {KEYLOG}", p.path.display()),
+                (true, None) => log::warn!("{}: {KEYLOG} not found: no TLS keys from it", p.path.display()),
+            }
+        }
         let object = match features.build() {
             Build::Modern => OBJECT,
             Build::Compat => OBJECT_COMPAT,
@@ -169,7 +192,7 @@ impl Module for Gotls {
     }
 
     fn decoder(&self, clock: WallClock, limits: Limits) -> Box<dyn Decoder> {
-        Box::new(CallDecoder::new(clock, limits))
+        Box::new(CallDecoder::new(clock, limits).keys_missing_why(NO_KEYS_SEEN))
     }
 }
 
@@ -224,6 +247,9 @@ pub fn uprobes(p: &Program) -> Vec<Uprobe> {
     if let Some((entry, rets)) = &p.handshake {
         out.push(probe("gotls_handshake_entry", HANDSHAKE, *entry));
         out.extend(rets.iter().map(|&o| probe("gotls_handshake_ret", &format!("{HANDSHAKE} (RET)"), o)));
+    }
+    if let Some(o) = p.keylog {
+        out.push(probe("gotls_keylog_entry", KEYLOG, o));
     }
     out
 }
@@ -336,7 +362,7 @@ pub fn inspect(path: &Path) -> Result<Program> {
     if !version.register_abi() {
         return Err(Error::runtime(format!("{shown}: built with {}; gotls needs Go 1.17 or later (register ABI)", version.text)));
     }
-    let wanted = [WRITE, READ, CLOSE, POLL_READ, POLL_WRITE, HANDSHAKE];
+    let wanted = [WRITE, READ, CLOSE, POLL_READ, POLL_WRITE, HANDSHAKE, KEYLOG];
     let mut funcs: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
     let mut symbols = SymbolSource::Symtab;
     let syms = elf.functions(&wanted)?;
@@ -365,7 +391,8 @@ pub fn inspect(path: &Path) -> Result<Program> {
         Some(f) => Some(code(&elf, HANDSHAKE, f)?),
         None => None,
     };
-    Ok(Program { path: path.to_path_buf(), version, symbols, write, read, close, poll, handshake, write_rets, read_rets })
+    let keylog = funcs[6].and_then(|(addr, _)| elf.file_offset(addr));
+    Ok(Program { path: path.to_path_buf(), version, symbols, write, read, close, poll, handshake, keylog, write_rets, read_rets })
 }
 
 /// A function's file offset and the file offsets of its RETs.
@@ -416,7 +443,7 @@ fn pclntab(elf: &Elf) -> Result<Option<(Vec<u8>, u64)>> {
 /// The parsers of this module on arbitrary bytes, for fuzzing.
 #[doc(hidden)]
 pub fn parse_untrusted(data: &[u8]) {
-    let _ = pclntab::find(data, 0x401000, &[WRITE, READ, CLOSE, HANDSHAKE]);
+    let _ = pclntab::find(data, 0x401000, &[WRITE, READ, CLOSE, HANDSHAKE, KEYLOG]);
     let _ = buildinfo::parse(data);
     let _ = rets::find(data, 0x401000);
 }
@@ -434,6 +461,27 @@ mod tests {
         let b = config_bytes(&v("go1.21.13"));
         assert_eq!(gotls_cfg::flags.get(&b), (c::GOTLS_F_ROLE | c::GOTLS_F_VERS | c::GOTLS_F_SYSFD) as u32);
         assert_eq!(gotls_cfg::vers.get(&b), 72);
+    }
+
+    #[test]
+    fn the_key_log_probe_only_when_asked() {
+        let mut p = Program {
+            path: PathBuf::from("/x"),
+            version: GoVersion::parse("go1.27.3").unwrap(),
+            symbols: SymbolSource::Symtab,
+            write: 1,
+            read: 2,
+            close: None,
+            poll: vec![],
+            handshake: None,
+            keylog: Some(9),
+            write_rets: vec![3],
+            read_rets: vec![4],
+        };
+        let probes = uprobes(&p);
+        assert!(probes.iter().any(|u| u.prog == "gotls_keylog_entry" && u.offset == 9 && !u.ret && u.func == KEYLOG));
+        p.keylog = None;
+        assert!(uprobes(&p).iter().all(|u| u.prog != "gotls_keylog_entry"));
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub trait Module {
     fn plan(&self, features: &Features) -> Result<Vec<ObjectSpec>>;
     /// A decoder for the records of one of this module's objects.
     fn decoder(&self, clock: WallClock, limits: Limits) -> Box<dyn Decoder>;
+    /// Why this module reads no TLS secrets, for a module that cannot
+    /// (`all -m keylog` warns with it).
+    fn no_keys(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A module and its own flags, as the command line gave them.
@@ -93,12 +98,10 @@ impl KeyOutput {
     }
 
     /// For a module that reads no secrets: `-m text` is fine, a key log is
-    /// refused (rather than an empty file).
-    fn refuse(p: &mut pico_args::Arguments, module: &str) -> Result<()> {
+    /// refused (rather than an empty file), saying `why`.
+    fn refuse(p: &mut pico_args::Arguments, module: &str, why: &str) -> Result<()> {
         if KeyOutput::parse(p)? != KeyOutput::default() {
-            return Err(Error::usage(format!(
-                "--model keylog and --keylogfile are not yet supported by the {module} module (its TLS secrets are not read; see README)"
-            )));
+            return Err(Error::usage(format!("--model keylog and --keylogfile are not supported by the {module} module: {why} (see README)")));
         }
         Ok(())
     }
@@ -116,17 +119,14 @@ impl ModuleConfig {
         match name {
             "tls" | "openssl" => Ok(ModuleConfig::Tls(openssl::Flags::parse(p)?)),
             "gnutls" => {
-                KeyOutput::refuse(p, "gnutls")?;
+                KeyOutput::refuse(p, "gnutls", gnutls::NO_KEYS)?;
                 Ok(ModuleConfig::Gnutls(gnutls::Flags::parse(p)?))
             }
             "nss" | "nspr" => {
-                KeyOutput::refuse(p, "nss")?;
+                KeyOutput::refuse(p, "nss", nss::NO_KEYS)?;
                 Ok(ModuleConfig::Nss(nss::Flags::parse(p)?))
             }
-            "gotls" => {
-                KeyOutput::refuse(p, "gotls")?;
-                Ok(ModuleConfig::Gotls(gotls::Flags::parse(p)?))
-            }
+            "gotls" => Ok(ModuleConfig::Gotls(gotls::Flags::parse(p)?)),
             "all" => {
                 let keys = KeyOutput::parse(p)?;
                 let libssl = crate::flags::opt(p, "--libssl", None, |s| Ok(std::path::PathBuf::from(s)))?;
@@ -134,10 +134,10 @@ impl ModuleConfig {
                 let nspr = crate::flags::opt(p, "--nspr", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 let elfpath = crate::flags::opt(p, "--elfpath", None, |s| Ok(std::path::PathBuf::from(s)))?;
                 Ok(ModuleConfig::All(AllFlags {
-                    tls: openssl::Flags { libssl, keys, ..Default::default() },
+                    tls: openssl::Flags { libssl, keys: keys.clone(), ..Default::default() },
                     gnutls: gnutls::Flags { gnutls, ..Default::default() },
                     nss: nss::Flags { nspr },
-                    gotls: gotls::Flags { elfpath },
+                    gotls: gotls::Flags { elfpath, keys },
                 }))
             }
             m if LATER.contains(&m) => Err(Error::usage(format!("module '{m}' is not yet supported by this version of ecapture"))),
@@ -171,10 +171,11 @@ impl ModuleConfig {
         }
     }
 
-    /// Where secrets go (the modules that read them: tls, and all's tls).
+    /// Where secrets go (the modules that read them: tls, gotls, and all's).
     pub fn keys(&self) -> KeyOutput {
         match self {
             ModuleConfig::Tls(f) => f.keys.clone(),
+            ModuleConfig::Gotls(f) => f.keys.clone(),
             ModuleConfig::All(f) => f.tls.keys.clone(),
             _ => KeyOutput::default(),
         }
@@ -350,7 +351,10 @@ mod tests {
         assert_eq!(flag_owner("--libssl=/x"), Some("tls"));
         assert_eq!(flag_owner("--nope"), None);
         let mut p = pico_args::Arguments::from_vec(vec!["-m".into(), "keylog".into()]);
-        assert!(ModuleConfig::parse("gnutls", &mut p).unwrap_err().to_string().contains("not yet supported by the gnutls module"));
+        assert!(ModuleConfig::parse("gnutls", &mut p).unwrap_err().to_string().contains("not supported by the gnutls module: GnuTLS"));
+        let mut p = pico_args::Arguments::from_vec(vec!["-k".into(), "k.log".into()]);
+        let ModuleConfig::Gotls(f) = ModuleConfig::parse("gotls", &mut p).unwrap() else { panic!("gotls") };
+        assert_eq!(f.keys.file, Some("k.log".into()));
         let mut p = pico_args::Arguments::from_vec(vec!["-m".into(), "text".into()]);
         assert_eq!(ModuleConfig::parse("nss", &mut p).unwrap().name(), "nss");
     }

@@ -51,6 +51,9 @@ pub struct Flags {
 /// Every flag of this module, for the "give it after the module" hint.
 pub const FLAGS: &[&str] = &["--nspr"];
 
+/// Why this module gives no keys (`-m keylog`, `-k`).
+pub const NO_KEYS: &str = "NSS keeps its secrets in private structs (sslSocket, ssl3State) whose layout is not known here";
+
 impl Flags {
     pub fn parse(p: &mut pico_args::Arguments) -> Result<Flags> {
         let nspr = opt(p, "--nspr", None, |s| Ok(PathBuf::from(s)))?;
@@ -138,7 +141,11 @@ impl Module for Nss {
     }
 
     fn decoder(&self, clock: WallClock, limits: Limits) -> Box<dyn Decoder> {
-        Box::new(CallDecoder::new(clock, limits))
+        Box::new(CallDecoder::new(clock, limits).keys_missing_why(NO_KEYS))
+    }
+
+    fn no_keys(&self) -> Option<&'static str> {
+        Some(NO_KEYS)
     }
 }
 

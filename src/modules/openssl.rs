@@ -29,7 +29,7 @@ use crate::capture::record::{Body, Record};
 use crate::decode::calls::CallDecoder;
 use crate::decode::{DecodeStats, Decoder, Limits};
 use crate::event::Item;
-use keylog::KeyLayout;
+use keylog::{KeySource, BORINGSSL_LOG_SECRET_PREFIX};
 use crate::error::{Error, Result};
 use crate::flags::{opt, text};
 use crate::time::WallClock;
@@ -152,13 +152,16 @@ impl Module for Openssl {
             log::warn!("{} libraries found; hooking the first {MAX_LIBS}", libs.len());
         }
         let keylog = self.flags.keys.file.is_some();
-        let libs: Vec<(Library, Option<Offsets>, Option<KeyLayout>)> = libs
+        let libs: Vec<(Library, Option<Offsets>, Option<KeySource>)> = libs
             .into_iter()
             .take(MAX_LIBS)
-            .map(|lib| {
+            .map(|mut lib| {
                 let off = offsets(&lib);
                 log::info!("hooking {} ({})", lib.path.display(), describe(&lib));
                 let keys = if keylog { key_layout(&lib) } else { None };
+                if !matches!(keys, Some(KeySource::LogSecret { .. })) {
+                    lib.log_secret.clear();
+                }
                 (lib, off, keys)
             })
             .collect();
@@ -172,7 +175,7 @@ impl Module for Openssl {
         Ok(match features.build() {
             // One object for every library: the attach cookie says which.
             Build::Modern => {
-                let offs: Vec<(Option<Offsets>, Option<KeyLayout>)> = libs.iter().map(|(_, o, k)| (*o, *k)).collect();
+                let offs: Vec<(Option<Offsets>, Option<KeySource>)> = libs.iter().map(|(_, o, k)| (*o, *k)).collect();
                 let targets = libs.iter().enumerate().map(|(i, (lib, _, _))| Target { path: lib.path.clone(), uprobes: uprobes(i, lib, true) });
                 vec![spec(OBJECT, config_bytes(&offs, keylog), targets.collect())]
             }
@@ -211,22 +214,38 @@ impl Decoder for OpensslDecoder {
     fn stats(&self) -> DecodeStats {
         self.0.stats()
     }
+    fn keys_missing_why(&self) -> &'static str {
+        NO_KEYS_SEEN
+    }
 }
+
+/// Why an OpenSSL or BoringSSL connection with plaintext has no keys when
+/// nothing more precise is known.
+const NO_KEYS_SEEN: &str = "no secrets read (library without a known key layout, a handshake before ecapture started, \
+     or a handshake not done through SSL_do_handshake/SSL_read/SSL_write)";
 
 /// Where a library keeps its secrets; None (with a warning naming the
 /// version) when no row of the offsets table serves it: no keys rather than
 /// wrong ones.
-fn key_layout(lib: &Library) -> Option<KeyLayout> {
+fn key_layout(lib: &Library) -> Option<KeySource> {
     let path = lib.path.display();
     match lib.version {
         None => {
             log::warn!("{path}: version unknown: no TLS keys from it (give --ssl_version)");
             None
         }
+        Some(v) if v.flavor == Flavor::BoringSsl => {
+            if lib.log_secret.is_empty() {
+                log::warn!("{path}: BoringSSL without bssl::ssl_log_secret in its symbols: no TLS keys from it");
+                return None;
+            }
+            log::info!("{path}: TLS keys read at bssl::ssl_log_secret, as BoringSSL makes them");
+            Some(KeySource::LogSecret { ssl_s3: keylog::BORINGSSL_SSL_S3, client_random: keylog::BORINGSSL_S3_CLIENT_RANDOM })
+        }
         Some(v) => match keylog::layout_for(&v) {
             Some((layout, from)) => {
                 log::info!("{path}: TLS keys read with the {from}");
-                Some(layout)
+                Some(KeySource::Stored(layout))
             }
             None => {
                 log::warn!("{path}: {v} has no known layout of its TLS secrets: no keys from it");
@@ -259,14 +278,14 @@ fn offsets(lib: &Library) -> Option<Offsets> {
 
 /// `struct openssl_cfg` for these libraries (at most MAX_LIBS); `keylog`:
 /// secrets are read.
-fn config_bytes(libs: &[(Option<Offsets>, Option<KeyLayout>)], keylog: bool) -> Vec<u8> {
+fn config_bytes(libs: &[(Option<Offsets>, Option<KeySource>)], keylog: bool) -> Vec<u8> {
     let mut cfg = vec![0u8; openssl_cfg::SIZE];
     openssl_cfg::nr_libs.put(&mut cfg, libs.len().min(MAX_LIBS) as u32);
     for (idx, (off, keys)) in libs.iter().enumerate().take(MAX_LIBS) {
         let at = openssl_cfg::libs.off + idx * lib_offsets::SIZE;
         cfg[at..at + lib_offsets::SIZE].copy_from_slice(&offsets_bytes(*off));
         let at = openssl_cfg::keys.off + idx * keylog::key_offsets::SIZE;
-        cfg[at..at + keylog::key_offsets::SIZE].copy_from_slice(&KeyLayout::to_bytes(keys.as_ref()));
+        cfg[at..at + keylog::key_offsets::SIZE].copy_from_slice(&KeySource::to_bytes(keys.as_ref()));
     }
     openssl_cfg::keylog.put(&mut cfg, keylog as u32);
     cfg
@@ -343,6 +362,9 @@ fn uprobes(idx: usize, lib: &Library, cookies: bool) -> Vec<Uprobe> {
     let hs = if cookies { idx as u64 } else { 0 };
     add("ssl_handshake_return", HANDSHAKE_FUNC, true, hs);
     add("ssl_handshake_entry", HANDSHAKE_FUNC, false, hs);
+    for &offset in &lib.log_secret {
+        out.push(Uprobe { prog: "ssl_log_secret_entry", func: "bssl::ssl_log_secret".into(), offset, ret: false, cookie: hs });
+    }
     out
 }
 
@@ -376,6 +398,9 @@ pub struct Library {
     pub version_source: String,
     /// BoringSSL: its BIO generation, when the binary tells.
     pub boring_bio: Option<BoringBio>,
+    /// BoringSSL: the file offsets of `bssl::ssl_log_secret` (each mangled
+    /// form found; probed for the key log only).
+    pub log_secret: Vec<u64>,
 }
 
 /// Finds the libraries to hook. `override_version` is `--ssl_version`;
@@ -406,8 +431,16 @@ pub(crate) fn inspect(path: &Path, override_version: Option<SslVersion>) -> Resu
         Some(v) => (Some(v), "--ssl_version".to_string()),
         None => detect_version(path, &elf),
     };
-    let boring_bio = version.filter(|v| v.flavor == Flavor::BoringSsl).and_then(|_| boring_bio(&elf));
-    Ok(Library { path: path.to_path_buf(), functions, version, version_source, boring_bio })
+    let boring = version.is_some_and(|v| v.flavor == Flavor::BoringSsl);
+    let boring_bio = if boring { boring_bio(&elf) } else { None };
+    let mut log_secret: Vec<u64> = if boring {
+        elf.functions_starting_with(BORINGSSL_LOG_SECRET_PREFIX)?.values().map(|f| f.offset).collect()
+    } else {
+        Vec::new()
+    };
+    log_secret.sort_unstable();
+    log_secret.dedup();
+    Ok(Library { path: path.to_path_buf(), functions, version, version_source, boring_bio, log_secret })
 }
 
 /// BoringSSL's BIO generation, from the binary's symbols: the `bssl::Bio`

@@ -113,9 +113,13 @@ impl Outputs {
         if let Some(addr) = &cfg.ecaptureq {
             // The output queues' share of the memory budget: a message is
             // shared by every client queue it is in.
+            let tls = match &cfg.ecq_cert {
+                Some((cert, key)) => Some(crate::transport::server_config(cert, key)?),
+                None => None,
+            };
             let hub = Arc::new(Hub::new(Limits { max_bytes: cfg.max_memory / 4, ..Limits::default() }));
             let id = logging::subscribe(hub.clone());
-            let server = match Server::start(addr, Arc::clone(&hub), heartbeat_interval()) {
+            let server = match Server::start(addr, Arc::clone(&hub), heartbeat_interval(), tls) {
                 Ok(s) => s,
                 Err(e) => {
                     logging::unsubscribe(id);
@@ -131,7 +135,7 @@ impl Outputs {
         let mut shared = false;
         if let Some(target) = &cfg.logaddr {
             shared = cfg.eventaddr.as_ref() == Some(target);
-            let (sink, sender) = Sink::start(target, if shared { cfg.rotation } else { Rotation::default() }, cfg.max_memory / 4)?;
+            let (sink, sender) = Sink::start(target, if shared { cfg.rotation } else { Rotation::default() }, cfg.max_memory / 4, &cfg.tls_trust)?;
             if shared {
                 out.event_sender = Some(sender.clone());
             }
@@ -140,7 +144,7 @@ impl Outputs {
             out.log_sink = Some((sink, id));
         }
         if let (Some(target), false) = (&cfg.eventaddr, shared) {
-            let (sink, sender) = Sink::start(target, cfg.rotation, cfg.max_memory / 4)?;
+            let (sink, sender) = Sink::start(target, cfg.rotation, cfg.max_memory / 4, &cfg.tls_trust)?;
             out.event_sink = Some(sink);
             out.event_sender = Some(sender);
         }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
 use crate::error::{Context, Error, Result};
+use crate::transport::ClientTrust;
 
 /// Records queued for a sink's thread before new ones are dropped.
 const QUEUE_RECORDS: usize = 8192;
@@ -29,7 +30,7 @@ const QUEUE_RECORDS: usize = 8192;
 pub enum Target {
     File(PathBuf),
     Tcp { host: String, port: u16 },
-    /// A ws:// URL.
+    /// A ws:// or wss:// URL.
     Ws(String),
 }
 
@@ -66,23 +67,22 @@ impl Target {
     pub fn parse(flag: &str, s: &str) -> Result<Target> {
         let bad = |why: &str| Error::usage(format!("invalid value '{s}' for {flag}: {why}"));
         if s.is_empty() {
-            return Err(bad("expected a file path, tcp://HOST:PORT or ws://HOST:PORT/PATH"));
+            return Err(bad("expected a file path, tcp://HOST:PORT, ws://HOST:PORT/PATH or wss://HOST:PORT/PATH"));
         }
         if let Some(rest) = s.strip_prefix("tcp://") {
             let authority = rest.trim_end_matches('/');
             let (host, port) = host_port(authority).ok_or_else(|| bad("expected tcp://HOST:PORT"))?;
             return Ok(Target::Tcp { host, port });
         }
-        if let Some(rest) = s.strip_prefix("ws://") {
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            host_port(authority).ok_or_else(|| bad("expected ws://HOST:PORT/PATH"))?;
-            return Ok(Target::Ws(s.to_string()));
-        }
-        if s.starts_with("wss://") {
-            return Err(bad("wss:// is not supported (ws:// only)"));
+        for scheme in ["ws://", "wss://"] {
+            if let Some(rest) = s.strip_prefix(scheme) {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                host_port(authority).ok_or_else(|| bad(&format!("expected {scheme}HOST:PORT/PATH")))?;
+                return Ok(Target::Ws(s.to_string()));
+            }
         }
         if let Some((scheme, _)) = s.split_once("://") {
-            return Err(bad(&format!("unknown scheme {scheme}://; expected a file path, tcp:// or ws://")));
+            return Err(bad(&format!("unknown scheme {scheme}://; expected a file path, tcp://, ws:// or wss://")));
         }
         Ok(Target::File(PathBuf::from(s)))
     }
@@ -162,7 +162,8 @@ impl Sink {
     /// Starts a sink for `target`; a file is opened (or created, 0600) here,
     /// so a bad path is an error at start. `rotation` applies to files;
     /// `max_bytes` bounds what waits for the sink (its share of the memory budget).
-    pub fn start(target: &Target, rotation: Rotation, max_bytes: usize) -> Result<(Sink, SinkSender)> {
+    /// `trust` says how a wss:// collector's certificate is checked.
+    pub fn start(target: &Target, rotation: Rotation, max_bytes: usize, trust: &ClientTrust) -> Result<(Sink, SinkSender)> {
         let (tx, rx) = bounded(QUEUE_RECORDS);
         let stats = Arc::new(SinkStats { max_bytes, ..SinkStats::default() });
         let s = Arc::clone(&stats);
@@ -177,7 +178,8 @@ impl Sink {
                 std::thread::Builder::new().name("sink-tcp".into()).spawn(move || remote::run(conn, rx, &s))
             }
             Target::Ws(url) => {
-                let conn = remote::WsTarget { url: url.clone() };
+                let tls = if url.starts_with("wss://") { Some(trust.config()?) } else { None };
+                let conn = remote::WsTarget { url: url.clone(), tls };
                 std::thread::Builder::new().name("sink-ws".into()).spawn(move || remote::run(conn, rx, &s))
             }
         }
@@ -220,6 +222,7 @@ mod tests {
         assert_eq!(Target::parse("-l", "tcp://[::1]:9000").unwrap(), Target::Tcp { host: "::1".into(), port: 9000 });
         assert_eq!(Target::parse("-l", "ws://127.0.0.1:9000/ingest?x=1").unwrap(), Target::Ws("ws://127.0.0.1:9000/ingest?x=1".into()));
         assert_eq!(Target::parse("-l", "tcp://[::1]:9000").unwrap().to_string(), "tcp://[::1]:9000");
+        assert_eq!(Target::parse("-l", "wss://collector.lan:443/in").unwrap(), Target::Ws("wss://collector.lan:443/in".into()));
     }
 
     #[test]
@@ -232,7 +235,7 @@ mod tests {
             ("tcp://::1:9000", "expected tcp://HOST:PORT"),
             ("ws://", "expected ws://HOST:PORT/PATH"),
             ("ws:///path", "expected ws://HOST:PORT/PATH"),
-            ("wss://h:1/", "not supported"),
+            ("wss://h/", "expected wss://HOST:PORT/PATH"),
             ("udp://h:1", "unknown scheme udp://"),
             ("", "expected a file path"),
         ] {

@@ -13,20 +13,22 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::SinkStats;
+use crate::transport::{self, Stream};
 
 /// Records held while the collector is unreachable.
 const PENDING_MAX_BYTES: usize = 16 << 20;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long shutdown waits for a collector to answer a Close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How to reach a collector.
 pub trait Remote: Send + 'static {
@@ -38,21 +40,8 @@ pub trait Remote: Send + 'static {
     fn flush(&self, c: &mut Self::Conn) -> io::Result<()>;
     /// False when the collector has closed the connection.
     fn alive(&self, c: &mut Self::Conn) -> bool;
-}
-
-fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to no address"));
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(s) => {
-                s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
+    /// Ends the connection cleanly at shutdown (a WebSocket Close frame).
+    fn close(&self, _c: &mut Self::Conn) {}
 }
 
 /// Whether the peer has closed: a non-blocking peek that finds the end of
@@ -83,7 +72,7 @@ impl Remote for TcpTarget {
     }
 
     fn connect(&self) -> io::Result<Self::Conn> {
-        Ok(io::BufWriter::with_capacity(64 << 10, connect_tcp(&self.host, self.port)?))
+        Ok(io::BufWriter::with_capacity(64 << 10, transport::connect_tcp(&self.host, self.port)?))
     }
 
     fn send(&self, c: &mut Self::Conn, record: &[u8]) -> io::Result<()> {
@@ -119,32 +108,21 @@ impl Remote for TcpTarget {
 }
 
 pub struct WsTarget {
+    /// ws://… or wss://…
     pub url: String,
+    /// The TLS client configuration, for wss://.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Remote for WsTarget {
-    type Conn = tungstenite::WebSocket<TcpStream>;
+    type Conn = tungstenite::WebSocket<Stream>;
 
     fn name(&self) -> String {
         self.url.clone()
     }
 
     fn connect(&self) -> io::Result<Self::Conn> {
-        let rest = self.url.trim_start_matches("ws://");
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, p) = v6.split_once("]:").ok_or_else(|| io::Error::other("bad ws:// address"))?;
-            (h.to_string(), p)
-        } else {
-            let (h, p) = authority.rsplit_once(':').ok_or_else(|| io::Error::other("bad ws:// address"))?;
-            (h.to_string(), p)
-        };
-        let port: u16 = port.parse().map_err(|_| io::Error::other("bad port"))?;
-        let stream = connect_tcp(&host, port)?;
-        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
-        let (ws, _) = tungstenite::client(self.url.as_str(), stream).map_err(|e| io::Error::other(e.to_string()))?;
-        ws.get_ref().set_read_timeout(None)?;
-        Ok(ws)
+        transport::connect_ws(&self.url, self.tls.as_ref(), None)
     }
 
     fn send(&self, c: &mut Self::Conn, record: &[u8]) -> io::Result<()> {
@@ -161,15 +139,16 @@ impl Remote for WsTarget {
     }
 
     fn alive(&self, c: &mut Self::Conn) -> bool {
-        if !peer_open(c.get_ref()) {
+        if !peer_open(c.get_ref().tcp()) {
             return false;
         }
-        // Something to read (a ping, a close): let tungstenite handle it.
+        // Something to read (a ping, a close, TLS records): let tungstenite
+        // (and TLS) handle it.
         let mut b = [0u8; 1];
-        if c.get_ref().set_nonblocking(true).is_err() {
+        if c.get_ref().tcp().set_nonblocking(true).is_err() {
             return false;
         }
-        let waiting = matches!(c.get_ref().peek(&mut b), Ok(n) if n > 0);
+        let waiting = matches!(c.get_ref().tcp().peek(&mut b), Ok(n) if n > 0);
         let mut ok = true;
         if waiting {
             loop {
@@ -183,7 +162,25 @@ impl Remote for WsTarget {
                 }
             }
         }
-        ok && c.get_ref().set_nonblocking(false).is_ok()
+        ok && c.get_ref().tcp().set_nonblocking(false).is_ok()
+    }
+
+    /// A Close frame, its answer awaited briefly, then TLS close_notify.
+    fn close(&self, c: &mut Self::Conn) {
+        let _ = c.get_ref().tcp().set_read_timeout(Some(CLOSE_TIMEOUT));
+        let bye = tungstenite::protocol::CloseFrame { code: tungstenite::protocol::frame::coding::CloseCode::Normal, reason: "ecapture stopping".into() };
+        if c.close(Some(bye)).is_ok() {
+            let deadline = Instant::now() + CLOSE_TIMEOUT;
+            // Until the collector's Close arrives (read returns an error
+            // once the closing handshake is done) or the time is up.
+            while Instant::now() < deadline {
+                match c.read() {
+                    Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        c.get_mut().close_notify();
     }
 }
 
@@ -304,6 +301,9 @@ pub fn run<R: Remote>(remote: R, rx: Receiver<Vec<u8>>, stats: &SinkStats) {
             // Every sender is gone: one last attempt to send, then stop.
             Err(RecvTimeoutError::Disconnected) => closing = true,
         }
+    }
+    if let Some(mut c) = conn.take() {
+        remote.close(&mut c);
     }
     if !pending.q.is_empty() {
         stats.dropped.fetch_add(pending.q.len() as u64, Relaxed);

@@ -15,6 +15,9 @@
  *       "PUT /bssl HTTP/1.1" with a 1 MiB body: the head in one SSL_write,
  *       the body in ONE SSL_write; reads the answer, prints it, exits 0
  *       when the server confirmed the length. "tls12": TLS 1.2 at most.
+ *       With SSLKEYLOGFILE set, BoringSSL's own key log lines
+ *       (SSL_CTX_set_keylog_callback) are appended to that file: the
+ *       reference the key log tests compare ecapture's lines with.
  *
  * The body is the tests' pattern (tests/util pattern()): lines
  * "%08d the quick brown fox jumps over the lazy dog\n", cut at 1 MiB.
@@ -133,6 +136,15 @@ static int server(int port, const char *cert, const char *key)
 	return 0;
 }
 
+static FILE *keylog_file;
+
+static void keylog_line(const SSL *ssl, const char *line)
+{
+	(void)ssl;
+	fprintf(keylog_file, "%s\n", line);
+	fflush(keylog_file);
+}
+
 static int client(int port, int tls12, int wait)
 {
 	char *body = pattern(BODY_SIZE);
@@ -142,6 +154,13 @@ static int client(int port, int tls12, int wait)
 	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 	if (!ctx || (tls12 && !SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION)))
 		die("client context");
+	const char *keylog = getenv("SSLKEYLOGFILE");
+	if (keylog && *keylog) {
+		keylog_file = fopen(keylog, "a");
+		if (!keylog_file)
+			die("cannot open SSLKEYLOGFILE");
+		SSL_CTX_set_keylog_callback(ctx, keylog_line);
+	}
 	if (wait) {
 		char line[16];
 		printf("ready\n");

@@ -119,6 +119,14 @@ int main() {
     return 1;
   }
 
+  // The key log (bssl::ssl_log_secret, whose first argument is the SSL
+  // object itself: SSLImpl or ssl_st): the client random in SSL3_STATE,
+  // behind `s3`; ssl_base 0: that pointer is also the program's SSL *.
+  put("ssl_base", ssl_base);
+  put("keylog_ssl_s3", member_offset(&SslImpl::s3));
+  put("s3_client_random", member_offset(&bssl::SSL3_STATE::client_random));
+  put("s3_client_random_size", sizeof(bssl::SSL3_STATE::client_random));
+
   put("bio_method", member_offset(&BioImpl::method) - bio_base);
   put("bio_num", member_offset(&BioImpl::num) - bio_base);
   put("bio_method_type", offsetof(BIO_METHOD, type));

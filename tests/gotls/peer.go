@@ -7,7 +7,10 @@
 //	                             prints "listening PORT" once it accepts
 //	peer client PORT h1|h2 SIZE  after a line on stdin, POST SIZE bytes to
 //	                             /echo, then GET /data?n=SIZE; checks both
-//	                             answers byte for byte; prints "ok PROTO"
+//	                             answers byte for byte; prints "ok PROTO".
+//	                             With SSLKEYLOGFILE set, Go's own key log
+//	                             (tls.Config.KeyLogWriter) is appended to it;
+//	                             with PEER_TLS12 set, TLS 1.2 at most
 //	peer offsets                 prints the offsets of the fields ecapture
 //	                             reads (reflect), one "name value" a line
 package main
@@ -76,7 +79,19 @@ func server(port, cert, key string) {
 }
 
 func client(port, proto string, size int) {
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	if f := os.Getenv("SSLKEYLOGFILE"); f != "" {
+		w, err := os.OpenFile(f, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			fail("SSLKEYLOGFILE: %v", err)
+		}
+		defer w.Close()
+		cfg.KeyLogWriter = w
+	}
+	if os.Getenv("PEER_TLS12") != "" {
+		cfg.MaxVersion = tls.VersionTLS12
+	}
+	tr := &http.Transport{TLSClientConfig: cfg}
 	switch proto {
 	case "h1":
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}

@@ -80,5 +80,6 @@ attach_only() { # name, args...
 }
 [ -e /km/libgnutls.so.30 ] && attach_only gnutls gnutls --gnutls /km/libgnutls.so.30
 [ -e /km/libnspr4.so ] && attach_only nss nss --nspr /km/libnspr4.so
-[ -e /km/gopeer ] && attach_only gotls gotls --elfpath /km/gopeer
+# gotls with its key log probe (crypto/tls.(*Config).writeKeyLog) too.
+[ -e /km/gopeer ] && attach_only gotls gotls --elfpath /km/gopeer -k /tmp/gotls-keys.log
 exit 0

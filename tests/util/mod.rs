@@ -301,6 +301,19 @@ pub fn curl(url: &str, extra: &[&str]) -> (u32, ExitStatus) {
     (pid, st)
 }
 
+/// curl as user `uid` (so `--uid` picks it out); returns its pid.
+pub fn curl_as(uid: u32, url: &str) -> u32 {
+    let mut c = Command::new("setpriv")
+        .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "curl", "-sk", "-o", "/dev/null", "--max-time", "10"])
+        .arg(url)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run curl");
+    let pid = c.id();
+    assert!(c.wait().unwrap().success(), "curl {url} failed");
+    pid
+}
+
 /// One event of ecapture's text output.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -912,9 +925,13 @@ impl EcqClient {
             let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
             match got {
                 Ok(tungstenite::Message::Binary(data)) => g.entries.push(decode_entry(&data)),
+                // The server's Close frame: its code is the reason.
+                Ok(tungstenite::Message::Close(f)) => {
+                    g.closed.get_or_insert(format!("Close frame {}", f.map_or(0, |f| u16::from(f.code))));
+                }
                 Ok(_) => {}
                 Err(e) => {
-                    g.closed = Some(e.to_string());
+                    g.closed.get_or_insert(e.to_string());
                     cv.notify_all();
                     return;
                 }

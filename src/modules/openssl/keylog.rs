@@ -165,6 +165,50 @@ impl KeyLayout {
     }
 }
 
+/// Where the BPF side reads a library's secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// OpenSSL: from where it stores them, once the handshake is done.
+    Stored(KeyLayout),
+    /// BoringSSL: at `bssl::ssl_log_secret`, as they are made; the client
+    /// random is `ssl->s3->client_random` (offsets of the `s3` pointer in
+    /// the SSL and of client_random in SSL3_STATE).
+    LogSecret { ssl_s3: u32, client_random: u32 },
+}
+
+/// BoringSSL's `bssl::ssl_log_secret`, every mangled form: `(const SSL *,
+/// const char *label, Span<const uint8_t> secret)` in boring-sys 4.22 and
+/// 5.1, `(const SSLImpl *, ...)` with the Span's extent in its type in 5.4
+/// (`..._ZN4bssl14ssl_log_secretEPKNS_7SSLImplEPKcNS_4SpanIKhLm18446744073709551615EEE`).
+/// The Span (pointer, length) is trivially copyable: passed in two
+/// registers, so the arguments are rdi, rsi, rdx, rcx in all of them.
+pub const BORINGSSL_LOG_SECRET_PREFIX: &str = "_ZN4bssl14ssl_log_secretE";
+
+/// Where BoringSSL keeps the client random: `SSL.s3` (the `SSL3_STATE *`)
+/// and `SSL3_STATE.client_random`, as tests/boringssl/offsets.cc computes
+/// them from BoringSSL's ssl/internal.h: the same in boring-sys 4.22.0,
+/// 5.1.0 and 5.4.0 (tests/boringssl.rs compares).
+pub const BORINGSSL_SSL_S3: u32 = 0x30;
+pub const BORINGSSL_S3_CLIENT_RANDOM: u32 = 0x30;
+
+impl KeySource {
+    /// `struct key_offsets` for this source (all zero, valid 0, for None).
+    pub fn to_bytes(src: Option<&KeySource>) -> Vec<u8> {
+        match src {
+            None => KeyLayout::to_bytes(None),
+            Some(KeySource::Stored(l)) => KeyLayout::to_bytes(Some(l)),
+            Some(KeySource::LogSecret { ssl_s3, client_random }) => {
+                let mut b = vec![0u8; key_offsets::SIZE];
+                key_offsets::valid.put(&mut b, 1);
+                key_offsets::flags.put(&mut b, (c::KEY_F_S3_PTR | c::KEY_F_LOG_SECRET) as u32);
+                key_offsets::ssl_s3.put(&mut b, *ssl_s3);
+                key_offsets::client_random.put(&mut b, *client_random);
+                b
+            }
+        }
+    }
+}
+
 /// The layout of a library version, and which rows it came from; None when
 /// no row serves it (the caller warns: no keys rather than wrong ones).
 ///
@@ -419,5 +463,16 @@ mod tests {
         let b = KeyLayout::to_bytes(layout_for(&SslVersion::parse("3.0.2").unwrap()).map(|x| x.0).as_ref());
         assert_eq!((key_offsets::valid.get(&b), key_offsets::client_random.get(&b)), (1, 352));
         assert_eq!(KeyLayout::to_bytes(None), vec![0; key_offsets::SIZE]);
+    }
+
+    #[test]
+    fn boringssl_reads_secrets_at_ssl_log_secret() {
+        let b = KeySource::to_bytes(Some(&KeySource::LogSecret { ssl_s3: 0x30, client_random: 0x30 }));
+        assert_eq!(key_offsets::valid.get(&b), 1);
+        assert_eq!(key_offsets::flags.get(&b), (c::KEY_F_S3_PTR | c::KEY_F_LOG_SECRET) as u32);
+        assert_eq!((key_offsets::ssl_s3.get(&b), key_offsets::client_random.get(&b)), (0x30, 0x30));
+        assert_eq!(key_offsets::ssl_session.get(&b), 0, "nothing else is read");
+        let l = layout_for(&SslVersion::parse("3.0.2").unwrap()).unwrap().0;
+        assert_eq!(KeySource::to_bytes(Some(&KeySource::Stored(l))), KeyLayout::to_bytes(Some(&l)));
     }
 }
