@@ -106,7 +106,7 @@ test: build test-deps static boringssl gotls
 
 test-static:
 	ECAPTURE_BIN=$(CURDIR)/$(STATIC_BIN) ECAPTUREQ_CLIENT_BIN=$(CURDIR)/target/$(MUSL_TARGET)/release/ecaptureq_client \
-		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog --test gotls --test wss -- --test-threads=$${TEST_THREADS:-4}
+		$(CARGO) test --release --test e2e --test ecaptureq --test sinks --test file_safety --test http --test cli --test boringssl --test modules --test hostile --test keylog --test pcapng --test gotls --test wss -- --test-threads=$${TEST_THREADS:-4}
 
 # The aarch64 build, tested on this (x86_64) machine: its library's unit tests
 # run under qemu-aarch64-static (cargo's runner), built with the static
@@ -181,7 +181,7 @@ bench: build bench-deps static gotls $(TLSLOAD) target/bench/floor.bpf.o
 # goes on with the next target and fails at the end). `cargo test --test
 # fuzz_corpus` replays the corpora without cargo-fuzz.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= record reassembly assembler hpack http1 http2 render elf gobin
+FUZZ_TARGETS ?= record reassembly assembler hpack http1 http2 render elf gobin filter packets
 FUZZ_MAX_LEN ?= 65536
 # The elf target writes each input to a file: smaller inputs, more runs.
 FUZZ_MAX_LEN_elf ?= 16384

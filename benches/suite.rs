@@ -14,7 +14,10 @@
 //! 6. overhead per call of the `gnutls` and `nss` modules as in 1 (text to a
 //!    file), against a floor with the same probes on the same functions;
 //! 7. overhead per `(*tls.Conn).Write` of the `gotls` module on a Go load
-//!    (bench/tlsload.go), against counting uprobes at the same offsets.
+//!    (bench/tlsload.go), against counting uprobes at the same offsets;
+//! 8. `-m pcapng` against `tcpdump -w` on the same traffic (UDP datagrams
+//!    on lo at rising rates, both with the same kernel ring size): packets
+//!    kept and lost, CPU per packet, the highest rate without loss.
 //!
 //! Every section measures the static binary, what users run (BENCH_ECAPTURE
 //! names another). Needs root, bpftrace, and the binaries `make bench` builds
@@ -643,7 +646,7 @@ fn main() {
     );
     json.push(format!("\"machine\":{{\"date\":\"{date}\",\"kernel\":\"{uname}\",\"cpu\":\"{cpu}\",\"cpus\":{ncpu}}}"));
 
-    let sections: [(u32, Section); 7] = [
+    let sections: [(u32, Section); 8] = [
         (1, overhead),
         (2, completeness),
         (3, latency),
@@ -651,6 +654,7 @@ fn main() {
         (5, size_and_startup),
         (6, other_stacks),
         (7, go_overhead),
+        (8, pcapng_vs_tcpdump),
     ];
     for (n, section) in sections {
         if env.wants(n) {
@@ -1093,5 +1097,180 @@ fn size_and_startup(env: &Env) -> String {
         size(&env.static_bin),
         size(&env.glibc),
         median(&starts)
+    )
+}
+
+/// CPU time (user + system) of process `pid` so far, in seconds.
+fn cpu_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / hz
+}
+
+/// Sends `count` 64-byte UDP datagrams to 127.0.0.1:`port` at `rate` per
+/// second (paced in 1 ms steps); returns how many were sent.
+fn udp_blast(port: u16, rate: u64, count: u64) -> u64 {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("udp socket: {e}")));
+    let payload = [0x5au8; 64];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < count {
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(count);
+        while sent < due {
+            if sock.send_to(&payload, ("127.0.0.1", port)).is_ok() {
+                sent += 1;
+            } else {
+                break;
+            }
+        }
+        if sent < count {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    sent
+}
+
+/// One capture run: (packets kept, packets the kernel dropped, CPU µs per packet sent).
+fn capture_run(which: &str, bin: &Path, file: &Path, port: u16, rate: u64, count: u64) -> (u64, u64, f64) {
+    let _ = std::fs::remove_file(file);
+    let filter = format!("udp port {port}");
+    let mut cmd = if which == "tcpdump" {
+        // The same ring as ecapture's (16 MiB), in immediate mode as a live reader would.
+        let mut c = Command::new("tcpdump");
+        c.args(["-i", "lo", "-n", "-B", "16384", "--immediate-mode", "-w"]).arg(file).arg(&filter);
+        c
+    } else {
+        let mut c = Command::new(bin);
+        c.args(["tls", "-m", "pcapng", "-i", "lo", "-w"]).arg(file).args(filter.split(' ')).args(["--uid", LOAD_UID]);
+        c
+    };
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| fail(&format!("{which}: {e}")));
+    let err = child.stderr.take().unwrap_or_else(|| fail("no stderr"));
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    let ready = if which == "tcpdump" { "listening on" } else { "probes attached" };
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if l.contains(ready) => break,
+            Ok(_) => {}
+            Err(_) => fail(&format!("{which} did not start")),
+        }
+    }
+    let cpu0 = cpu_of(child.id());
+    let sent = udp_blast(port, rate, count);
+    // Until the capturer is idle again (its file stops growing).
+    let mut last = u64::MAX;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = std::fs::metadata(file).map_or(0, |m| m.len());
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let cpu = cpu_of(child.id()) - cpu0;
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, if which == "tcpdump" { libc::SIGINT } else { libc::SIGTERM }) };
+    let _ = child.wait();
+    let lines = reader.join().unwrap_or_default();
+    let num_before = |key: &str| -> u64 {
+        lines
+            .iter()
+            .rev()
+            .find(|l| l.contains(key))
+            .and_then(|l| l.split(key).next())
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (kept, dropped) = if which == "tcpdump" {
+        (num_before(" packets captured"), num_before(" packets dropped by kernel"))
+    } else {
+        // "pcapng FILE: N packets (B bytes) from lo, ...; D packets dropped by the kernel"
+        let l = lines.iter().rev().find(|l| l.contains("pcapng ")).cloned().unwrap_or_default();
+        let kept = l.split(" packets (").next().and_then(|s| s.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        (kept, num_before(" packets dropped by the kernel"))
+    };
+    (kept, dropped, cpu * 1e6 / sent.max(1) as f64)
+}
+
+/// Section 8: `ecapture tls -m pcapng -w` against `tcpdump -w` on the same
+/// UDP traffic on lo, rate by rate: what each kept and lost, and its CPU
+/// per packet (target: ecapture within 1.5× of tcpdump).
+fn pcapng_vs_tcpdump(env: &Env) -> String {
+    if Command::new("tcpdump").arg("--version").output().is_err() {
+        println!("8. pcapng vs tcpdump: skipped (tcpdump not installed)\n");
+        return "\"pcapng\":null".into();
+    }
+    let rates: Vec<u64> = std::env::var("BENCH_PCAP_RATES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![20_000, 50_000, 100_000, 200_000, 400_000]);
+    let seconds: f64 = std::env::var("BENCH_PCAP_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3.0);
+    let dir = root().join("target/bench");
+    let file = dir.join("pcapng-bench.out");
+    // Something listens on the port: no ICMP port-unreachable answers.
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("udp socket: {e}")));
+    let port = sink.local_addr().map(|a| a.port()).unwrap_or(0);
+    println!("8. -m pcapng vs tcpdump -w: 64-byte UDP datagrams on lo, `udp port {port}`, {seconds} s per run, median of {} runs", env.runs);
+    println!("   {:>9} | {:>22} {:>9} | {:>22} {:>9} | {:>6}", "pkts/s", "tcpdump kept/lost", "µs/pkt", "ecapture kept/lost", "µs/pkt", "ratio");
+    let mut rows = Vec::new();
+    let mut lossless = [0u64; 2];
+    for &rate in &rates {
+        let count = (rate as f64 * seconds) as u64;
+        let mut res: [Vec<(u64, u64, f64)>; 2] = [Vec::new(), Vec::new()];
+        for run in 0..env.runs {
+            // Alternating which goes first.
+            let order: [usize; 2] = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                let which = if i == 0 { "tcpdump" } else { "ecapture" };
+                res[i].push(capture_run(which, &env.ecapture, &file, port, rate, count));
+            }
+        }
+        let med = |v: &[(u64, u64, f64)]| -> (f64, f64, f64) {
+            let kept: Vec<f64> = v.iter().map(|r| r.0 as f64).collect();
+            let cpu: Vec<f64> = v.iter().map(|r| r.2).collect();
+            let lost: Vec<f64> = v.iter().map(|r| count.saturating_sub(r.0) as f64).collect();
+            (median(&kept), median(&lost), median(&cpu))
+        };
+        let (t, e) = (med(&res[0]), med(&res[1]));
+        for (i, r) in [t, e].iter().enumerate() {
+            if r.1 == 0.0 {
+                lossless[i] = lossless[i].max(rate);
+            }
+        }
+        println!(
+            "   {rate:>9} | {:>14.0}/{:<7.0} {:>9.3} | {:>14.0}/{:<7.0} {:>9.3} | {:>5.2}×",
+            t.0,
+            t.1,
+            t.2,
+            e.0,
+            e.1,
+            e.2,
+            e.2 / t.2
+        );
+        rows.push(format!(
+            "{{\"rate\":{rate},\"sent\":{count},\"tcpdump\":{{\"kept\":{:.0},\"lost\":{:.0},\"cpu_us_per_pkt\":{:.4}}},\"ecapture\":{{\"kept\":{:.0},\"lost\":{:.0},\"cpu_us_per_pkt\":{:.4}}}}}",
+            t.0, t.1, t.2, e.0, e.1, e.2
+        ));
+    }
+    let _ = std::fs::remove_file(&file);
+    println!("   highest rate without loss: tcpdump {} pkts/s, ecapture {} pkts/s   (target: CPU ≤ 1.5× tcpdump's)\n", lossless[0], lossless[1]);
+    format!(
+        "\"pcapng\":{{\"rows\":[{}],\"lossless_rate\":{{\"tcpdump\":{},\"ecapture\":{}}}}}",
+        rows.join(","),
+        lossless[0],
+        lossless[1]
     )
 }

@@ -444,6 +444,42 @@ seed("gobin", "buildinfo-go1.27.3", buildinfo(b"go1.27.3"))
 # mov rax, 0xc3; ret; add rsp, 0x18; ret 8; int3 padding
 seed("gobin", "code-rets", hx("48 c7 c0 c3 00 00 00 c3 48 83 c4 18 c2 08 00 cc cc"))
 
+# ---- filter: tcpdump expressions ------------------------------------------------
+
+for i, e in enumerate([
+    "tcp port 443",
+    "host 10.0.0.1 or 10.0.0.2 and not port 22",
+    "src net 192.168.0.0/16 && dst portrange 8000-9000",
+    "ip6 and (tcp or udp) and host fd00::1",
+    "! ( udp || ip6 ) and net fd00::/8",
+    "",
+]):
+    seed("filter", "expr-%d" % i, e.encode())
+
+
+# ---- packets: frames (u16 length, bytes) and secrets for the pcapng writer ------
+
+
+def eth_tcp(sport, dport, payload):
+    ip_len = 20 + 20 + len(payload)
+    ip = bytes([0x45, 0]) + struct.pack(">H", ip_len) + bytes([0, 0, 0, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1])
+    tcp = struct.pack(">HH", sport, dport) + bytes(8) + bytes([0x50, 0x18]) + bytes(6)
+    return bytes(12) + b"\x08\x00" + ip + tcp + payload
+
+
+def frame(f):
+    return b"\x02" + u16(len(f)) + f
+
+
+hello = bytes([22, 3, 1, 0, 100, 1, 0, 0, 96, 3, 3]) + bytes([7] * 32) + bytes(20)
+appdata = bytes([23, 3, 3, 0, 20]) + bytes(20)
+seed("packets", "hello-hold-keys",
+     frame(eth_tcp(40000, 443, hello)) + frame(eth_tcp(443, 40000, appdata)) + b"\x00\x07\x01" + b"\x00\x07\x02"
+     + frame(eth_tcp(40000, 443, appdata)))
+seed("packets", "hello-hold-timeout",
+     frame(eth_tcp(40000, 443, hello)) + frame(eth_tcp(40000, 443, appdata)) + b"\x01\x07\xd0")
+seed("packets", "not-tcp", frame(bytes(12) + b"\x08\x06" + bytes(28)))
+
 # ---- write -----------------------------------------------------------------------
 
 

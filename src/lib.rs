@@ -8,6 +8,7 @@
 //! - `decode`: records into calls (chunk reassembly);
 //! - `modules`: one file per TLS library: discovery, offsets, attach lists;
 //! - `assemble`: calls into messages (HTTP/1, HTTP/2);
+//! - `packet`: frames of `-m pcapng` (filter compiler, TCP/TLS peeking);
 //! - `format`: messages rendered (text, JSON); `ecaptureq::proto` (protobuf);
 //! - `sink`, `ecaptureq`: transports; `outputs`: where messages go;
 //! - `dispatch`, `pipeline`: the threads that run it all.
@@ -29,6 +30,7 @@ pub mod localtime;
 pub mod logging;
 pub mod modules;
 pub mod outputs;
+pub mod packet;
 pub mod pipeline;
 pub mod sink;
 pub mod stats;

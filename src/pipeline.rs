@@ -96,7 +96,13 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     let features = Features::probe();
     log::debug!("{}", features.describe());
     features.check()?;
-    let outputs = Outputs::start(g, &cfg.module.keys())?;
+    if cfg.pcap.is_some() && !cfg.module.reads_secrets() {
+        log::warn!(
+            "module {} reads no TLS secrets yet: the pcapng file gets packets without keys (tshark shows them encrypted)",
+            cfg.module.name()
+        );
+    }
+    let mut outputs = Outputs::start(g, &cfg.module.keys(), cfg.pcap.as_ref())?;
 
     let modules = cfg.module.build((g.pid != 0).then_some(g.pid));
     let mut plans = Vec::new();
@@ -235,6 +241,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
         log::error!("the dispatcher thread panicked");
     }
     log::debug!("dispatcher drained in {:?}", t.elapsed());
+    outputs.stop_packets();
     let last = Snapshot { outputs: outputs.counts(), ..stats.snapshot(probes.failures().unwrap_or(before)) };
     drop(probes);
     log::info!("{}", last.summary());

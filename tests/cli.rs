@@ -24,7 +24,8 @@ fn usage_errors_are_one_line_exit_2() {
         (&[], "ecapture: no module given: try 'ecapture tls' (see ecapture --help)"),
         (&["ssh"], "ecapture: unknown module 'ssh': expected tls, gnutls, nss, gotls or all (see ecapture --help)"),
         (&["tls", "--eventaddr", "tcp://nohost"], "ecapture: invalid value 'tcp://nohost' for --eventaddr: expected tcp://HOST:PORT"),
-        (&["tls", "-m", "pcap"], "ecapture: --model pcap is not yet supported by this version of ecapture"),
+        (&["tls", "-m", "pcap"], "ecapture: -m pcapng needs the interface to capture: -i IFACE (e.g. -i lo, -i eth0)"),
+        (&["tls", "-m", "pcapng", "-i", "lo", "tcp", "port", "x"], "ecapture: filter 'tcp port x': 'x' is not a port number (0 to 65535; service names are not resolved)"),
         (
             &["gnutls", "-m", "keylog"],
             "ecapture: --model keylog and --keylogfile are not supported by the gnutls module: GnuTLS hands its secrets only to internal, \

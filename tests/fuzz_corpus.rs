@@ -78,4 +78,4 @@ macro_rules! replay_tests {
     };
 }
 
-replay_tests!(record reassembly assembler hpack http1 http2 render elf keys gobin);
+replay_tests!(record reassembly assembler hpack http1 http2 render elf keys gobin filter packets);

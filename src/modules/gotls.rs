@@ -152,7 +152,7 @@ impl Module for Gotls {
             Some(p) => vec![explicit(p)?],
             None => discover(self.pid)?,
         };
-        let keylog = self.flags.keys.file.is_some();
+        let keylog = self.flags.keys.wants_secrets();
         for p in &mut programs {
             match (keylog, p.keylog) {
                 (false, _) => p.keylog = None,

@@ -70,6 +70,82 @@ pub struct KeyOutput {
     pub file: Option<std::path::PathBuf>,
     /// `-m keylog` (alias `key`): keys only, no plaintext events.
     pub keys_only: bool,
+    /// `-m pcapng`: secrets go into the pcapng file (src/outputs/pcapng.rs).
+    pub pcap: bool,
+}
+
+impl KeyOutput {
+    /// Whether the module must read TLS secrets (for a key log or a pcapng file).
+    pub fn wants_secrets(&self) -> bool {
+        self.file.is_some() || self.pcap
+    }
+}
+
+/// `-m pcap` / `-m pcapng`: packets of an interface into a pcapng file with
+/// their TLS secrets (src/outputs/pcapng.rs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PcapConfig {
+    /// `-w, --pcapfile`; `-` is standard output.
+    pub path: std::path::PathBuf,
+    /// `-i, --ifname`.
+    pub ifname: String,
+    /// The tcpdump expression after the module's flags ("" = every packet).
+    pub filter: String,
+    /// Bytes kept of each packet.
+    pub snaplen: u32,
+}
+
+/// The pcapng file of `-m pcapng` without `-w` (as eCapture).
+pub const DEFAULT_PCAP_FILE: &str = "save.pcapng";
+/// Bytes kept of a packet (tcpdump's default).
+pub const DEFAULT_SNAPLEN: u32 = 262_144;
+
+impl PcapConfig {
+    /// Takes `-m pcap|pcapng`, `-w` and `-i` out of a module's arguments
+    /// (before the module parses the rest): None without `-m pcap(ng)`.
+    pub fn take(args: &mut Vec<std::ffi::OsString>) -> Result<Option<PcapConfig>> {
+        let mut mode = false;
+        let mut i = 0;
+        while i < args.len() {
+            let a = args[i].to_string_lossy().into_owned();
+            let (flag, val) = match a.split_once('=') {
+                Some((f, v)) => (f.to_string(), Some(v.to_string())),
+                None => (a.clone(), None),
+            };
+            if flag == "-m" || flag == "--model" {
+                let (v, n) = match val {
+                    Some(v) => (Some(v), 1),
+                    None => (args.get(i + 1).map(|v| v.to_string_lossy().into_owned()), 2),
+                };
+                if matches!(v.as_deref(), Some("pcap" | "pcapng")) {
+                    args.drain(i..(i + n).min(args.len()));
+                    mode = true;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        let mut p = pico_args::Arguments::from_vec(std::mem::take(args));
+        use crate::flags::{opt, text};
+        let path = opt(&mut p, "--pcapfile", Some("-w"), |s| Ok(std::path::PathBuf::from(s)))?;
+        let ifname = opt(&mut p, "--ifname", Some("-i"), text)?;
+        *args = p.finish();
+        if !mode {
+            return match (&path, &ifname) {
+                (None, None) => Ok(None),
+                (Some(_), _) => Err(Error::usage("--pcapfile is for -m pcapng (or pcap): add -m pcapng -i IFACE")),
+                (None, Some(_)) => Err(Error::usage("--ifname is for -m pcapng (or pcap): add -m pcapng")),
+            };
+        }
+        let Some(ifname) = ifname else {
+            return Err(Error::usage("-m pcapng needs the interface to capture: -i IFACE (e.g. -i lo, -i eth0)"));
+        };
+        let path = path.unwrap_or_else(|| DEFAULT_PCAP_FILE.into());
+        if path.as_os_str().is_empty() {
+            return Err(Error::usage("invalid value '' for --pcapfile: expected a path, or - for standard output"));
+        }
+        Ok(Some(PcapConfig { path, ifname, filter: String::new(), snaplen: DEFAULT_SNAPLEN }))
+    }
 }
 
 /// The key log file of `-m keylog` without `-k` (as eCapture).
@@ -86,15 +162,14 @@ impl KeyOutput {
         let keys_only = match opt(p, "--model", Some("-m"), text)?.as_deref() {
             None | Some("text") => false,
             Some("keylog" | "key") => true,
-            Some(m @ ("pcap" | "pcapng")) => {
-                return Err(Error::usage(format!("--model {m} is not yet supported by this version of ecapture")))
-            }
+            // Taken out before (PcapConfig::take); here when given twice.
+            Some(m @ ("pcap" | "pcapng")) => return Err(Error::usage(format!("--model {m} is given more than once"))),
             Some(m) => {
                 return Err(Error::usage(format!("invalid value '{m}' for --model: expected text, keylog, key, pcap or pcapng")))
             }
         };
         let file = file.or_else(|| keys_only.then(|| DEFAULT_KEYLOG_FILE.into()));
-        Ok(KeyOutput { file, keys_only })
+        Ok(KeyOutput { file, keys_only, pcap: false })
     }
 
     /// For a module that reads no secrets: `-m text` is fine, a key log is
@@ -169,6 +244,25 @@ impl ModuleConfig {
                 Box::new(gotls::Gotls::new(f.gotls.clone(), pid)),
             ],
         }
+    }
+
+    /// `-m pcapng`: the modules that read secrets read them for the file.
+    pub fn want_secrets_for_pcap(&mut self) {
+        match self {
+            ModuleConfig::Tls(f) => f.keys.pcap = true,
+            ModuleConfig::Gotls(f) => f.keys.pcap = true,
+            ModuleConfig::All(f) => {
+                f.tls.keys.pcap = true;
+                f.gotls.keys.pcap = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether this module reads TLS secrets at all (else `-m pcapng`
+    /// writes packets without keys).
+    pub fn reads_secrets(&self) -> bool {
+        matches!(self, ModuleConfig::Tls(_) | ModuleConfig::Gotls(_) | ModuleConfig::All(_))
     }
 
     /// Where secrets go (the modules that read them: tls, gotls, and all's).

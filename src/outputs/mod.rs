@@ -11,6 +11,7 @@
 
 pub mod ecaptureq;
 pub mod keylog;
+pub mod pcapng;
 pub mod sink;
 pub mod stdout;
 
@@ -22,7 +23,7 @@ use crate::ecaptureq::hub::{Hub, Limits};
 use crate::ecaptureq::server::Server;
 use crate::error::Result;
 use crate::event::{Message, Secret};
-use crate::modules::KeyOutput;
+use crate::modules::{KeyOutput, PcapConfig};
 use crate::format::text::TextFormat;
 use crate::format::Render;
 use crate::logging::{self, LogSubscriber};
@@ -78,12 +79,15 @@ pub struct Outputs {
     keylog: Option<(std::path::PathBuf, Mutex<Option<std::fs::File>>, Arc<keylog::KeyLogStats>)>,
     /// `-m keylog`: no plaintext events.
     keys_only: bool,
+    /// `-m pcapng`: the packet capture and its file (no plaintext events:
+    /// the file has them, decrypted by its reader).
+    pcap: Option<pcapng::PcapCapture>,
 }
 
 impl Outputs {
     /// Starts the eCaptureQ server or the sinks; errors (a port in use, a
     /// file that cannot be opened) end the run before capture starts.
-    pub fn start(cfg: &Global, keys: &KeyOutput) -> Result<Outputs> {
+    pub fn start(cfg: &Global, keys: &KeyOutput, pcap: Option<&PcapConfig>) -> Result<Outputs> {
         let render = match cfg.eventformat {
             EventFormat::Text => Render::Text(TextFormat { hex: cfg.hex, tsize: cfg.tsize }),
             EventFormat::Json => Render::Json,
@@ -106,7 +110,25 @@ impl Outputs {
             event_sender: None,
             keylog,
             keys_only: keys.keys_only,
+            pcap: None,
         };
+        if let Some(pc) = pcap {
+            let capture = pcapng::PcapCapture::start(pc)?;
+            let to = if pc.path.as_os_str() == "-" { "standard output".to_string() } else { pc.path.display().to_string() };
+            let filter = if pc.filter.is_empty() { String::new() } else { format!(" matching '{}'", pc.filter) };
+            log::info!("packets of {}{filter} go to {to} (pcapng, with the TLS secrets read); no plaintext events are printed", pc.ifname);
+            out.pcap = Some(capture);
+            if cfg.ecaptureq.is_some() || (cfg.eventaddr.is_some() && cfg.eventaddr != cfg.logaddr) {
+                log::warn!("--ecaptureq and --eventaddr are not used with -m pcapng: no events are sent (the file has the packets)");
+            }
+            if let Some(target) = &cfg.logaddr {
+                let (sink, sender) = Sink::start(target, Rotation::default(), cfg.max_memory / 4, &cfg.tls_trust)?;
+                let id = logging::subscribe(Arc::new(LogToSink(sender)));
+                log::info!("logs also go to {target}");
+                out.log_sink = Some((sink, id));
+            }
+            return Ok(out);
+        }
         if keys.keys_only {
             return Ok(out);
         }
@@ -169,6 +191,11 @@ impl Outputs {
                 out.push(Box::new(keylog::KeyLog::new(path.clone(), f, Arc::clone(stats))));
             }
         }
+        if let Some(p) = &self.pcap {
+            p.set_stop(stop.clone());
+            out.push(Box::new(pcapng::PcapOutput(std::sync::Arc::clone(&p.shared))));
+            return out;
+        }
         if self.keys_only {
             return out;
         }
@@ -204,6 +231,10 @@ impl Outputs {
         if let Some((path, _, stats)) = &self.keylog {
             out.push(OutputCounts { dropped: stats.failed.load(Relaxed), text: stats.summary(path) });
         }
+        if let Some(p) = &self.pcap {
+            let (dropped, text) = p.summary();
+            out.push(OutputCounts { dropped, text });
+        }
         if let Some((hub, _, _)) = &self.ecq {
             let (clients, dropped) = (hub.served.load(Relaxed), hub.dropped.load(Relaxed));
             out.push(OutputCounts {
@@ -225,6 +256,14 @@ impl Outputs {
         out
     }
 
+    /// After the dispatcher is done (every secret is in): the packets still
+    /// in the ring, and those held for keys, are written.
+    pub fn stop_packets(&mut self) {
+        if let Some(p) = &mut self.pcap {
+            p.stop();
+        }
+    }
+
     /// After the dispatcher is done: lets clients and sinks take what is
     /// queued (the summary included), then closes them.
     pub fn stop(self) {
@@ -239,6 +278,7 @@ impl Drop for Outputs {
         // Our sender goes first: the sink threads end once theirs are gone too
         // (the dispatcher's went with it, the log subscriber's just below).
         self.event_sender = None;
+        self.stop_packets();
         if let Some((_, server, id)) = self.ecq.take() {
             logging::unsubscribe(id);
             server.shutdown();

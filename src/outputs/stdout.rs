@@ -62,7 +62,7 @@ impl Output for Stdout {
 /// messages itself, and `Stdout`'s LineWriter would search every block for
 /// its last newline (8% of the dispatcher's time on bulk transfers). A
 /// duplicate of fd 1, so the output stays open even if std's handle closes.
-fn stdout_unbuffered() -> Box<dyn Write + Send> {
+pub(crate) fn stdout_unbuffered() -> Box<dyn Write + Send> {
     use std::os::fd::AsFd;
     match std::io::stdout().as_fd().try_clone_to_owned() {
         Ok(fd) => Box::new(std::fs::File::from(fd)),
