@@ -26,13 +26,25 @@ fn main() {
         .arg("--no-print-directory")
         .arg("bpf")
         .arg(format!("BPF_OUT={}", out.display()))
-        .arg(format!("LIBBPF_INCLUDE={include}"));
+        .arg(format!("LIBBPF_INCLUDE={include}"))
+        .arg(format!("BPF_ARCH={}", bpf_arch()));
     if let Ok(clang) = env::var("CLANG") {
         cmd.arg(format!("CLANG={clang}"));
     }
     let status = cmd.status().expect("cannot run make to build the BPF objects (is make installed?)");
     if !status.success() {
         panic!("building the BPF objects failed (make bpf): is clang installed? `make deps` installs it");
+    }
+}
+
+/// The BPF objects' architecture (bpf/<arch>/vmlinux.h, __TARGET_ARCH_<arch>):
+/// the one the crate is being built for, not the build machine's.
+fn bpf_arch() -> &'static str {
+    match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("x86_64") => "x86",
+        Ok("aarch64") => "arm64",
+        Ok(other) => panic!("ecapture's BPF objects are built for x86_64 and aarch64, not {other}"),
+        Err(_) => panic!("CARGO_CFG_TARGET_ARCH is set by cargo"),
     }
 }
 

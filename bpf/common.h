@@ -33,6 +33,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "abi.h"
+#include "arch.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -551,7 +552,7 @@ static __always_inline void mem_sys_enter(__u64 nr, struct pt_regs *regs)
 	__u64 buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
 	if (fd < 0 || fd > 0x7fffffff)
 		return;
-	if (nr == 0 || nr == 45) {
+	if (nr == NR_READ || nr == NR_RECVFROM) {
 		t->read_buf = buf;
 		t->read_fd = (__s32)fd;
 		return;
@@ -578,8 +579,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (!mem_any())
 		return 0;
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	__u64 nr = BPF_CORE_READ(regs, orig_ax);
-	if (nr != 0 && nr != 45)
+	__u64 nr = SYSCALL_NR(regs);
+	if (nr != NR_READ && nr != NR_RECVFROM)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct mem_thread *t = bpf_map_lookup_elem(&mem_threads, &id);
@@ -603,29 +604,29 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 
 /* One raw tracepoint on sys_enter rather than eight syscall tracepoints:
  * raw tracepoints are attached by name and need no tracefs mount, which many
- * hosts (and containers) do not have. Syscall numbers are x86_64's. */
+ * hosts (and containers) do not have. Syscall numbers: bpf/arch.h. */
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	switch (ctx->args[1]) {
-	case 0:  /* read */
-	case 1:  /* write */
-	case 19: /* readv */
-	case 20: /* writev */
-	case 44: /* sendto */
-	case 45: /* recvfrom */
-	case 46: /* sendmsg */
-	case 47: /* recvmsg */
+	case NR_READ:
+	case NR_WRITE:
+	case NR_READV:
+	case NR_WRITEV:
+	case NR_SENDTO:
+	case NR_RECVFROM:
+	case NR_SENDMSG:
+	case NR_RECVMSG:
 		break;
 	default:
 		return 0;
 	}
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	switch (ctx->args[1]) {
-	case 0:
-	case 1:
-	case 44:
-	case 45:
+	case NR_READ:
+	case NR_WRITE:
+	case NR_SENDTO:
+	case NR_RECVFROM:
 		mem_sys_enter(ctx->args[1], regs);
 	}
 	return note_fd(regs);

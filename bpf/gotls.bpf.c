@@ -6,7 +6,8 @@
  * Calls: crypto/tls.(*Conn).Write and (*Conn).Read. Go 1.17+ passes
  * arguments and results in registers (ABIInternal): the receiver in rax,
  * the slice's pointer and length in rbx and rcx; the results, n and the
- * error, in rax and rbx..rcx. The current goroutine (g) is in r14.
+ * error, in rax and rbx..rcx. The current goroutine (g) is in r14. (On
+ * arm64: x0, x1, x2 and g in x28; bpf/arch.h's GO_* macros.)
  *
  * No uretprobes: a uretprobe replaces the return address on the stack, and
  * Go copies goroutine stacks when they grow (and walks them for the GC and
@@ -62,7 +63,7 @@ struct {
 /* The call in progress on the current goroutine (key in *k), or NULL. */
 static __always_inline struct go_call *go_call_of(struct pt_regs *ctx, struct go_key *k)
 {
-	k->g = ctx->r14;
+	k->g = GO_G(ctx);
 	k->tgid = bpf_get_current_pid_tgid() >> 32;
 	k->_pad = 0;
 	return bpf_map_lookup_elem(&go_calls, k);
@@ -77,11 +78,11 @@ static __always_inline void go_entry(struct pt_regs *ctx, __u8 dir)
 	if (filtered_out(id))
 		return;
 	struct go_call c = {};
-	c.conn = ctx->ax;
-	c.buf = ctx->bx;
+	c.conn = GO_PARM1(ctx);
+	c.buf = GO_PARM2(ctx);
 	c.fd = -1;
 	c.dir = dir;
-	struct go_key k = {.g = ctx->r14, .tgid = id >> 32};
+	struct go_key k = {.g = GO_G(ctx), .tgid = id >> 32};
 	/* The entry may run twice for one call: when the goroutine's stack
 	 * must grow first, the function starts over after morestack. A
 	 * handshake inside a Read or Write leaves that call in place. */
@@ -137,7 +138,7 @@ int gotls_poll_entry(struct pt_regs *ctx)
 	if (!c || c->fd >= 0 || !(gotls_cfg.flags & GOTLS_F_SYSFD))
 		return 0;
 	__s64 fd = -1;
-	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(ctx->ax + gotls_cfg.sysfd)))
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(GO_PARM1(ctx) + gotls_cfg.sysfd)))
 		return 0;
 	if (fd >= 0 && fd < 0x7fffffff && sock_of_fd((__s32)fd)) {
 		c->fd = (__s32)fd;
@@ -156,7 +157,7 @@ int gotls_ret(struct pt_regs *ctx)
 		return 0;
 	struct go_call g = *gp;
 	bpf_map_delete_elem(&go_calls, &k);
-	long n = (long)ctx->ax;
+	long n = (long)GO_RET1(ctx);
 	if (n <= 0)
 		return 0;
 
@@ -195,26 +196,27 @@ int gotls_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int gotls_close_entry(struct pt_regs *ctx)
 {
-	emit_close(ctx->ax);
+	emit_close(GO_PARM1(ctx));
 	return 0;
 }
 
 /* func (c *Config) writeKeyLog(label string, clientRandom, secret []byte) error:
- * rax c; rbx, rcx label; rdi, rsi, r8 clientRandom; r9, r10, r11 secret. */
+ * rax c; rbx, rcx label; rdi, rsi, r8 clientRandom; r9, r10, r11 secret
+ * (arguments 1 to 9: GO_PARM1..9, x0..x8 on arm64). */
 SEC("uprobe")
 int gotls_keylog_entry(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (filtered_out(id) || ctx->si != CLIENT_RANDOM_LEN)
+	if (filtered_out(id) || GO_PARM5(ctx) != CLIENT_RANDOM_LEN)
 		return 0;
 	char first = 0;
-	if (bpf_probe_read_user(&first, 1, (void *)ctx->bx))
+	if (bpf_probe_read_user(&first, 1, (void *)GO_PARM2(ctx)))
 		return 0;
-	__u32 label = secret_label(ctx->cx, first);
+	__u32 label = secret_label(GO_PARM3(ctx), first);
 	if (!label)
 		return 0;
 	struct go_key k;
 	struct go_call *c = go_call_of(ctx, &k);
-	emit_secret(c ? c->conn : 0, label, (void *)ctx->di, (void *)ctx->r9, ctx->r10);
+	emit_secret(c ? c->conn : 0, label, (void *)GO_PARM4(ctx), (void *)GO_PARM7(ctx), GO_PARM8(ctx));
 	return 0;
 }

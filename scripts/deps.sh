@@ -19,6 +19,25 @@ if [ "$what" = static ]; then
     rustup target add x86_64-unknown-linux-musl >/dev/null
   }
 fi
+if [ "$what" = static-aarch64 ]; then
+  # The aarch64 static build: Rust's aarch64 musl target (with its own musl
+  # and rust-lld), zig as the C cross compiler (PyPI's ziglang, pinned, into
+  # target/zig: scripts/zig-cc), gnulib for argp/obstack, autotools as above.
+  need+=( [gnulib-tool]=gnulib [file]=file )
+  python3 -m pip --version >/dev/null 2>&1 || /usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=( [/nonexistent/python3-pip]=python3-pip )
+  rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-musl || {
+    echo "deps: adding the aarch64-unknown-linux-musl target (rustup)"
+    rustup target add aarch64-unknown-linux-musl >/dev/null
+  }
+  zig_version=0.17.0
+  zig_dir="$(cd "$(dirname "$0")/.." && pwd)/target/zig"
+  if [ "$("$zig_dir/ziglang/zig" version 2>/dev/null)" != "$zig_version" ]; then
+    echo "deps: installing zig $zig_version (PyPI ziglang) into $zig_dir"
+    py=python3; $py -m pip --version >/dev/null 2>&1 || py=/usr/bin/python3
+    rm -rf "$zig_dir/ziglang" && mkdir -p "$zig_dir"
+    $py -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$zig_dir" "ziglang==$zig_version"
+  fi
+fi
 if [ "$what" = bench ]; then
   need+=( [bpftrace]=bpftrace [openssl]=openssl [cc]=gcc )
   # tlsload links the system's libssl, libgnutls and NSS (a build each);
@@ -34,6 +53,8 @@ if [ "$what" = test ]; then
   need+=( [wget]=wget [gnutls-cli]=gnutls-bin [gnutls-serv]=gnutls-bin [tstclnt]=libnss3-tools [selfserv]=libnss3-tools [certutil]=libnss3-tools )
   # The kernel matrix (tests/kernels.rs): QEMU, Debian's archive tools, and
   # OpenSSL's static libraries for the test program.
+  # The aarch64 build's unit and CLI tests (make test-aarch64): user-mode QEMU.
+  need+=( [qemu-aarch64-static]=qemu-user-static )
   need+=( [qemu-system-x86_64]=qemu-system-x86 [xz]=xz-utils [gpgv]=gpgv [dpkg-deb]=dpkg [gcc]=gcc )
   [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=( [/nonexistent/debian-archive-keyring]=debian-archive-keyring )
   [ -f /usr/lib/x86_64-linux-gnu/libssl.a ] || need+=( [/nonexistent/libssl-dev]=libssl-dev )

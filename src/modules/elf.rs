@@ -28,6 +28,27 @@ const SHF_WRITE: u64 = 0x1;
 const SHF_ALLOC: u64 = 0x2;
 const SHF_EXECINSTR: u64 = 0x4;
 
+/// e_machine of the architecture this ecapture runs on: a library or Go
+/// program built for another one cannot be probed by this kernel.
+#[cfg(target_arch = "x86_64")]
+pub const EM_NATIVE: u16 = EM_X86_64;
+#[cfg(target_arch = "aarch64")]
+pub const EM_NATIVE: u16 = EM_AARCH64;
+const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
+
+/// An e_machine as people name it.
+fn machine_name(m: u16) -> String {
+    match m {
+        EM_X86_64 => "x86_64".into(),
+        EM_AARCH64 => "aarch64".into(),
+        3 => "i386".into(),
+        40 => "32-bit ARM".into(),
+        243 => "RISC-V".into(),
+        other => format!("machine {other}"),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Section {
     name: u32,
@@ -83,6 +104,14 @@ const SYM_BLOCK: usize = 4096;
 /// file can claim billions, or the same table thousands of times).
 const MAX_SYMBOLS: u64 = 1 << 22;
 
+/// Whether `path` is an ELF file of the architecture this ecapture runs on
+/// (false when unreadable or not ELF): for searches of library directories,
+/// which on a multiarch host may hold other architectures' libraries.
+pub fn is_native(path: &Path) -> bool {
+    let mut eh = [0u8; 20];
+    File::open(path).and_then(|f| f.read_exact_at(&mut eh, 0)).is_ok() && &eh[..4] == b"\x7fELF" && u16le(&eh, 0x12) == EM_NATIVE
+}
+
 impl Elf {
     pub fn open(path: &Path) -> Result<Elf> {
         let shown = path.display().to_string();
@@ -95,6 +124,15 @@ impl Elf {
         }
         if eh[4] != 2 || eh[5] != 1 {
             return Err(Error::runtime(format!("{shown} is not a 64-bit little-endian ELF file")));
+        }
+        let machine = u16le(&eh, 0x12);
+        if machine != EM_NATIVE {
+            return Err(Error::runtime(format!(
+                "{shown} is built for {}, but this ecapture is built for {} (use the {} build of ecapture)",
+                machine_name(machine),
+                machine_name(EM_NATIVE),
+                machine_name(machine)
+            )));
         }
         let shoff = u64le(&eh, 0x28);
         let shentsize = u16le(&eh, 0x3a) as u64;
@@ -422,6 +460,8 @@ fn cstr_at(strs: &[u8], off: usize) -> &[u8] {
 mod tests {
     use super::*;
 
+    // A static (musl) test binary has no libc to read.
+    #[cfg(target_env = "gnu")]
     #[test]
     fn reads_our_own_test_binary_and_its_libc() {
         // The test binary is an ELF file linked against libc (maybe stripped).
@@ -444,6 +484,7 @@ mod tests {
         let p = std::env::temp_dir().join(format!("ecapture-elf-{tag}-{}", std::process::id()));
         let mut f = b"\x7fELF\x02\x01".to_vec();
         f.resize(64, 0);
+        f[0x12..0x14].copy_from_slice(&EM_NATIVE.to_le_bytes());
         f.extend_from_slice(data);
         let shoff = f.len() as u64;
         f[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
@@ -581,6 +622,7 @@ mod tests {
         let p = std::env::temp_dir().join(format!("ecapture-hostile-elf-{}", std::process::id()));
         let mut data = b"\x7fELF\x02\x01".to_vec();
         data.resize(64, 0);
+        data[0x12..0x14].copy_from_slice(&EM_NATIVE.to_le_bytes());
         data[0x28..0x30].copy_from_slice(&64u64.to_le_bytes()); // e_shoff
         data[0x3a] = 0xff; // e_shentsize 65535
         data[0x3b] = 0xff;
@@ -589,6 +631,33 @@ mod tests {
         std::fs::write(&p, &data).unwrap();
         assert!(Elf::open(&p).err().unwrap().to_string().contains("malformed"));
         std::fs::remove_file(&p).ok();
+    }
+
+    #[test]
+    fn refuses_another_architecture_naming_both() {
+        let p = elf_file("arch", &[], &[]);
+        assert!(Elf::open(&p).is_ok());
+        let other = if EM_NATIVE == EM_X86_64 { EM_AARCH64 } else { EM_X86_64 };
+        let mut b = std::fs::read(&p).unwrap();
+        b[0x12..0x14].copy_from_slice(&other.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let e = Elf::open(&p).err().unwrap().to_string();
+        let _ = std::fs::remove_file(&p);
+        let (ours, theirs) = (machine_name(EM_NATIVE), machine_name(other));
+        assert_eq!(e, format!("{} is built for {theirs}, but this ecapture is built for {ours} (use the {theirs} build of ecapture)", p.display()));
+    }
+
+    #[test]
+    fn only_this_architectures_files_are_native() {
+        let p = elf_file("native", &[], &[]);
+        assert!(is_native(&p));
+        let mut b = std::fs::read(&p).unwrap();
+        b[0x12] ^= 1;
+        std::fs::write(&p, &b).unwrap();
+        assert!(!is_native(&p));
+        let _ = std::fs::remove_file(&p);
+        assert!(!is_native(Path::new("/nonexistent/libssl.so.3")));
+        assert!(is_native(&std::env::current_exe().unwrap()));
     }
 
     #[test]

@@ -54,6 +54,21 @@ pub fn mapped(wanted: impl Fn(&str) -> bool, only: Option<u32>) -> Vec<PathBuf> 
     out
 }
 
+/// Debian's multiarch directory name of the architecture this ecapture runs
+/// on (/usr/lib/<it>): a library of another architecture could not be probed.
+#[cfg(target_arch = "x86_64")]
+macro_rules! multiarch {
+    () => {
+        "x86_64-linux-gnu"
+    };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! multiarch {
+    () => {
+        "aarch64-linux-gnu"
+    };
+}
+
 /// Library directories: those of /etc/ld.so.conf (with its includes), then
 /// the usual ones; or the colon-separated list of ECAPTURE_LIB_DIRS, when set
 /// (for hosts with libraries elsewhere, and for tests).
@@ -64,8 +79,8 @@ pub fn lib_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     read_ld_conf(Path::new("/etc/ld.so.conf"), &mut dirs, 0);
     for d in [
-        "/lib/x86_64-linux-gnu",
-        "/usr/lib/x86_64-linux-gnu",
+        concat!("/lib/", multiarch!()),
+        concat!("/usr/lib/", multiarch!()),
         "/lib64",
         "/usr/lib64",
         "/lib",
@@ -115,9 +130,20 @@ fn glob(pattern: &str) -> Vec<PathBuf> {
     out
 }
 
-/// The first library directory holding `name`.
+/// The first library directory holding `name`, built for this architecture
+/// (a multiarch host's directories hold others' too).
 pub fn find_in_lib_dirs(name: &str) -> Option<PathBuf> {
-    lib_dirs().into_iter().map(|d| d.join(name)).find(|p| p.exists())
+    lib_dirs().into_iter().map(|d| d.join(name)).find(|p| p.exists() && native(p))
+}
+
+/// Whether a library found in a directory is of this architecture; one that
+/// is not is skipped, and said so in the debug log.
+fn native(p: &Path) -> bool {
+    let ok = super::elf::is_native(p);
+    if !ok {
+        log::debug!("skipping {}: not an ELF file of this architecture", p.display());
+    }
+    ok
 }
 
 /// The system's files whose name starts with `prefix` (e.g. "libssl.so."),
@@ -134,7 +160,9 @@ pub fn system(prefix: &str) -> Vec<PathBuf> {
         names.sort();
         for n in names {
             if let Ok(p) = fs::canonicalize(dir.join(&n)) {
-                out.push(p);
+                if native(&p) {
+                    out.push(p);
+                }
             }
         }
     }

@@ -349,6 +349,90 @@ mod tests {
         }
     }
 
+    /// A section of an embedded object: (name, type, flags, offset, size, link, entsize).
+    type Sec = (String, u32, u64, usize, usize, u32, usize);
+
+    fn sections(o: &[u8]) -> Vec<Sec> {
+        let u16at = |at: usize| u16::from_le_bytes([o[at], o[at + 1]]) as usize;
+        let u32at = |at: usize| u32::from_le_bytes(o[at..at + 4].try_into().unwrap());
+        let u64at = |at: usize| u64::from_le_bytes(o[at..at + 8].try_into().unwrap());
+        let (shoff, shnum, shstrndx) = (u64at(0x28) as usize, u16at(0x3c), u16at(0x3e));
+        let raw: Vec<_> = (0..shnum)
+            .map(|i| {
+                let h = shoff + i * 64;
+                (u32at(h), u32at(h + 4), u64at(h + 8), u64at(h + 0x18) as usize, u64at(h + 0x20) as usize, u32at(h + 0x28), u64at(h + 0x38) as usize)
+            })
+            .collect();
+        let names = raw[shstrndx].3;
+        raw.iter()
+            .map(|&(name, kind, flags, off, size, link, entsize)| {
+                let n = &o[names + name as usize..];
+                let n = String::from_utf8_lossy(&n[..n.iter().position(|&b| b == 0).unwrap()]).into_owned();
+                (n, kind, flags, off, size, link, entsize)
+            })
+            .collect()
+    }
+
+    /// What can be checked of the objects without loading them (the only
+    /// check the aarch64 build's objects get on an x86_64 machine, where
+    /// `make test-aarch64` runs these tests under qemu): BPF ELF with BTF and
+    /// CO-RE records; every program in a section libbpf knows as a uprobe,
+    /// uretprobe or raw tracepoint; every relocation naming a defined symbol
+    /// (a map, a global or a subprogram); and the kernel types those of the
+    /// architecture built for (bpf/<arch>/vmlinux.h, bpf/arch.h).
+    #[test]
+    fn embedded_objects_are_well_formed_for_this_architecture() {
+        const SHT_SYMTAB: u32 = 2;
+        const SHT_REL: u32 = 9;
+        const SHF_EXECINSTR: u64 = 4;
+        for (name, o, _, _) in objects() {
+            let secs = sections(o);
+            let has = |n: &str| secs.iter().any(|s| s.0 == n && s.4 > 0);
+            assert!(has(".BTF") && has(".BTF.ext") && has(".maps") && has("license"), "{name}: BTF, CO-RE records, maps, license");
+            let progs: Vec<&Sec> = secs.iter().filter(|s| s.2 & SHF_EXECINSTR != 0 && s.4 > 0 && s.0 != ".text").collect();
+            assert!(!progs.is_empty(), "{name}: no programs");
+            for p in &progs {
+                assert!(
+                    ["uprobe", "uretprobe", "raw_tracepoint/sys_enter", "raw_tracepoint/sys_exit"].contains(&p.0.as_str()),
+                    "{name}: program section {} is not a uprobe, uretprobe or raw tracepoint",
+                    p.0
+                );
+            }
+            for want in ["uprobe", "raw_tracepoint/sys_enter"] {
+                assert!(has(want), "{name}: no {want} program");
+            }
+            let symtab = secs.iter().find(|s| s.1 == SHT_SYMTAB).unwrap_or_else(|| panic!("{name}: no symbol table"));
+            let nsyms = symtab.4 / 24;
+            let mut relocs = 0;
+            for rel in secs.iter().filter(|s| s.1 == SHT_REL && !s.0.starts_with(".rel.BTF")) {
+                assert_eq!((rel.5 as usize, rel.6), (secs.iter().position(|s| s == symtab).unwrap(), 16), "{name}: {}", rel.0);
+                for r in o[rel.3..rel.3 + rel.4].chunks_exact(16) {
+                    let sym = (u64::from_le_bytes(r[8..16].try_into().unwrap()) >> 32) as usize;
+                    assert!(sym > 0 && sym < nsyms, "{name}: {}: relocation to symbol {sym} of {nsyms}", rel.0);
+                    let st = symtab.3 + sym * 24;
+                    let shndx = u16::from_le_bytes([o[st + 6], o[st + 7]]) as usize;
+                    let target = secs.get(shndx).map(|s| s.0.as_str()).unwrap_or("?");
+                    assert!(
+                        [".maps", ".rodata", ".bss", ".data", ".text"].contains(&target) || target.starts_with(".rodata"),
+                        "{name}: {}: relocation against a symbol in {target}",
+                        rel.0
+                    );
+                    relocs += 1;
+                }
+            }
+            assert!(relocs > 0, "{name}: no map relocations");
+            // The kernel's pt_regs as compiled: the syscall number's member
+            // (sys_exit reads it with CO-RE) tells the architecture.
+            let open = OpenObject::open_mem(name, o, None).expect("the embedded object opens");
+            let regs = open.btf().unwrap().struct_layout("pt_regs").unwrap_or_else(|| panic!("{name}: no struct pt_regs in BTF"));
+            let has_member = |m: &str| regs.members.iter().any(|(n, _, _)| n == m);
+            #[cfg(target_arch = "x86_64")]
+            assert!(has_member("orig_ax") && !has_member("syscallno"), "{name}: x86_64's pt_regs: {regs:?}");
+            #[cfg(target_arch = "aarch64")]
+            assert!(has_member("syscallno") && !has_member("orig_ax"), "{name}: arm64's pt_regs: {regs:?}");
+        }
+    }
+
     #[test]
     fn module_names_and_flag_owners() {
         let mut p = pico_args::Arguments::from_vec(vec![]);

@@ -263,6 +263,18 @@ pub fn next_data(file: &std::fs::File, offset: u64) -> Option<u64> {
     }
 }
 
+/// The system's page size (4 KiB on x86_64; 4, 16 or 64 KiB on arm64,
+/// chosen when the kernel is built).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf takes a plain integer and reads no memory of ours.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 && (n as usize).is_power_of_two() {
+        n as usize
+    } else {
+        4096
+    }
+}
+
 /// The effective user id.
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail.
