@@ -641,21 +641,33 @@ impl Ecapture {
     /// Waits for the first not yet taken event matching `pred`; events that
     /// do not match stay for later waits.
     pub fn wait_event(&self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        self.try_wait_event(PATIENCE, pred).unwrap_or_else(|| {
+            panic!("no event {what} within {PATIENCE:?}; stderr:\n{}", lock(&self.shared.0).stderr.join("\n"))
+        })
+    }
+
+    /// `wait_event` that gives up after `within` (or when stdout closes).
+    pub fn try_wait_event(&self, within: Duration, pred: impl Fn(&Event) -> bool) -> Option<Event> {
         let (m, cv) = &*self.shared;
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + within;
         let mut g = lock(m);
         loop {
             if let Some(bad) = g.events.iter().find(|e| e.dir == "UNPARSED") {
                 panic!("ecapture printed something that is not an event: {:?}", bad.notes);
             }
             if let Some(i) = g.events.iter().position(&pred) {
-                return g.events.remove(i).expect("index from position");
+                return g.events.remove(i);
             }
             if g.stdout_closed || Instant::now() >= deadline {
-                panic!("no event {what} within {PATIENCE:?}; stderr:\n{}", g.stderr.join("\n"));
+                return None;
             }
             g = cv.wait_timeout(g, deadline - Instant::now()).unwrap().0;
         }
+    }
+
+    /// The stderr lines so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        lock(&self.shared.0).stderr.clone()
     }
 
     /// Sends SIGTERM and waits for exit; returns (status, time to exit,
