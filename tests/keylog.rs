@@ -361,8 +361,10 @@ fn keylog_go_client_and_server_tshark_decrypts_and_lines_match_gos() {
     const SIZE: usize = 3000;
     for (v, variant) in go_versions().into_iter().flat_map(|v| [(v.clone(), "peer"), (v, "peer-pie-stripped")]) {
         let v = format!("{v} {variant}");
-        let Some(peer) = gotls_fixture("keylog_go", v.split(' ').next().unwrap_or_default(), variant) else { return };
+        let Some(fixture) = gotls_fixture("keylog_go", v.split(' ').next().unwrap_or_default(), variant) else { return };
         let dir = TempDir::new("keylog-go");
+        // keylog_all runs the same fixture beside this test.
+        let peer = own_copy(&fixture, dir.path());
         let port = free_port();
         let _server = peer_server(&peer, dir.path(), port);
         let rec = Recording::start(dir.path(), port);
@@ -411,8 +413,9 @@ fn keylog_all_gets_go_keys_and_warns_for_gnutls_and_nss() {
         return;
     }
     let v = go_versions().remove(0);
-    let Some(peer) = gotls_fixture("keylog_all", &v, "peer") else { return };
+    let Some(fixture) = gotls_fixture("keylog_all", &v, "peer") else { return };
     let dir = TempDir::new("keylog-all");
+    let peer = own_copy(&fixture, dir.path());
     let port = free_port();
     let _server = peer_server(&peer, dir.path(), port);
     let keys = dir.path().join("keys.log");

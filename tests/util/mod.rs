@@ -1146,6 +1146,17 @@ pub fn built_fixture(test: &str, p: PathBuf, how: &str) -> Option<PathBuf> {
     None
 }
 
+/// A copy of the executable `exe` in `dir`, for a test that hooks every
+/// process running an executable (`gotls --elfpath`, uprobes are per inode):
+/// with its own copy it sees only its own processes, not those of a test
+/// running the same fixture beside it.
+pub fn own_copy(exe: &Path, dir: &Path) -> PathBuf {
+    let name = exe.file_name().unwrap_or_else(|| panic!("{} has no file name", exe.display()));
+    let copy = dir.join(name);
+    std::fs::copy(exe, &copy).unwrap_or_else(|e| panic!("copy {} to {}: {e}", exe.display(), copy.display()));
+    copy
+}
+
 /// A test peer's server (`PEER server PORT CERT KEY`: bssl_peer, the Go
 /// peer) on 127.0.0.1:port with a fresh certificate, returned once it
 /// says "listening PORT".
