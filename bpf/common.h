@@ -130,6 +130,16 @@ struct {
 	__uint(max_entries, 4096);
 } events SEC(".maps");
 
+/* 1 while the ring reader sleeps until a record wakes it (set by the
+ * reader, cleared by the probe that wakes it). Created by userspace with
+ * the ring and shared by every object. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} reader_asleep SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -179,15 +189,39 @@ static __always_inline int filtered_out(__u64 pid_tgid)
 	return 0;
 }
 
-/* Sends a record. The reader is woken only once a quarter of the ring is
- * waiting (a wake-up costs the traced thread several microseconds); it
- * polls every few milliseconds for the rest. A full ring is counted. */
+/* Wakes the ring reader if it sleeps. Called after a record was committed
+ * without a wake-up: the commit is a full barrier (the kernel's xchg of the
+ * record's length), so either this load sees the 1 the reader stored before
+ * its last look at the ring, or that look saw this record. Two probes may
+ * both wake it: harmless. The wake-up is an empty record discarded with
+ * BPF_RB_FORCE_WAKEUP (the reader never sees it). */
+static __always_inline void wake_sleeping_reader(void)
+{
+	__u32 zero = 0;
+	__u32 *asleep = bpf_map_lookup_elem(&reader_asleep, &zero);
+	if (!asleep || !*(volatile __u32 *)asleep)
+		return;
+	*(volatile __u32 *)asleep = 0;
+	void *r = bpf_ringbuf_reserve(&events, 8, 0);
+	if (r)
+		bpf_ringbuf_discard(r, BPF_RB_FORCE_WAKEUP);
+}
+
+/* Sends a record. While records come, the reader looks at the ring every
+ * few milliseconds and is woken early only once a quarter of the ring is
+ * waiting (a wake-up costs the traced thread several microseconds); once it
+ * found the ring empty for a while it sleeps until the next record wakes
+ * it. A full ring is counted. */
 static __always_inline void output(void *data, __u64 len)
 {
 	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 flags = waiting + len >= common_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, data, len, flags))
+	if (bpf_ringbuf_output(&events, data, len, flags)) {
 		count(STAT_OUTPUT_FAIL);
+		return;
+	}
+	if (flags == BPF_RB_NO_WAKEUP)
+		wake_sleeping_reader();
 }
 
 /* ---- calls ------------------------------------------------------------------ */

@@ -9,9 +9,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, tick, Receiver};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::assemble::conn::{Assembler, Config as AsmConfig};
 use crate::capture::reader::{Batch, InFlight};
@@ -22,8 +22,10 @@ use crate::outputs::Output;
 use crate::stats::Stats;
 use crate::sys::os::monotonic_ns;
 
-/// How often idle messages and stale partial calls are looked for: the
-/// idle time is honoured to within this.
+/// How often idle messages and stale partial calls are looked for while
+/// some wait: the idle time is honoured to within this. With nothing
+/// waiting the dispatcher sleeps until records come (or a silent
+/// connection is to be forgotten).
 const TICK: Duration = Duration::from_millis(25);
 
 pub struct Dispatcher {
@@ -53,26 +55,39 @@ impl Dispatcher {
             stats,
             latest: monotonic_ns(),
         };
-        let ticker = tick(TICK);
+        // When the next tick is due; None: nothing waits for time.
+        let mut due: Option<Instant> = None;
         loop {
-            select! {
-                recv(rx) -> batch => match batch {
-                    Ok(batch) => {
-                        let weight: usize = batch.iter().map(Record::weight).sum();
-                        let now = stages.captured(&batch);
-                        for rec in batch {
-                            stages.take(rec, now);
-                        }
-                        flight.done(weight);
+            let got = match due {
+                Some(t) => rx.recv_deadline(t),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match got {
+                Ok(batch) => {
+                    let weight: usize = batch.iter().map(Record::weight).sum();
+                    let now = stages.captured(&batch);
+                    for rec in batch {
+                        stages.take(rec, now);
                     }
-                    Err(_) => break,
-                },
-                recv(ticker) -> _ => stages.tick(rx.is_empty()),
+                    flight.done(weight);
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            // Due even while batches keep coming (a steady stream must not
+            // hold back another connection's idle message).
+            if due.is_some_and(|t| Instant::now() >= t) {
+                due = None;
+                stages.tick(rx.is_empty());
+            }
+            if due.is_none() {
+                due = stages.next_tick().map(|d| Instant::now() + d);
             }
             stages.emit(&mut outputs);
             // Batch writes while records keep coming; flush once caught up.
             if rx.is_empty() {
                 outputs.iter_mut().for_each(|o| o.flush());
+                stages.publish();
             }
         }
         stages.finish();
@@ -188,6 +203,16 @@ impl Stages {
         let shed = self.asm.shed();
         self.stats.shed.store(d.shed + shed.times, Relaxed);
         self.stats.shed_bytes.store(shed.bytes, Relaxed);
+    }
+
+    /// How long until `tick` has work: TICK while something waits for the
+    /// idle time, else until the most silent connection is forgotten;
+    /// None: nothing to do until records come.
+    fn next_tick(&self) -> Option<Duration> {
+        if self.asm.waiting() || self.decoders.iter().any(|d| d.waiting()) {
+            return Some(TICK);
+        }
+        self.asm.forget_at().map(|t| Duration::from_nanos(t.saturating_sub(self.latest)).max(TICK))
     }
 
     /// What has waited long enough comes out.

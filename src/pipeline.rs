@@ -143,7 +143,7 @@ pub fn run(cfg: &Config) -> Result<Snapshot> {
     }
     let common = CommonConfig { target_pid: g.pid, target_uid: g.uid, capture_cap, wakeup_bytes: ring.wakeup_bytes() };
     let clock = WallClock::new();
-    let mut probes = Probes::new(common, ring.fd(), g.btf_file.clone())?;
+    let mut probes = Probes::new(common, &ring, g.btf_file.clone())?;
     if !features.multi_uprobes_possible() {
         probes.use_classic_uprobes();
     }

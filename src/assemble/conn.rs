@@ -371,6 +371,17 @@ impl Assembler {
         }
     }
 
+    /// Data waits for the idle time (`tick` has work soon).
+    pub fn waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// When (capture time, ns) `tick` forgets the most silent connection;
+    /// None when none is known.
+    pub fn forget_at(&self) -> Option<u64> {
+        self.lru.iter().next().map(|&(last, _)| last.saturating_add(self.cfg.conn_timeout_ns))
+    }
+
     /// Emits what has waited the idle time; forgets silent connections.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Message>) {
         let cfg = self.cfg;

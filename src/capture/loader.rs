@@ -83,6 +83,8 @@ pub struct Probes {
     objects: Vec<Loaded>,
     common: CommonConfig,
     ring: RawFd,
+    /// The ring reader's `reader_asleep` flag.
+    asleep: RawFd,
     ncpus: usize,
     /// None until the first uprobe attachment tells whether multi-uprobes work.
     mode: Option<Mode>,
@@ -97,17 +99,19 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// `ring` is the ring buffer every object sends to (it must outlive the
-    /// objects' loading; the objects keep their own reference).
+    /// `ring` is the ring buffer every object sends to, with its reader's
+    /// flag (it must outlive the objects' loading; the objects keep their
+    /// own reference).
     /// ECAPTURE_CLASSIC_UPROBES=1 forces classic uprobes (for tests and
     /// for kernels whose multi-uprobes misbehave).
-    pub fn new(common: CommonConfig, ring: RawFd, btf: Option<PathBuf>) -> Result<Probes> {
+    pub fn new(common: CommonConfig, ring: &super::Ring, btf: Option<PathBuf>) -> Result<Probes> {
         let classic = std::env::var_os("ECAPTURE_CLASSIC_UPROBES").is_some_and(|v| v == "1");
         Ok(Probes {
             links: Vec::new(),
             objects: Vec::new(),
             common,
-            ring,
+            ring: ring.fd(),
+            asleep: ring.asleep_fd(),
             ncpus: libbpf::num_possible_cpus()?,
             mode: classic.then_some(Mode::Classic),
             targets: 0,
@@ -194,6 +198,7 @@ impl Probes {
         let mut open = OpenObject::open_mem(spec.name, spec.bytes, self.btf.as_deref())?;
         open.set_max_entries("scratch", (self.ncpus as u64 * c::SCRATCH_SLOTS) as u32)?;
         open.reuse_map("events", self.ring)?;
+        open.reuse_map("reader_asleep", self.asleep)?;
         for (map, fd) in &self.shared {
             open.reuse_map(map, *fd)?;
         }

@@ -13,13 +13,15 @@ pub mod record;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sys::libbpf::{self, RingBuffer};
 use crate::sys::os;
 
-/// The ring buffer every loaded object sends its records to.
+/// The ring buffer every loaded object sends its records to, and the flag
+/// by which its reader asks the probes to wake it (`reader_asleep`).
 pub struct Ring {
     fd: OwnedFd,
+    asleep: OwnedFd,
     bytes: u32,
 }
 
@@ -30,11 +32,16 @@ impl Ring {
     pub fn create(pages_per_cpu: usize) -> Result<Ring> {
         let cpus = libbpf::num_possible_cpus()?;
         let bytes = ring_bytes(pages_per_cpu, cpus, os::page_size());
-        Ok(Ring { fd: libbpf::create_ringbuf(bytes)?, bytes })
+        Ok(Ring { fd: libbpf::create_ringbuf(bytes)?, asleep: libbpf::create_flag("reader_asleep")?, bytes })
     }
 
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// The `reader_asleep` map every object shares.
+    pub fn asleep_fd(&self) -> RawFd {
+        self.asleep.as_raw_fd()
     }
 
     pub fn bytes(&self) -> u32 {
@@ -47,8 +54,29 @@ impl Ring {
     }
 
     /// The consumer side, for the reader thread.
-    pub fn consumer(&self) -> Result<RingBuffer> {
-        RingBuffer::new(self.fd())
+    pub fn consumer(&self) -> Result<Consumer> {
+        let asleep = self.asleep.try_clone().map_err(|e| Error::runtime(format!("cannot duplicate a BPF map fd: {e}")))?;
+        Ok(Consumer { ring: RingBuffer::new(self.fd())?, asleep })
+    }
+}
+
+/// What the reader thread reads: the ring, and the flag that makes the next
+/// record wake it.
+pub struct Consumer {
+    pub ring: RingBuffer,
+    asleep: OwnedFd,
+}
+
+impl Consumer {
+    /// The reader is going to sleep until a record wakes it (`true`), or
+    /// is awake again (`false`). After setting the flag, a full fence: the
+    /// reader's next look at the ring (a consume, reading the producer
+    /// position; a poll of the epoll fd would not look) must not be ordered
+    /// before the store (the probes' side of this is in bpf/common.h).
+    pub fn set_asleep(&self, asleep: bool) -> Result<()> {
+        libbpf::set_flag(self.asleep.as_raw_fd(), asleep as u32)?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 }
 

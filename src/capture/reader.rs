@@ -27,7 +27,7 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 use super::record::Record;
 use crate::error::{Context, Result};
 use crate::stats::Stats;
-use crate::sys::libbpf::RingBuffer;
+use super::Consumer;
 use crate::sys::os::{poll_readable, EventFd};
 
 /// The nice value of the threads between the ring and the outputs (the
@@ -47,13 +47,14 @@ pub fn raise_capture_priority() {
     }
 }
 
-/// How long the reader sleeps before looking at the ring again: records
-/// below the wake-up level wait at most this long. Short while records
-/// come, longer when the ring has been empty a while (an idle tool should
-/// not spin).
+/// How long the reader sleeps before looking at the ring again while
+/// records come: records below the wake-up level wait at most this long.
+/// After IDLE_AFTER_EMPTY_POLLS empty looks (100 ms) it sleeps until the
+/// next record wakes it (an idle tool costs nothing); a source that cannot
+/// wake it (tests' memory) is looked at every POLL_IDLE_MS instead.
 const POLL_BUSY_MS: i32 = 2;
 const POLL_IDLE_MS: i32 = 20;
-const IDLE_AFTER_EMPTY_POLLS: u32 = 500;
+const IDLE_AFTER_EMPTY_POLLS: u32 = 50;
 /// Records taken out of the ring at a time, then handed over together.
 pub const BATCH: usize = 256;
 
@@ -73,15 +74,32 @@ pub trait RecordSource: Send {
     fn fd(&self) -> RawFd;
     /// Hands at most `n` waiting records to `f`, in order; returns how many.
     fn consume_n(&mut self, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize>;
+    /// The reader sleeps until `fd` polls readable (`true`) or is awake
+    /// again (`false`); with `true`, the source makes its next record wake
+    /// the reader, or returns false when it cannot.
+    fn set_asleep(&mut self, asleep: bool) -> bool {
+        let _ = asleep;
+        false
+    }
 }
 
-impl RecordSource for RingBuffer {
+impl RecordSource for Consumer {
     fn fd(&self) -> RawFd {
-        RingBuffer::fd(self)
+        self.ring.fd()
     }
 
     fn consume_n(&mut self, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize> {
-        RingBuffer::consume_n(self, n, f)
+        self.ring.consume_n(n, f)
+    }
+
+    fn set_asleep(&mut self, asleep: bool) -> bool {
+        match Consumer::set_asleep(self, asleep) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("ring reader: {e}; it looks at the ring every {POLL_IDLE_MS} ms instead of sleeping");
+                false
+            }
+        }
     }
 }
 
@@ -169,10 +187,30 @@ fn read_loop(ring: &mut impl RecordSource, tx: &Sender<Batch>, stop: &EventFd, s
     let mut empty_polls = 0u32;
     // Set once stopping: the deadline for handing over what is left.
     let mut deadline: Option<Instant> = None;
+    // The source's flag is set: the next record wakes us. It is set, then
+    // the ring looked at once more (a record committed just before woke
+    // nobody), and only if that finds nothing does the reader sleep.
+    let mut armed = false;
     loop {
         if deadline.is_none() {
-            let timeout = if empty_polls >= IDLE_AFTER_EMPTY_POLLS { POLL_IDLE_MS } else { POLL_BUSY_MS };
-            match poll_readable(&[fd, stop.fd()], timeout) {
+            let timeout = if armed {
+                -1
+            } else if empty_polls < IDLE_AFTER_EMPTY_POLLS {
+                POLL_BUSY_MS
+            } else if ring.set_asleep(true) {
+                armed = true;
+                0
+            } else {
+                POLL_IDLE_MS
+            };
+            let polled = poll_readable(&[fd, stop.fd()], timeout);
+            if timeout == -1 {
+                // Woken: records are coming; look often again.
+                ring.set_asleep(false);
+                armed = false;
+                empty_polls = 0;
+            }
+            match polled {
                 Ok(r) if r[1] => deadline = Some(Instant::now() + SHUTDOWN_PATIENCE),
                 Ok(_) => {}
                 Err(e) => {
@@ -227,6 +265,10 @@ fn read_loop(ring: &mut impl RecordSource, tx: &Sender<Batch>, stop: &EventFd, s
         }
         if got > 0 {
             empty_polls = 0;
+            if armed {
+                ring.set_asleep(false);
+                armed = false;
+            }
         } else if deadline.is_some() {
             return;
         } else {
@@ -349,6 +391,100 @@ mod tests {
 
     fn ids(n: u64) -> Vec<u64> {
         (0..n).collect()
+    }
+
+    /// A ring whose reader sleeps until woken, with the probes' side of
+    /// bpf/common.h played by `produce`: a record is added, then, if the
+    /// reader said it sleeps, it is woken. `late` records land the moment
+    /// the reader sets its flag, as if committed by a probe that read the
+    /// flag just before: nobody wakes the reader for them.
+    struct Sleepy {
+        recs: Arc<Mutex<VecDeque<Vec<u8>>>>,
+        wake: Arc<EventFd>,
+        asleep: Arc<std::sync::atomic::AtomicBool>,
+        late: Arc<Mutex<Vec<Vec<u8>>>>,
+        sleeps: Arc<AtomicUsize>,
+    }
+
+    impl RecordSource for Sleepy {
+        fn fd(&self) -> RawFd {
+            self.wake.fd()
+        }
+
+        fn consume_n(&mut self, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize> {
+            self.wake.drain();
+            Memory { recs: Arc::clone(&self.recs), idle: EventFd::new().unwrap() }.consume_n(n, f)
+        }
+
+        fn set_asleep(&mut self, asleep: bool) -> bool {
+            if asleep {
+                self.sleeps.fetch_add(1, Relaxed);
+                self.recs.lock().unwrap().extend(self.late.lock().unwrap().drain(..));
+            }
+            self.asleep.store(asleep, std::sync::atomic::Ordering::SeqCst);
+            true
+        }
+    }
+
+    struct SleepySetup {
+        s: Setup,
+        wake: Arc<EventFd>,
+        asleep: Arc<std::sync::atomic::AtomicBool>,
+        late: Arc<Mutex<Vec<Vec<u8>>>>,
+        sleeps: Arc<AtomicUsize>,
+    }
+
+    impl SleepySetup {
+        fn produce(&self, rec: Vec<u8>) {
+            self.s.recs.lock().unwrap().push_back(rec);
+            if self.asleep.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.wake.signal();
+            }
+        }
+    }
+
+    fn start_sleepy() -> SleepySetup {
+        let recs = Arc::new(Mutex::new(VecDeque::new()));
+        let (tx, rx) = bounded(64);
+        let stats = Arc::new(Stats::default());
+        let flight = Arc::new(InFlight::new(1 << 30));
+        let wake = Arc::new(EventFd::new().unwrap());
+        let asleep = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let late = Arc::new(Mutex::new(Vec::new()));
+        let sleeps = Arc::new(AtomicUsize::new(0));
+        let source = Sleepy {
+            recs: Arc::clone(&recs),
+            wake: Arc::clone(&wake),
+            asleep: Arc::clone(&asleep),
+            late: Arc::clone(&late),
+            sleeps: Arc::clone(&sleeps),
+        };
+        let reader = Reader::spawn(source, tx, &stats, &flight).unwrap();
+        SleepySetup { s: Setup { recs, rx, stats, flight, reader }, wake, asleep, late, sleeps }
+    }
+
+    #[test]
+    fn an_idle_reader_sleeps_and_each_record_wakes_it() {
+        let t = start_sleepy();
+        for i in 0..20 {
+            let before = t.sleeps.load(Relaxed);
+            until("the reader sleeps", || t.sleeps.load(Relaxed) > before && t.asleep.load(Relaxed));
+            t.produce(record(i));
+            assert_eq!(take(&t.s, 1), vec![i]);
+        }
+        t.s.reader.stop();
+    }
+
+    #[test]
+    fn a_record_that_lands_as_the_reader_falls_asleep_is_not_left_behind() {
+        let t = start_sleepy();
+        for i in 0..20 {
+            t.late.lock().unwrap().push(record(i));
+            // Nobody wakes the reader for it: it must look once more after
+            // setting its flag, find it, and stay awake.
+            assert_eq!(take(&t.s, 1), vec![i]);
+        }
+        t.s.reader.stop();
     }
 
     #[test]

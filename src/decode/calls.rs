@@ -88,6 +88,10 @@ impl Decoder for CallDecoder {
         self.hand_out(out);
     }
 
+    fn waiting(&self) -> bool {
+        !self.reasm.is_empty()
+    }
+
     fn finish(&mut self, out: &mut Vec<Item>) {
         self.reasm.flush(&mut self.calls);
         self.hand_out(out);

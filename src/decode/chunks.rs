@@ -104,6 +104,11 @@ impl Reassembler {
         self.partial.len()
     }
 
+    /// No partial call waits (`expire` has nothing to do).
+    pub fn is_empty(&self) -> bool {
+        self.partial.is_empty()
+    }
+
     /// Adds one chunk (already validated by `ChunkHdr::parse`); completed
     /// calls are appended to `out`. `now_ns` is any monotonic clock.
     /// The chunk's bytes are taken by value: a call in one chunk (the

@@ -55,8 +55,12 @@ impl std::ops::AddAssign for DecodeStats {
 pub trait Decoder: Send {
     /// One record; what it completes goes to `out`.
     fn push(&mut self, rec: Record, now_ns: u64, out: &mut Vec<Item>);
-    /// Called periodically: what has waited too long goes to `out`.
+    /// Called periodically while `waiting`: what has waited too long goes
+    /// to `out`.
     fn tick(&mut self, now_ns: u64, out: &mut Vec<Item>);
+    /// Something waits for time to pass (a partial call): `tick` has work.
+    /// An idle tool does not tick.
+    fn waiting(&self) -> bool;
     /// At the end: everything pending goes to `out`.
     fn finish(&mut self, out: &mut Vec<Item>);
     fn stats(&self) -> DecodeStats;

@@ -203,6 +203,9 @@ impl Decoder for OpensslDecoder {
     fn tick(&mut self, now_ns: u64, out: &mut Vec<Item>) {
         self.0.tick(now_ns, out)
     }
+    fn waiting(&self) -> bool {
+        self.0.waiting()
+    }
     fn finish(&mut self, out: &mut Vec<Item>) {
         self.0.finish(out)
     }

@@ -19,7 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ use crate::fasthash::FastMap;
 use crate::modules::PcapConfig;
 use crate::packet::{canonical, filter, tcp_segment, tls_start, TlsStart};
 use crate::sink::open::OutputFile;
-use crate::sys::os::{self, StopNotifier};
+use crate::sys::os::{self, EventFd, StopNotifier};
 use crate::sys::packet::PacketRing;
 
 /// How long a connection's packets wait for its keys at most.
@@ -498,7 +498,7 @@ pub struct PcapCapture {
     pub shared: Arc<Mutex<Pcap>>,
     pub stats: Arc<PcapStats>,
     pub cfg: PcapConfig,
-    stop: Arc<AtomicBool>,
+    stop: Arc<EventFd>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -524,7 +524,7 @@ impl PcapCapture {
         let mut pcap = Pcap::new(out, cfg.snaplen, &cfg.ifname, Arc::clone(&stats));
         pcap.write_out();
         let shared = Arc::new(Mutex::new(pcap));
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(EventFd::new().map_err(|e| Error::runtime(format!("cannot create eventfd: {e}")))?);
         let thread = {
             let (shared, stop, stats) = (Arc::clone(&shared), Arc::clone(&stop), Arc::clone(&stats));
             std::thread::Builder::new()
@@ -542,7 +542,7 @@ impl PcapCapture {
     /// Stops reading (after the frames already in the ring), writes what
     /// is held, flushes.
     pub fn stop(&mut self) {
-        self.stop.store(true, Relaxed);
+        self.stop.signal();
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 log::error!("the packet thread panicked");
@@ -584,7 +584,12 @@ impl Drop for PcapCapture {
     }
 }
 
-fn packet_loop(mut ring: PacketRing, shared: &Mutex<Pcap>, stop: &AtomicBool, stats: &PcapStats) {
+/// While packets wait for their keys, how often the thread looks whether
+/// the keys came (or the packets waited HOLD_NS); otherwise it sleeps until
+/// the kernel hands over a block.
+const HOLD_CHECK_MS: i32 = 25;
+
+fn packet_loop(mut ring: PacketRing, shared: &Mutex<Pcap>, stop: &EventFd, stats: &PcapStats) {
     let mut last_stats = 0u64;
     let mut read_stats = |ring: &PacketRing, force: bool| {
         let now = os::monotonic_ns();
@@ -604,8 +609,10 @@ fn packet_loop(mut ring: PacketRing, shared: &Mutex<Pcap>, stop: &AtomicBool, st
         p.tick(now);
         p.write_out();
     };
-    while !stop.load(Relaxed) {
-        match os::poll_readable(&[ring.fd()], 100) {
+    loop {
+        let timeout = if lock(shared).holding.is_empty() { -1 } else { HOLD_CHECK_MS };
+        match os::poll_readable(&[ring.fd(), stop.fd()], timeout) {
+            Ok(r) if r[1] => break,
             Ok(_) => read(&mut ring),
             Err(e) => {
                 log::error!("packet capture failed: {e}");

@@ -519,6 +519,28 @@ pub fn create_ringbuf(bytes: u32) -> Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// Creates a BPF array map of one u32 (0), shared by every loaded object
+/// like the ring: a flag userspace sets and the probes read.
+pub fn create_flag(name: &str) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let cname = cstring(name)?;
+    // SAFETY: an array map of 4-byte keys and values, one entry; a null opts
+    // pointer is allowed; the name is a valid C string.
+    let fd = unsafe { sys::bpf_map_create(sys::BPF_MAP_TYPE_ARRAY, cname.as_ptr(), 4, 4, 1, std::ptr::null()) };
+    let fd = check(fd, || format!("cannot create the BPF map {name}"))?;
+    // SAFETY: fd was just created and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets the flag of `create_flag`.
+pub fn set_flag(fd: RawFd, value: u32) -> Result<()> {
+    let key: u32 = 0;
+    // SAFETY: fd is an array map of 4-byte keys and values; both pointers
+    // point to 4 valid bytes for the duration of the call.
+    let rc = unsafe { sys::bpf_map_update_elem(fd, (&key as *const u32).cast(), (&value as *const u32).cast(), 0) };
+    check(rc, || "cannot update a BPF map".into()).map(|_| ())
+}
+
 /// A struct as compiled: its size and its members (name, byte offset, byte size).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StructLayout {
