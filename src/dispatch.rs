@@ -80,8 +80,11 @@ impl Dispatcher {
                 due = None;
                 stages.tick(rx.is_empty());
             }
-            if due.is_none() {
-                due = stages.next_tick().map(|d| Instant::now() + d);
+            // The earlier of what was due and what the records just taken
+            // call for (a message now waiting its idle time comes before a
+            // silent connection's end).
+            if let Some(next) = stages.next_tick().map(|d| Instant::now() + d) {
+                due = Some(due.map_or(next, |t| t.min(next)));
             }
             stages.emit(&mut outputs);
             // Batch writes while records keep coming; flush once caught up.
@@ -547,6 +550,34 @@ mod tests {
         drop(tx);
         run.join().unwrap();
         assert_eq!(flight.held(), 0);
+    }
+
+    /// The dispatcher sleeps while nothing waits for time, and a message
+    /// that starts waiting is not put off until a silent connection's end
+    /// (minutes away) that was due before it.
+    #[test]
+    fn an_idle_message_after_a_quiet_spell_comes_out_in_its_idle_time() {
+        let (tx, rx) = bounded(8);
+        let idle = 50 * MS;
+        let (d, seen, _stats, flight) = dispatcher(rx, idle);
+        let run = std::thread::spawn(move || d.run());
+        let next = |what: &str| loop {
+            match seen.recv_timeout(WAIT).unwrap_or_else(|_| panic!("{what}")) {
+                Seen::Flush => continue,
+                m => break m,
+            }
+        };
+        // A complete request: nothing waits, but its connection is tracked
+        // (forgotten after the connection timeout).
+        send(&tx, &flight, vec![call(0, monotonic_ns(), 1, 7, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")]);
+        assert_eq!(next("the request"), msg(7, HTTP1_REQUEST, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        std::thread::sleep(Duration::from_millis(60));
+        let sent = Instant::now();
+        send(&tx, &flight, vec![call(1, monotonic_ns(), 2, 9, b"ping")]);
+        assert_eq!(next("the idle message comes out"), msg(9, UNKNOWN, b"ping"));
+        assert!(sent.elapsed() >= Duration::from_nanos(idle), "not before the idle time: {:?}", sent.elapsed());
+        drop(tx);
+        run.join().unwrap();
     }
 }
 
