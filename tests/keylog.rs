@@ -210,11 +210,7 @@ fn keylog_text_mode_with_k_curl_events_and_keys() {
     let theirs_file = dir.path().join("curl.log");
     let url = format!("https://127.0.0.1:{port}/");
     let mut pids = Vec::new();
-    for extra in [
-        &["--tlsv1.2", "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384"][..],
-        &["--tlsv1.2", "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305"],
-        &["--tlsv1.3"],
-    ] {
+    for extra in CURL_TLS_VARIANTS {
         let mut child = Command::new("curl")
             .args(["-sk", "-o", "/dev/null", "--max-time", "10"])
             .args(extra)

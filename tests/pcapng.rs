@@ -82,11 +82,7 @@ fn pcapng_curl_tls12_tls13_decrypted_from_the_file_alone() {
     let ec = Ecapture::start(&pcap_args(file.to_str().unwrap(), "lo", &filter));
     let url = format!("https://127.0.0.1:{port}/");
     let mut pids = Vec::new();
-    for extra in [
-        &["--tlsv1.2", "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384"][..],
-        &["--tlsv1.2", "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305"],
-        &["--tlsv1.3"],
-    ] {
+    for extra in CURL_TLS_VARIANTS {
         let (pid, st) = curl(&url, extra);
         assert!(st.success(), "curl {extra:?}");
         pids.push(pid);

@@ -1146,6 +1146,14 @@ pub fn built_fixture(test: &str, p: PathBuf, how: &str) -> Option<PathBuf> {
     None
 }
 
+/// curl's arguments for the TLS variants the key tests decrypt: TLS 1.2
+/// with an AES-GCM and a ChaCha20 suite, and TLS 1.3.
+pub const CURL_TLS_VARIANTS: [&[&str]; 3] = [
+    &["--tlsv1.2", "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384"],
+    &["--tlsv1.2", "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+    &["--tlsv1.3"],
+];
+
 /// A copy of the executable `exe` in `dir`, for a test that hooks every
 /// process running an executable (`gotls --elfpath`, uprobes are per inode):
 /// with its own copy it sees only its own processes, not those of a test
