@@ -79,10 +79,13 @@ struct call_ctx {
 	 * socket (the walk it needs for the tuple anyway). */
 	__s32 fds[CALL_FDS];
 	__u32 lib_idx;
+	__u32 uid;      /* the thread's, at the call's start */
 	__u8 nfds;
 	__u8 dir;
-	__u8 len_out; /* the length moved is written to *len_ptr */
-	__u8 live;    /* a call is in progress (the entry outlives it) */
+	__u8 len_out;   /* the length moved is written to *len_ptr */
+	__u8 live;      /* a call is in progress (the entry outlives it) */
+	__u8 want_fds;  /* its connection's fd is not known: note the fds (counted in fds_wanted) */
+	__u8 _pad[3];
 };
 
 struct conn_key {
@@ -154,6 +157,35 @@ struct {
 	__type(value, struct conn_state);
 } conn_fds SEC(".maps");
 
+/* How many calls in progress want the fds their thread reads and writes
+ * noted: those whose connection's fd is not known yet (its first calls, a
+ * memory BIO's until matched). Mostly 0, and then sys_enter, which every
+ * read and write on the host passes through, returns without looking up
+ * the thread's call. Shared by every object. A call that never returns
+ * (its thread killed inside the library) leaves it above 0: sys_enter then
+ * looks again, as it always did. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} fds_wanted SEC(".maps");
+
+static __always_inline void fds_wanted_add(__s64 d)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&fds_wanted, &zero);
+	if (n)
+		__sync_fetch_and_add(n, d);
+}
+
+static __always_inline int any_fds_wanted(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&fds_wanted, &zero);
+	return !n || *(volatile __u64 *)n;
+}
+
 /* max_entries is set by userspace to possible CPUs * SCRATCH_SLOTS. A plain
  * array because per-CPU map values are limited to 32 KiB. */
 struct {
@@ -177,16 +209,22 @@ static __always_inline void count(__u32 stat)
 		__sync_fetch_and_add(v, 1);
 }
 
-static __always_inline int filtered_out(__u64 pid_tgid)
+/* Whether a thread of pid_tgid running as uid is not traced. */
+static __always_inline int filtered_out_as(__u64 pid_tgid, __u32 uid)
 {
 	/* ecapture itself (its sinks' TLS, whatever library it links) */
 	if ((__u32)(pid_tgid >> 32) == common_cfg.self_pid)
 		return 1;
 	if (common_cfg.target_pid && (__u32)(pid_tgid >> 32) != common_cfg.target_pid)
 		return 1;
-	if (common_cfg.target_uid && (__u32)bpf_get_current_uid_gid() != common_cfg.target_uid)
+	if (common_cfg.target_uid && uid != common_cfg.target_uid)
 		return 1;
 	return 0;
+}
+
+static __always_inline int filtered_out(__u64 pid_tgid)
+{
+	return filtered_out_as(pid_tgid, common_cfg.target_uid ? (__u32)bpf_get_current_uid_gid() : 0);
 }
 
 /* Wakes the ring reader if it sleeps. Called after a record was committed
@@ -234,17 +272,27 @@ static __always_inline void call_begin(__u64 conn, __u64 buf, __u64 len_ptr, __u
 				       __u32 lib_idx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (filtered_out(id))
+	__u32 uid = (__u32)bpf_get_current_uid_gid(); /* the filter's and the record's: read once */
+	if (filtered_out_as(id, uid))
 		return;
+	struct conn_key k = {.tgid = id >> 32, .conn = conn};
+	struct conn_state *st = bpf_map_lookup_elem(&conn_fds, &k);
+	__u8 want = !st || st->fd < 0;
 	struct call_ctx *cp = bpf_map_lookup_elem(&active, &id);
 	if (cp) {
+		if (cp->live && cp->want_fds) /* a call that never returned */
+			fds_wanted_add(-1);
 		cp->conn = conn;
 		cp->buf = buf;
 		cp->len_ptr = len_ptr;
 		cp->len_out = len_out;
 		cp->nfds = 0;
 		cp->lib_idx = lib_idx;
+		cp->uid = uid;
 		cp->dir = dir;
+		cp->want_fds = want;
+		if (want)
+			fds_wanted_add(1);
 		cp->live = 1;
 		return;
 	}
@@ -254,10 +302,14 @@ static __always_inline void call_begin(__u64 conn, __u64 buf, __u64 len_ptr, __u
 	c.len_ptr = len_ptr;
 	c.len_out = len_out;
 	c.lib_idx = lib_idx;
+	c.uid = uid;
 	c.dir = dir;
+	c.want_fds = want;
 	c.live = 1;
 	if (bpf_map_update_elem(&active, &id, &c, BPF_ANY))
 		count(STAT_ACTIVE_FULL);
+	else if (want)
+		fds_wanted_add(1);
 }
 
 /* The call this thread is finishing, now over; -1 when there is none. */
@@ -269,6 +321,8 @@ static __always_inline int call_take(struct call_ctx *c)
 		return -1;
 	*c = *cp;
 	cp->live = 0;
+	if (c->want_fds)
+		fds_wanted_add(-1);
 	return 0;
 }
 
@@ -366,8 +420,10 @@ static __always_inline int known_tuple(struct file *f, struct conn_state *st, st
 
 /* The fd of the call and its socket's tuple: the first fd the thread read
  * or wrote during the call that is a socket (remembered for conn), else
- * the fd remembered for conn; -1 when neither. Returns conn's state (for
- * a module's own cache), or NULL. A function of its own: its stack is not
+ * the fd remembered for conn while it is a socket; -1 when neither. The
+ * fds are noted only while conn's is not known (call_begin): a known one
+ * is checked (same open file, same inode) instead. Returns conn's state
+ * (for a module's own cache), or NULL. A function of its own: its stack is not
  * the probe's. */
 static __noinline struct conn_state *call_fd(const struct call_ctx *c, struct call_info *info)
 {
@@ -404,16 +460,19 @@ static __noinline struct conn_state *call_fd(const struct call_ctx *c, struct ca
 		info->flags |= CHUNK_F_FD_SYSCALL;
 		return st;
 	}
-	if (st) {
-		info->fd = st->fd;
-		info->flags |= CHUNK_F_FD_CACHED;
+	if (st && st->fd >= 0) {
 		struct file *f = file_of_fd(st->fd);
-		if (f)
-			known_tuple(f, st, &info->tuple);
-		return st;
+		if (f && !known_tuple(f, st, &info->tuple)) {
+			info->fd = st->fd;
+			info->flags |= CHUNK_F_FD_CACHED;
+			return st;
+		}
+		/* Not a socket any more: the next calls note their fds again. */
+		st->fd = -1;
+		st->file = 0;
 	}
 	info->fd = -1;
-	return 0;
+	return st;
 }
 
 /* The TLS version and role a module read for the connection before (st's
@@ -444,7 +503,7 @@ static __always_inline int note_fd(struct pt_regs *regs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_ctx *c = bpf_map_lookup_elem(&active, &id);
-	if (!c || !c->live)
+	if (!c || !c->live || !c->want_fds)
 		return 0;
 	/* Read only now: a kernel read costs more than the lookup. */
 	unsigned long fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
@@ -663,6 +722,8 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	case NR_RECVFROM:
 		mem_sys_enter(ctx->args[1], regs);
 	}
+	if (!any_fds_wanted())
+		return 0;
 	return note_fd(regs);
 }
 
@@ -845,7 +906,7 @@ static __always_inline void call_emit(const struct call_ctx *c, __u64 n, struct 
 	h->conn = c->conn;
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
-	h->uid = (__u32)bpf_get_current_uid_gid();
+	h->uid = c->uid;
 	h->fd = info->fd;
 	h->total_len = n > 0xffffffffULL ? 0xffffffff : (__u32)n;
 	__u32 cap = common_cfg.capture_cap;

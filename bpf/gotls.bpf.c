@@ -162,6 +162,7 @@ int gotls_ret(struct pt_regs *ctx)
 		return 0;
 
 	struct call_ctx c = {};
+	c.uid = (__u32)bpf_get_current_uid_gid();
 	c.conn = g.conn;
 	c.buf = g.buf;
 	c.dir = g.dir;

@@ -55,9 +55,10 @@ pub struct Uprobe {
 
 /// Maps of bpf/common.h that every object uses as the first one loaded
 /// does: one table of calls in progress (which the one attached `sys_enter`
-/// program fills for every module), one of fds, one set of scratch buffers,
+/// program fills for every module), one of fds with the count of calls that
+/// want theirs noted, one set of scratch buffers,
 /// and the memory-BIO threads with their on switch (which `sys_exit` reads).
-const SHARED_MAPS: [&str; 5] = ["active", "conn_fds", "scratch", "mem_threads", "mem_on"];
+const SHARED_MAPS: [&str; 6] = ["active", "conn_fds", "fds_wanted", "scratch", "mem_threads", "mem_on"];
 
 /// How uprobes are attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
