@@ -6,7 +6,15 @@
  * library's own call; optionally at a fixed rate) and a server thread
  * reading them. Prints one JSON line:
  *
- *   {"writes":N*C,"bytes":...,"seconds":...,"us_per_write":...,"writes_per_s":...}
+ *   {"writes":N*C,"bytes":...,"seconds":...,"us_per_write":...,"writes_per_s":...,
+ *    "transfer_us_per_write":...,"cpu_us_per_write":...}
+ *
+ * us_per_write: the clients' time in their write loops per write (a client
+ * runs ahead of its server by what the socket buffers hold);
+ * transfer_us_per_write: from the first client's first write to the last
+ * server's last byte, per write; cpu_us_per_write: the CPU time of the
+ * client and server threads over the same span, per write (a uprobe and its
+ * BPF programs run on the thread that hit them, so it includes their cost).
  *
  *   tlsload CERT KEY [-n writes] [-s size] [-c conns] [-r writes/s per conn] [-t] [-H]
  *
@@ -54,6 +62,8 @@ static void die(const char *what)
 struct conn {
 	int lfd, port;
 	double seconds;
+	uint64_t cpu_ns; /* both threads' CPU time moving the data (after the handshakes) */
+	uint64_t first_write, last_read; /* CLOCK_MONOTONIC */
 };
 
 static void *server(void *arg)
@@ -67,12 +77,15 @@ static void *server(void *arg)
 		die("server handshake");
 	char buf[65536];
 	long want = n_writes * size, got = 0;
+	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
 	while (got < want) {
 		long r = tls_read(s, buf, sizeof(buf));
 		if (r <= 0)
 			die("read");
 		got += r;
 	}
+	c->last_read = now_ns(CLOCK_MONOTONIC);
+	__atomic_fetch_add(&c->cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0, __ATOMIC_RELAXED);
 	tls_write(s, "k", 1); /* done: the client may close */
 	tls_close(s);
 	return NULL;
@@ -104,7 +117,8 @@ static void *client(void *arg)
 		memcpy(buf, head, len);
 		body_at = len;
 	}
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start = now_ns(CLOCK_MONOTONIC), cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+	c->first_write = start;
 	for (long i = 0; i < n_writes; i++) {
 		if (rate > 0) {
 			uint64_t due = start + (uint64_t)(i * (1e9 / rate));
@@ -123,6 +137,7 @@ static void *client(void *arg)
 			die("write");
 	}
 	c->seconds = (now_ns(CLOCK_MONOTONIC) - start) / 1e9;
+	__atomic_fetch_add(&c->cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0, __ATOMIC_RELAXED);
 	char k;
 	tls_read(s, &k, 1);
 	tls_close(s);
@@ -171,11 +186,15 @@ int main(int argc, char **argv)
 		pthread_create(&ts[2 * i + 1], NULL, client, &cs[i]);
 	for (long i = 0; i < conns * 2; i++)
 		pthread_join(ts[i], NULL);
-	double wall = (now_ns(CLOCK_MONOTONIC) - t0) / 1e9, busy = 0;
-	for (long i = 0; i < conns; i++)
-		busy += cs[i].seconds;
+	double wall = (now_ns(CLOCK_MONOTONIC) - t0) / 1e9, busy = 0, cpu = 0;
+	uint64_t first = UINT64_MAX, last = 0;
+	for (long i = 0; i < conns; i++) {
+		busy += cs[i].seconds, cpu += cs[i].cpu_ns / 1e9;
+		first = cs[i].first_write < first ? cs[i].first_write : first;
+		last = cs[i].last_read > last ? cs[i].last_read : last;
+	}
 	long writes = n_writes * conns;
-	printf("{\"writes\":%ld,\"bytes\":%ld,\"seconds\":%.6f,\"us_per_write\":%.3f,\"writes_per_s\":%.1f}\n", writes,
-	       writes * size, wall, busy * 1e6 / writes, writes / wall);
+	printf("{\"writes\":%ld,\"bytes\":%ld,\"seconds\":%.6f,\"us_per_write\":%.3f,\"writes_per_s\":%.1f,\"transfer_us_per_write\":%.3f,\"cpu_us_per_write\":%.3f}\n",
+	       writes, writes * size, wall, busy * 1e6 / writes, writes / wall, (last - first) / 1e3 / writes, cpu * 1e6 / writes);
 	return 0;
 }

@@ -6,7 +6,12 @@
 //
 //	tlsload-go CERT KEY [-n writes] [-s size] [-c conns]
 //
-//	{"writes":N*C,"bytes":...,"seconds":...,"us_per_write":...,"writes_per_s":...}
+//	{"writes":N*C,"bytes":...,"seconds":...,"us_per_write":...,"writes_per_s":...,
+//	 "transfer_us_per_write":...,"cpu_us_per_write":...}
+//
+// transfer_us_per_write: from after the handshakes until every byte is
+// read, per write; cpu_us_per_write: the process's CPU time (user + system,
+// every thread) over the same span, per write.
 //
 // Standard library only (no module proxy here); built by
 // tests/gotls/build.sh with the fixture's newest Go.
@@ -19,8 +24,18 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
+
+// The process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		die("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func die(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "tlsload-go: "+format+"\n", args...)
@@ -97,7 +112,7 @@ func main() {
 	for i := range payload {
 		payload[i] = 'a' + byte(i%26)
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var cw sync.WaitGroup
 	busy := make([]float64, conns) // each client's time in its writes
 	for k, c := range clients {
@@ -120,11 +135,12 @@ func main() {
 	}
 	cw.Wait()
 	wg.Wait()
+	cpu := (cpuTime() - cpu0).Seconds()
 	secs, sum := time.Since(start).Seconds(), 0.0
 	for _, b := range busy {
 		sum += b
 	}
 	total := writes * conns
-	fmt.Printf("{\"writes\":%d,\"bytes\":%d,\"seconds\":%.6f,\"us_per_write\":%.3f,\"writes_per_s\":%.1f}\n",
-		total, total*size, secs, sum*1e6/float64(total), float64(total)/secs)
+	fmt.Printf("{\"writes\":%d,\"bytes\":%d,\"seconds\":%.6f,\"us_per_write\":%.3f,\"writes_per_s\":%.1f,\"transfer_us_per_write\":%.3f,\"cpu_us_per_write\":%.3f}\n",
+		total, total*size, secs, sum*1e6/float64(total), float64(total)/secs, secs*1e6/float64(total), cpu*1e6/float64(total))
 }
