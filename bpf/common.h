@@ -157,6 +157,31 @@ struct {
 	__type(value, struct conn_state);
 } conn_fds SEC(".maps");
 
+/* A count in a one-entry array, changed with atomic adds (any CPU). */
+#define COUNT_MAP(name)                           \
+	struct {                                  \
+		__uint(type, BPF_MAP_TYPE_ARRAY); \
+		__uint(max_entries, 1);           \
+		__type(key, __u32);               \
+		__type(value, __u64);             \
+	} name SEC(".maps")
+
+static __always_inline void count_add(void *map, __s64 d)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(map, &zero);
+	if (n)
+		__sync_fetch_and_add(n, d);
+}
+
+/* Whether the count is not 0 (or cannot be read). */
+static __always_inline int count_nonzero(void *map)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(map, &zero);
+	return !n || *(volatile __u64 *)n;
+}
+
 /* How many calls in progress want the fds their thread reads and writes
  * noted: those whose connection's fd is not known yet (its first calls, a
  * memory BIO's until matched). Mostly 0, and then sys_enter, which every
@@ -164,27 +189,7 @@ struct {
  * the thread's call. Shared by every object. A call that never returns
  * (its thread killed inside the library) leaves it above 0: sys_enter then
  * looks again, as it always did. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} fds_wanted SEC(".maps");
-
-static __always_inline void fds_wanted_add(__s64 d)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&fds_wanted, &zero);
-	if (n)
-		__sync_fetch_and_add(n, d);
-}
-
-static __always_inline int any_fds_wanted(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&fds_wanted, &zero);
-	return !n || *(volatile __u64 *)n;
-}
+COUNT_MAP(fds_wanted);
 
 /* max_entries is set by userspace to possible CPUs * SCRATCH_SLOTS. A plain
  * array because per-CPU map values are limited to 32 KiB. */
@@ -281,7 +286,7 @@ static __always_inline void call_begin(__u64 conn, __u64 buf, __u64 len_ptr, __u
 	struct call_ctx *cp = bpf_map_lookup_elem(&active, &id);
 	if (cp) {
 		if (cp->live && cp->want_fds) /* a call that never returned */
-			fds_wanted_add(-1);
+			count_add(&fds_wanted, -1);
 		cp->conn = conn;
 		cp->buf = buf;
 		cp->len_ptr = len_ptr;
@@ -292,7 +297,7 @@ static __always_inline void call_begin(__u64 conn, __u64 buf, __u64 len_ptr, __u
 		cp->dir = dir;
 		cp->want_fds = want;
 		if (want)
-			fds_wanted_add(1);
+			count_add(&fds_wanted, 1);
 		cp->live = 1;
 		return;
 	}
@@ -309,7 +314,7 @@ static __always_inline void call_begin(__u64 conn, __u64 buf, __u64 len_ptr, __u
 	if (bpf_map_update_elem(&active, &id, &c, BPF_ANY))
 		count(STAT_ACTIVE_FULL);
 	else if (want)
-		fds_wanted_add(1);
+		count_add(&fds_wanted, 1);
 }
 
 /* The call this thread is finishing, now over; -1 when there is none. */
@@ -322,7 +327,7 @@ static __always_inline int call_take(struct call_ctx *c)
 	*c = *cp;
 	cp->live = 0;
 	if (c->want_fds)
-		fds_wanted_add(-1);
+		count_add(&fds_wanted, -1);
 	return 0;
 }
 
@@ -722,7 +727,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	case NR_RECVFROM:
 		mem_sys_enter(ctx->args[1], regs);
 	}
-	if (!any_fds_wanted())
+	if (!count_nonzero(&fds_wanted))
 		return 0;
 	return note_fd(regs);
 }

@@ -44,28 +44,11 @@ struct {
 
 /* How many threads are in gnutls_uncorking: while none is, a send does not
  * look itself up there (almost no program corks). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} gnutls_uncorks SEC(".maps");
-
-static __always_inline void uncorks_add(__s64 d)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&gnutls_uncorks, &zero);
-	if (n)
-		__sync_fetch_and_add(n, d);
-}
+COUNT_MAP(gnutls_uncorks);
 
 static __always_inline int uncorking(__u64 id)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&gnutls_uncorks, &zero);
-	if (n && !*(volatile __u64 *)n)
-		return 0;
-	return bpf_map_lookup_elem(&gnutls_uncorking, &id) != 0;
+	return count_nonzero(&gnutls_uncorks) && bpf_map_lookup_elem(&gnutls_uncorking, &id);
 }
 
 static __always_inline void rw_entry(__u64 session, __u64 buf, __u8 dir)
@@ -153,7 +136,7 @@ int BPF_KPROBE(gnutls_uncork_entry)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u8 one = 1;
 	if (!filtered_out(id) && !bpf_map_update_elem(&gnutls_uncorking, &id, &one, BPF_NOEXIST))
-		uncorks_add(1);
+		count_add(&gnutls_uncorks, 1);
 	return 0;
 }
 
@@ -162,7 +145,7 @@ int BPF_KRETPROBE(gnutls_uncork_return)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!bpf_map_delete_elem(&gnutls_uncorking, &id))
-		uncorks_add(-1);
+		count_add(&gnutls_uncorks, -1);
 	return 0;
 }
 
